@@ -1,0 +1,41 @@
+// The consistency checker behind fsck.lunfs: reads the whole file system through a
+// BlockDevice and reports every problem in words, without writing anything. Operational
+// failures (unreadable device, not lunfs, unknown features) come back as an error Status;
+// damage comes back as findings in the report.
+#pragma once
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "fs/block_device.h"
+#include "fs/superblock.h"
+
+namespace lunfs {
+
+struct FsckFinding {
+  enum class Kind { kError, kWarning };
+  Kind kind;
+  std::string text;
+};
+
+struct FsckReport {
+  ondisk::Superblock sb;
+  std::vector<FsckFinding> findings;
+  uint64_t inodes = 0;
+  uint64_t directories = 0;
+  uint64_t used_blocks = 0;  // data-area blocks not free
+  size_t errors() const;
+  size_t warnings() const;
+  // True when a finding's text contains `needle` (tests use it).
+  bool mentions(const std::string& needle) const;
+};
+
+struct FsckOptions {
+  std::ostream* verbose = nullptr;  // phase progress goes here when set
+};
+
+Result<FsckReport> check_filesystem(BlockDevice& dev, const FsckOptions& options = {});
+
+}  // namespace lunfs
