@@ -96,6 +96,7 @@ class Checker {
             n(g.block_count * g.block_size) + " bytes): was the LUN shrunk?");
       return report_;  // nothing beyond the device's end can be read
     }
+    if (have_primary_) compare_backup();
     progress("Phase 2: node slots (" + n(g.journal_count) + " journals)");
     check_slots();
     progress("Phase 3: resource groups (" + n(g.rgrp_count) + ")");
@@ -146,9 +147,8 @@ class Checker {
     auto primary = decode_superblock(buf.span(), primary_block);
     if (primary) {
       report_.sb = *primary;
-      LUNFS_TRY(check_features(report_.sb, false));
-      compare_backup();
-      return Status::ok();
+      have_primary_ = true;
+      return check_features(report_.sb, false);
     }
     // Primary damaged: look for a backup at the end of the device, for every block size.
     for (uint32_t b = kMinBlockSize; b <= kMaxBlockSize; b *= 2) {
@@ -695,6 +695,7 @@ class Checker {
   int64_t statfs_free_ = 0;
   int64_t statfs_dinodes_ = 0;
   bool statfs_valid_ = true;
+  bool have_primary_ = false;
   uint64_t total_free_ = 0;
 };
 

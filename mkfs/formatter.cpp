@@ -218,6 +218,9 @@ Status write_filesystem(BlockDevice& dev, const Superblock& sb) {
     LUNFS_TRY(write_blocks(sb.root_inode, one));
   }
 
+  // Superblocks last, each behind a flush: until the backup lands nothing looks like
+  // lunfs, and once it has, every structure it describes is durable.
+  LUNFS_TRY(dev.flush());
   encode_superblock(sb, one.span(), g.backup_sb_block);
   LUNFS_TRY(write_blocks(g.backup_sb_block, one));
   LUNFS_TRY(dev.flush());
