@@ -13,6 +13,7 @@
 
 #include "fs/aligned_buffer.h"
 #include "fs/dir_format.h"
+#include "fs/parallel_io.h"
 #include "fs/extent_format.h"
 #include "fs/inode_format.h"
 #include "fs/rgrp_format.h"
@@ -237,13 +238,29 @@ class Checker {
     const Geometry& g = report_.sb.geometry;
     const uint64_t seed = report_.sb.csum_seed;
     rgrps_.resize(g.rgrp_count);
-    AlignedBuffer one, bitmaps;
+    // Headers are read in batches, many I/Os in flight; 1024 headers of 64 KiB at most
+    // bound the memory.
+    constexpr uint32_t kBatch = 1024;
+    AlignedBuffer headers(uint64_t{std::min(kBatch, g.rgrp_count)} * bs()), bitmaps;
+    std::vector<Status> read_status(kBatch);
     for (uint32_t i = 0; i < g.rgrp_count; ++i) {
+      const uint32_t slot = i % kBatch;
+      if (slot == 0) {
+        uint32_t batch = std::min(kBatch, g.rgrp_count - i);
+        (void)parallel_for(batch, [&](size_t k) {
+          read_status[k] = dev_.read(g.rgrp(i + static_cast<uint32_t>(k)).header * bs(),
+                                     headers.span().subspan(k * bs(), bs()));
+          return Status::ok();
+        });
+      }
       RgrpLocation loc = g.rgrp(i);
       RgrpInfo& info = rgrps_[i];
       const std::string where = "resource group " + n(i);
-      if (!read_one(loc.header, one, where)) continue;
-      auto header = decode_rgrp_header(one.span(), loc.header, seed, loc);
+      if (!read_status[slot]) {
+        error(where + ": cannot read block " + n(loc.header) + ": " + read_status[slot].to_string());
+        continue;
+      }
+      auto header = decode_rgrp_header(headers.span().subspan(uint64_t{slot} * bs(), bs()), loc.header, seed, loc);
       if (!header) {
         error(where + ": " + header.status().message() + "; its blocks cannot be checked");
         continue;
