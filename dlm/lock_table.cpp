@@ -115,8 +115,17 @@ void LockTable::apply(NodeId from, const Op& op, Effects& fx) {
     case OpType::kUnlock: on_unlock(from, op, fx); break;
     case OpType::kCancel: on_cancel(from, op, fx); break;
     case OpType::kRecoveryDone: recovery_done(op.node, fx); break;
+    case OpType::kHello: {
+      auto j = unsynced_.find(from);
+      if (j == unsynced_.end() || j->second.nonce != 0) break;
+      j->second = {op.seq, 0};
+      snapshot_for({{from, op.seq, 0}}, fx);
+      break;
+    }
     case OpType::kSnapshot:
-      for (auto [node, k] : op.targets) unsynced_.erase(node);
+      for (auto t : op.targets)
+        if (auto j = unsynced_.find(t.node); j != unsynced_.end() && j->second.nonce == t.nonce)
+          unsynced_.erase(j);
       break;
     case OpType::kQuorum:
       if (!members_.empty() && from == members_.front()) set_quorate(op.flags != 0, fx);
@@ -158,7 +167,10 @@ void LockTable::on_convert(NodeId from, const Op& op, Effects& fx) {
     return update(r, fx);
   }
   l->rqmode = op.mode;
-  if (quorate_ && r.convert.empty() && !r.conflicts(op.mode, l)) return grant(l, fx);
+  if (quorate_ && r.convert.empty() && !r.conflicts(op.mode, l)) {
+    grant(l, fx);
+    return update(r, fx);  // e.g. CW->PR: waiting PR requests are compatible now
+  }
   if (op.flags & kNoQueue) {
     l->rqmode = l->grmode;
     return complete(l, quorate_ ? Status::kAgain : Status::kNoQuorum, fx);

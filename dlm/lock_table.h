@@ -54,7 +54,7 @@ struct Released {  // our own unlock has been applied
   LockId id;
 };
 struct SendSnapshot {  // we are the lowest synced member: send our table to these joiners
-  std::vector<std::pair<NodeId, uint32_t>> targets;
+  std::vector<SnapshotTarget> targets;
 };
 using Effect = std::variant<Completion, Blocking, Recovery, Recovered, Released, SendSnapshot>;
 using Effects = std::vector<Effect>;
@@ -123,7 +123,12 @@ class LockTable {
   bool quorate_ = false;
   uint32_t orphan_gen_ = 0;
   std::vector<NodeId> members_;                   // sorted
-  std::unordered_map<NodeId, uint32_t> unsynced_;  // joiner -> confchgs since it joined
+  struct Joiner {
+    uint64_t nonce;  // 0 until its kHello arrives
+    uint32_t k;      // membership changes since its kHello
+  };
+  void snapshot_for(std::vector<SnapshotTarget> targets, Effects& fx);
+  std::unordered_map<NodeId, Joiner> unsynced_;  // members without the table yet
   std::set<NodeId> pending_recovery_;             // left, not yet recovery_done
   std::unordered_map<std::string, Resource> resources_;
   std::unordered_map<Key, Lock, KeyHash> locks_;

@@ -1,10 +1,12 @@
 // LockSpaceImpl: the local replica of a lock space (see lockspace_impl.h).
 //
 // Joining: the first membership we see has us in `joined`. If every member is new we found
-// an empty table. Otherwise the lowest synced member sends a snapshot of its table as of
-// that membership change (tagged with how many changes we have seen since joining); we log
-// the stream until the snapshot arrives, restore it and replay what we logged after the
-// tagged change. If every member that had the table leaves first, the join fails.
+// an empty table. Otherwise we multicast kHello with a random nonce (it tells this
+// incarnation from an earlier one of the same node id, whose snapshot may still be in
+// flight) and log the stream. The lowest synced member answers with a snapshot of its table
+// as of our kHello, or, if it died first, the next lowest as of a later membership change
+// (tagged with how many changes after our kHello). We restore it and replay what we logged
+// after that point. If every member that had the table leaves first, the join fails.
 //
 // Cut-off nodes: a node that lost quorum after having had it (or lost members while
 // without it) may have been partitioned away; the quorate side then released its locks
@@ -13,6 +15,7 @@
 #include "dlm/lockspace_impl.h"
 
 #include <algorithm>
+#include <random>
 
 namespace lunfs::dlm {
 
@@ -239,10 +242,11 @@ void LockSpaceImpl::on_deliver(NodeId from, std::string_view bytes) {
     if (!op || state_ == State::kIdle || state_ == State::kFailed) return;
     if (state_ == State::kJoining) {
       if (!join_seen_) return;
-      auto me = std::find_if(op->targets.begin(), op->targets.end(),
-                             [&](auto& t) { return t.first == self_; });
+      auto me = std::find_if(op->targets.begin(), op->targets.end(), [&](auto& t) {
+        return t.node == self_ && t.nonce == nonce_;
+      });
       if (op->type == OpType::kSnapshot && me != op->targets.end()) {
-        restore(*op, me->second, acts);
+        restore(*op, me->k, acts);
       } else {
         log_.push_back({from, std::move(*op)});
         return;
@@ -262,12 +266,17 @@ void LockSpaceImpl::apply(NodeId from, const Op& op, Actions& acts) {
 void LockSpaceImpl::restore(const Op& snapshot, uint32_t k, Actions& acts) {
   if (!table_.decode(snapshot.blob)) return fail(Status::kShutdown, acts);
   state_ = State::kReady;
+  // Replay what followed the snapshot's point: our kHello, then k membership changes.
+  auto hello = std::find_if(log_.begin(), log_.end(), [&](Logged& e) {
+    auto* op = std::get_if<Op>(&e.event);
+    return e.from == self_ && op && op->type == OpType::kHello && op->seq == nonce_;
+  });
   uint32_t seen = 0;
-  for (Logged& e : log_) {
-    if (auto* m = std::get_if<Membership>(&e.event)) {
+  for (auto e = hello == log_.end() ? hello : hello + 1; e != log_.end(); ++e) {
+    if (auto* m = std::get_if<Membership>(&e->event)) {
       if (++seen > k) apply_membership(*m, acts);
     } else if (seen >= k) {
-      apply(e.from, std::get<Op>(e.event), acts);
+      apply(e->from, std::get<Op>(e->event), acts);
     }
     if (state_ != State::kReady) return;
   }
@@ -290,6 +299,10 @@ void LockSpaceImpl::on_membership(const Membership& m) {
         state_ = State::kReady;
         announce_quorum();
         cv_.notify_all();
+      } else {
+        std::random_device rd;
+        nonce_ = (uint64_t(rd()) << 32 | rd()) | 1;
+        send(Op{.type = OpType::kHello, .seq = nonce_});
       }
     } else if (state_ == State::kJoining) {
       log_.push_back({0, m});

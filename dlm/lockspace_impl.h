@@ -29,13 +29,13 @@ class LockSpaceImpl final : public LockSpace, private TransportListener {
   void leave() override;
   Status request(std::string_view name, Mode mode, uint32_t flags, uint64_t cookie,
                  LockId* id) override;
-  Status convert(LockId id, Mode mode, uint32_t flags, const LvbBytes* lvb) override;
-  Status unlock(LockId id, const LvbBytes* lvb) override;
+  Status convert(LockId id, Mode mode, uint32_t flags, const LvbBytes* lvb = nullptr) override;
+  Status unlock(LockId id, const LvbBytes* lvb = nullptr) override;
   Status cancel(LockId id) override;
   Status lock(std::string_view name, Mode mode, uint32_t flags,
-              std::chrono::milliseconds timeout, LockId* id, Lvb* lvb) override;
+              std::chrono::milliseconds timeout, LockId* id, Lvb* lvb = nullptr) override;
   Status convert_wait(LockId id, Mode mode, uint32_t flags, std::chrono::milliseconds timeout,
-                      Lvb* lvb) override;
+                      Lvb* lvb = nullptr) override;
   Status recovery_done(NodeId node) override;
   NodeId node_id() const override { return self_; }
   bool quorate() const override;
@@ -110,6 +110,7 @@ class LockSpaceImpl final : public LockSpace, private TransportListener {
 
   // Joining: members that had the table when we joined, and what we saw since.
   bool join_seen_ = false;
+  uint64_t nonce_ = 0;
   std::vector<NodeId> sources_;
   std::vector<Logged> log_;
 

@@ -16,18 +16,24 @@ void LockTable::membership(const std::vector<NodeId>& members, const std::vector
     unsynced_.erase(n);
     orphan_node(n, fx);
   }
-  for (auto& [node, k] : unsynced_) ++k;
-  for (NodeId n : joined) unsynced_[n] = 0;
+  std::vector<SnapshotTarget> targets;
+  for (auto& [node, j] : unsynced_)
+    if (j.nonce) targets.push_back({node, j.nonce, ++j.k});
+  for (NodeId n : joined) unsynced_[n] = {0, 0};
   members_ = members;
   std::sort(members_.begin(), members_.end());
-  if (unsynced_.empty()) return;
+  snapshot_for(std::move(targets), fx);
+}
+
+// The lowest synced member hands its table over; if it dies first, the next membership
+// change makes the new lowest one send it.
+void LockTable::snapshot_for(std::vector<SnapshotTarget> targets, Effects& fx) {
+  if (targets.empty()) return;
   auto sender = std::find_if(members_.begin(), members_.end(),
                              [&](NodeId n) { return !unsynced_.count(n); });
   if (sender == members_.end() || *sender != self_) return;
-  SendSnapshot s;
-  for (auto [node, k] : unsynced_) s.targets.emplace_back(node, k);
-  std::sort(s.targets.begin(), s.targets.end());
-  fx.emplace_back(std::move(s));
+  std::sort(targets.begin(), targets.end());
+  fx.emplace_back(SendSnapshot{std::move(targets)});
 }
 
 void LockTable::orphan_node(NodeId node, Effects& fx) {

@@ -26,10 +26,10 @@ std::string LockTable::encode() const {
   w.u32(orphan_gen_);
   w.u32(uint32_t(members_.size()));
   for (NodeId n : members_) w.u32(n);
-  std::vector<std::pair<NodeId, uint32_t>> uns(unsynced_.begin(), unsynced_.end());
-  std::sort(uns.begin(), uns.end());
+  std::vector<std::pair<NodeId, Joiner>> uns(unsynced_.begin(), unsynced_.end());
+  std::sort(uns.begin(), uns.end(), [](auto& a, auto& b) { return a.first < b.first; });
   w.u32(uint32_t(uns.size()));
-  for (auto [n, k] : uns) w.u32(n), w.u32(k);
+  for (auto& [n, j] : uns) w.u32(n), w.u64(j.nonce), w.u32(j.k);
   w.u32(uint32_t(pending_recovery_.size()));
   for (NodeId n : pending_recovery_) w.u32(n);
   auto rs = sorted(resources_);
@@ -72,8 +72,9 @@ bool LockTable::decode(std::string_view blob) {
   if (!rd.u32(n) || n > blob.size()) return false;
   for (uint32_t i = 0; i < n; ++i) {
     uint32_t id, k;
-    if (!rd.u32(id) || !rd.u32(k)) return false;
-    unsynced_[id] = k;
+    uint64_t nonce;
+    if (!rd.u32(id) || !rd.u64(nonce) || !rd.u32(k)) return false;
+    unsynced_[id] = {nonce, k};
   }
   if (!rd.u32(n) || n > blob.size()) return false;
   for (uint32_t i = 0; i < n; ++i) {

@@ -83,6 +83,7 @@ std::string encode(const Op& op) {
       w.u64(op.seq), put_lvb(w, op.lvb);
       break;
     case OpType::kCancel:
+    case OpType::kHello:
       w.u64(op.seq);
       break;
     case OpType::kQuorum:
@@ -93,7 +94,7 @@ std::string encode(const Op& op) {
       break;
     case OpType::kSnapshot:
       w.u32(static_cast<uint32_t>(op.targets.size()));
-      for (auto [n, k] : op.targets) w.u32(n), w.u32(k);
+      for (auto t : op.targets) w.u32(t.node), w.u64(t.nonce), w.u32(t.k);
       w.bytes(op.blob);
       break;
   }
@@ -119,6 +120,7 @@ std::optional<Op> decode(std::string_view bytes) {
       ok = r.u64(op.seq) && get_lvb(r, op.lvb);
       break;
     case OpType::kCancel:
+    case OpType::kHello:
       ok = r.u64(op.seq);
       break;
     case OpType::kQuorum:
@@ -129,11 +131,11 @@ std::optional<Op> decode(std::string_view bytes) {
       break;
     case OpType::kSnapshot: {
       uint32_t n;
-      ok = r.u32(n) && n <= bytes.size() / 8;
+      ok = r.u32(n) && n <= bytes.size() / 16;
       for (uint32_t i = 0; ok && i < n; ++i) {
-        uint32_t node, k;
-        ok = r.u32(node) && r.u32(k);
-        op.targets.emplace_back(node, k);
+        SnapshotTarget t{};
+        ok = r.u32(t.node) && r.u64(t.nonce) && r.u32(t.k);
+        op.targets.push_back(t);
       }
       ok = ok && r.bytes(op.blob);
       break;

@@ -19,8 +19,18 @@ enum class OpType : uint8_t {
   kUnlock,        // seq, optional LVB
   kCancel,        // seq
   kRecoveryDone,  // node: the FS has recovered `node`; release the locks it held
-  kSnapshot,      // blob: replicated table for joiners `targets` (node, confchgs since join)
+  kHello,         // seq = nonce: a joiner announces this incarnation (see lockspace.cpp)
+  kSnapshot,      // blob: the table for joiners `targets` (see SnapshotTarget)
   kQuorum,        // flags = quorate; only the lowest member's counts (see lock_table.h)
+};
+
+// A snapshot is the sender's table right after the joiner's kHello (k = 0) or after the
+// k-th membership change following it. The nonce tells incarnations of a node apart.
+struct SnapshotTarget {
+  NodeId node;
+  uint64_t nonce;
+  uint32_t k;
+  bool operator<(const SnapshotTarget& o) const { return node < o.node; }
 };
 
 struct Op {
@@ -32,7 +42,7 @@ struct Op {
   std::string name;
   std::optional<LvbBytes> lvb;
   NodeId node = 0;
-  std::vector<std::pair<NodeId, uint32_t>> targets;
+  std::vector<SnapshotTarget> targets;
   std::string blob;
 };
 
