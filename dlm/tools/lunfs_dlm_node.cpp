@@ -10,6 +10,9 @@
 //   recovery-done NODE                      -> ok
 //   auto-recover on|off   call recovery_done(node) as soon as the hook reports it
 //   wait-recover NODE TIMEOUT_MS            -> ok N_LOCKS_IT_HELD (after its hook ran)
+//   stress N SEED    N random lock/hold/unlock rounds on resources s0..s3; prints one line
+//                    "iv RES MODE T_GRANTED T_RELEASED" (CLOCK_MONOTONIC ns, shared by all
+//                    nodes of a one-machine cluster) per round, then "ok"
 //   quorate | members | node | dump (ends with a line "end") | quit
 #include <qb/qblog.h>
 
@@ -19,6 +22,9 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <random>
+#include <thread>
+#include <time.h>
 #include <sstream>
 #include <string>
 
@@ -35,6 +41,12 @@ void say(const std::string& line) {
   std::fwrite(line.data(), 1, line.size(), stdout);
   std::fputc('\n', stdout);
   std::fflush(stdout);
+}
+
+uint64_t now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
 }
 
 std::string lvb_text(const Lvb& lvb) {
@@ -155,6 +167,28 @@ int run(const std::string& name) {
         say("ok " + std::to_string(client.recovered[n]));
       else
         err(Status::kTimedOut);
+    } else if (cmd == "stress") {
+      int rounds = 0;
+      unsigned seed = 0;
+      in >> rounds >> seed;
+      std::mt19937 rng(seed);
+      std::string ivs;
+      Status bad = Status::kOk;
+      for (int i = 0; i < rounds && bad == Status::kOk; ++i) {
+        std::string res = "s" + std::to_string(rng() % 4);
+        Mode m = Mode(rng() % kModeCount);
+        LockId id;
+        Status s = ls->lock(res, m, 0, std::chrono::seconds(20), &id);
+        if (s != Status::kOk) { bad = s; break; }
+        auto t0 = now_ns();
+        std::this_thread::sleep_for(std::chrono::microseconds(rng() % 2000));
+        auto t1 = now_ns();
+        ivs += "iv " + res + " " + std::string(mode_name(m)) + " " + std::to_string(t0) + " " +
+               std::to_string(t1) + "\n";
+        bad = ls->unlock(id);
+      }
+      if (bad != Status::kOk) err(bad);
+      else say(ivs + "ok");
     } else if (cmd == "quorate") {
       say("ok " + std::to_string(ls->quorate()));
     } else if (cmd == "members") {
