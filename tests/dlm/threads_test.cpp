@@ -8,6 +8,7 @@
 #include <cstring>
 #include <thread>
 
+#include "dlm/lock_cache.h"
 #include "dlm/lock_table.h"
 #include "tests/dlm/cluster_fixture.h"
 
@@ -118,6 +119,33 @@ TEST(Threads, TransportFailureWakesBlockedCallers) {
   EXPECT_EQ(rec.last(async_id)->status, Status::kShutdown) << "pending requests complete";
   EXPECT_EQ(rec.failed_with, Status::kShutdown);
   EXPECT_EQ(ls.request("c", Mode::PR, 0, 0, &id), Status::kShutdown);
+}
+
+// A cached lock is re-used without messages and handed over when another node asks.
+TEST(Threads, LockCacheReusesLocallyAndHandsOver) {
+  Bus bus(2);
+  LockCache a, b;
+  LockSpaceImpl la(bus.endpoint(1), &a), lb(bus.endpoint(2), &b);
+  a.attach(&la), b.attach(&lb);
+  bus.start_pump(7);
+  ASSERT_EQ(la.join(5s), Status::kOk);
+  ASSERT_EQ(lb.join(5s), Status::kOk);
+  for (int i = 0; i < 500 && !lb.quorate(); ++i) std::this_thread::sleep_for(1ms);
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_EQ(a.acquire("inode", Mode::EX, 5s), Status::kOk);
+    a.release("inode");
+  }
+  EXPECT_EQ(a.remote_grants(), 1u);
+  EXPECT_EQ(a.local_hits(), 99u);
+  ASSERT_EQ(a.acquire("inode", Mode::PR, 5s), Status::kOk) << "EX covers PR";
+  a.release("inode");
+  ASSERT_EQ(b.acquire("inode", Mode::EX, 5s), Status::kOk) << "node 1 gave it up";
+  b.release("inode");
+  ASSERT_EQ(a.acquire("inode", Mode::PR, 5s), Status::kOk);
+  EXPECT_EQ(a.remote_grants(), 2u);
+  a.release("inode");
+  la.leave(), lb.leave();
+  bus.stop_pump();
 }
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
