@@ -66,7 +66,9 @@ class CpgTransport final : public Transport {
   int wake_ = -1;
   TransportListener* listener_ = nullptr;
   std::thread thread_;
+  std::thread::id loop_id_;
 
+  std::mutex cpg_mu_;  // held for every call on cpg_ after start()
   std::mutex mu_;
   std::deque<std::string> queue_;
   bool stop_ = false;
@@ -157,17 +159,42 @@ Status CpgTransport::start(TransportListener* listener) {
     return Status::kShutdown;
   }
   joined_ = true;
+  std::lock_guard g(mu_);  // loop_id_ is read under mu_ in send()
   thread_ = std::thread([this] { loop(); });
+  loop_id_ = thread_.get_id();
   return Status::kOk;
 }
 
 Status CpgTransport::send(std::string op) {
+  bool wake;
+  // Fast path for a caller with nothing queued ahead: multicast from its own thread and
+  // spare the wake-up of the loop thread (one thread switch is a large part of a lock's
+  // latency). cpg_mu_ serialises every use of the CPG handle; try_lock keeps callers off
+  // it while the loop dispatches, and never blocks, so the lock order cannot invert.
+  if (std::this_thread::get_id() != loop_id_ && cpg_mu_.try_lock()) {
+    std::lock_guard cpg(cpg_mu_, std::adopt_lock);
+    std::lock_guard g(mu_);
+    if (stop_ || leaving_) return Status::kShutdown;
+    if (queue_.empty() && batch_.empty() && loop_id_ != std::thread::id()) {
+      uint32_t len = uint32_t(op.size());
+      iovec iov[2] = {{&len, 4}, {op.data(), op.size()}};
+      if (cpg_mcast_joined(cpg_, CPG_TYPE_AGREED, iov, 2) == CS_OK) {
+        ++stats_->messages;
+        ++stats_->ops;
+        return Status::kOk;
+      }
+      // Refused or failed: the loop retries, backs off or reports the failure.
+    }
+  }
   {
     std::lock_guard g(mu_);
     if (stop_ || leaving_) return Status::kShutdown;
+    // The loop flushes after every dispatch, and a non-empty queue already woke it: a
+    // syscall per operation would cost more than the operation.
+    wake = queue_.empty() && std::this_thread::get_id() != loop_id_;
     queue_.push_back(std::move(op));
   }
-  poke();
+  if (wake) poke();
   return Status::kOk;
 }
 
@@ -205,6 +232,7 @@ void CpgTransport::loop() {
     if (leaving) {
       if (joined_) {
         cpg_name n = group_name(group_);
+        std::lock_guard cpg(cpg_mu_);
         cpg_leave(cpg_, &n);
         joined_ = false;
       }
@@ -222,14 +250,19 @@ void CpgTransport::loop() {
       (void)!read(wake_, &v, sizeof v);
     }
     if (fds[1].revents) {
+      std::unique_lock cpg(cpg_mu_);
       cs_error_t err = cpg_dispatch(cpg_, CS_DISPATCH_ALL);
+      cpg.unlock();
       if (err != CS_OK && err != CS_ERR_TRY_AGAIN) return fail("cpg_dispatch", err);
     }
     if (fds[2].revents) {
       cs_error_t err = quorum_dispatch(quorum_, CS_DISPATCH_ALL);
       if (err != CS_OK && err != CS_ERR_TRY_AGAIN) return fail("quorum_dispatch", err);
     }
-    if (!leaving && pending && Clock::now() >= retry_at_ && !flush()) return;
+    if (!leaving && pending && Clock::now() >= retry_at_) {
+      std::unique_lock cpg(cpg_mu_);
+      if (!flush()) return;
+    }
   }
 }
 
