@@ -3,12 +3,15 @@
 // corosync; skipped otherwise. The cluster is started once for the suite and torn down
 // at the end, also when a test fails.
 #include <gtest/gtest.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <map>
 #include <memory>
 #include <sstream>
+#include <thread>
 
 #include "dlm/types.h"
 #include "tests/cluster/node_process.h"
@@ -44,6 +47,9 @@ std::string harness_output(const std::string& args) {
 class Cluster : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
+    // The harness backgrounds corosync and exits: become the reaper of such orphans so
+    // they are collected here, not left to init.
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
     if (geteuid() != 0) skip_ = "needs root (network namespaces, corosync)";
     else if (std::system("command -v corosync >/dev/null 2>&1") != 0) skip_ = "corosync not installed";
     else if (harness("up 3") != 0) {
@@ -54,6 +60,7 @@ class Cluster : public ::testing::Test {
   }
   static void TearDownTestSuite() {
     if (skip_.empty()) harness("down");
+    while (waitpid(-1, nullptr, WNOHANG) > 0) {}
   }
   void SetUp() override {
     if (!skip_.empty()) GTEST_SKIP() << "cluster tests skipped: " << skip_;
@@ -166,6 +173,23 @@ TEST_F(Cluster, PartitionedMinorityGetsNoGrantsMajorityRecovers) {
   auto again = join(3, "part");  // a restarted member gets the current table
   EXPECT_EQ(again->command("lock fresh PR", 10s).rfind("ok ", 0), 0u);
   EXPECT_EQ(again->command("lock journal3 PR 1000", 5s), "err timed-out") << "node 1 has EX";
+}
+
+TEST_F(Cluster, CorosyncCrashFailsTheLockSpaceCleanly) {
+  auto n1 = join(1, "crash"), n2 = join(2, "crash"), n3 = join(3, "crash");
+  ASSERT_EQ(n1->command("lock held EX", 10s).rfind("ok ", 0), 0u);
+  // Node 3 waits for a lock when its corosync dies: the caller gets an error, no hang.
+  n3->command("lock held EX 60000", 0ms);
+  std::this_thread::sleep_for(500ms);
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(harness("stop-corosync 3"), 0);
+  EXPECT_EQ(n3->answer(10s), "err shutdown");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
+  EXPECT_TRUE(n3->wait_event("event failed shutdown", 5s));
+  EXPECT_EQ(n3->command("lock other PR", 5s), "err shutdown");
+  n3->stop();
+  ASSERT_EQ(harness("start 3"), 0);
+  EXPECT_EQ(n2->command("lock other PR", 10s).rfind("ok ", 0), 0u) << "the others go on";
 }
 
 TEST_F(Cluster, KilledNodesLocksGrantableAfterRecovery) {
