@@ -2,7 +2,6 @@
 #include "dlm/lock_table.h"
 
 #include <algorithm>
-#include <cstdio>
 
 namespace lunfs::dlm {
 
@@ -26,8 +25,6 @@ Resource& LockTable::resource(const std::string& name) {
   if (fresh) it->second.name = &it->first;
   return it->second;
 }
-
-const std::string& LockTable::name_of(const Resource& r) const { return *r.name; }
 
 void LockTable::destroy(Lock* l) {
   Resource* r = l->res;

@@ -101,7 +101,6 @@ class LockTable {
 
   Lock* lookup(NodeId node, uint64_t seq);
   Resource& resource(const std::string& name);
-  const std::string& name_of(const Resource& r) const;
   void destroy(Lock* l);
   void grant(Lock* l, Effects& fx);
   void complete(Lock* l, Status st, Effects& fx);

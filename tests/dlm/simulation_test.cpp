@@ -59,10 +59,7 @@ class Simulation {
   }
 
   // Called by App.
-  void note_recovery(NodeId observer, NodeId dead) {
-    recoveries_.insert({dead, incarnation_[dead]});
-    (void)observer;
-  }
+  void note_recovery(NodeId dead) { recoveries_.insert({dead, incarnation_[dead]}); }
 
  private:
   // As with votequorum, expected votes cover every node that may ever be up: two
@@ -267,12 +264,6 @@ class Simulation {
               << mode_name(hs[j].second);
   }
 
-  void settle() {
-    while (bus_.step(rng_)) {
-      // Deliveries only: reuse the checks of deliver_step by stepping through it.
-    }
-  }
-
   void drain() {
     if (::testing::Test::HasFailure()) return;
     for (int round = 0; round < 50; ++round) {
@@ -358,7 +349,7 @@ void App::completion(uint64_t, LockId id, Status st, Mode mode, const Lvb&) {
   }
 }
 
-void App::recover(NodeId dead, const std::vector<HeldLock>&) { sim->note_recovery(node, dead); }
+void App::recover(NodeId dead, const std::vector<HeldLock>&) { sim->note_recovery(dead); }
 
 TEST(Simulation, SafetyAndLivenessOverManySeeds) {
   uint64_t seeds = env_or("LUNFS_DLM_SIM_SEEDS", 1000);
