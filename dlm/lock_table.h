@@ -85,6 +85,7 @@ class LockTable {
   size_t lock_count() const { return locks_.size(); }
   size_t resource_count() const { return resources_.size(); }
   bool synced(NodeId n) const { return !unsynced_.count(n); }
+  bool recovery_pending(NodeId n) const { return pending_recovery_.count(n) != 0; }
 
  private:
   struct Key {

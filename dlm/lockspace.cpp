@@ -232,6 +232,11 @@ size_t LockSpaceImpl::lock_count() const {
   return table_.lock_count();
 }
 
+bool LockSpaceImpl::recovery_pending(NodeId node) const {
+  std::lock_guard g(mu_);
+  return table_.recovery_pending(node);
+}
+
 // ---- the delivered stream ----
 
 void LockSpaceImpl::on_deliver(NodeId from, std::string_view bytes) {

@@ -50,6 +50,7 @@ class LockSpaceImpl final : public LockSpace, private TransportListener {
   std::string table_state() const;
   bool check(std::string* why) const;
   size_t lock_count() const;
+  bool recovery_pending(NodeId node) const;
 
  private:
   using Actions = std::vector<std::function<void()>>;
