@@ -340,6 +340,11 @@ void CpgTransport::on_confchg(cpg_handle_t h, const cpg_name*, const cpg_address
   for (size_t i = 0; i < nmembers; ++i) m.members.push_back(members[i].nodeid);
   for (size_t i = 0; i < nleft; ++i) m.left.push_back(left[i].nodeid);
   for (size_t i = 0; i < njoined; ++i) m.joined.push_back(joined[i].nodeid);
+  // Members left: ask for quorum now rather than trust the last notification, which
+  // travels on another connection and may not have arrived yet for this membership.
+  int quorate = 0;
+  if (nleft && quorum_getquorate(self->quorum_, &quorate) == CS_OK)
+    self->listener_->on_quorum(quorate != 0);
   self->listener_->on_membership(m);
 }
 

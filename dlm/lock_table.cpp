@@ -125,7 +125,8 @@ void LockTable::apply(NodeId from, const Op& op, Effects& fx) {
           unsynced_.erase(j);
       break;
     case OpType::kQuorum:
-      if (!members_.empty() && from == members_.front()) set_quorate(op.flags != 0, fx);
+      if (!members_.empty() && from == members_.front() && op.seq == epoch_)
+        set_quorate(op.flags != 0, fx);
       break;
   }
 }

@@ -11,8 +11,10 @@
 //    mode of a later conversion, that later one can never go first (FIFO) and its owner
 //    waits for it, so the later conversion fails with kDeadlock and keeps its granted mode;
 //  - without quorum nothing is granted (down-conversions and unlocks still apply). Quorum
-//    is part of the stream: only the lowest member's kQuorum operations change it, so
-//    every node stops and resumes granting at the same point;
+//    is part of the stream: only the lowest member's kQuorum operations change it, and only
+//    for the membership they were sent in (a delayed one from an older membership would
+//    let a partitioned minority grant), so every node stops and resumes granting at the
+//    same point;
 //  - a holder is told once (blocking callback) that someone waits for a conflicting mode.
 #pragma once
 
@@ -86,6 +88,8 @@ class LockTable {
   size_t resource_count() const { return resources_.size(); }
   bool synced(NodeId n) const { return !unsynced_.count(n); }
   bool recovery_pending(NodeId n) const { return pending_recovery_.count(n) != 0; }
+  // Membership changes applied so far: a kQuorum states quorum for one epoch only.
+  uint64_t epoch() const { return epoch_; }
 
  private:
   struct Key {
@@ -121,6 +125,7 @@ class LockTable {
 
   NodeId self_;
   bool quorate_ = false;
+  uint64_t epoch_ = 0;
   uint32_t orphan_gen_ = 0;
   std::vector<NodeId> members_;                   // sorted
   struct Joiner {

@@ -337,7 +337,7 @@ void LockSpaceImpl::apply_membership(const Membership& m, Actions& acts) {
 void LockSpaceImpl::announce_quorum() {
   const auto& ms = table_.members();
   if (state_ == State::kReady && !ms.empty() && ms.front() == self_)
-    send(Op{.type = OpType::kQuorum, .flags = local_quorum_ ? 1u : 0u});
+    send(Op{.type = OpType::kQuorum, .seq = table_.epoch(), .flags = local_quorum_ ? 1u : 0u});
 }
 
 void LockSpaceImpl::on_quorum(bool quorate) {

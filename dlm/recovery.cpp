@@ -10,6 +10,11 @@ namespace lunfs::dlm {
 
 void LockTable::membership(const std::vector<NodeId>& members, const std::vector<NodeId>& left,
                            const std::vector<NodeId>& joined, Effects& fx) {
+  // Members left: until the lowest member restates quorum for the new membership (its
+  // kQuorum follows this change in the stream), assume it is lost. Otherwise a partitioned
+  // minority would go on granting from the old flag until that message arrives.
+  if (!left.empty()) quorate_ = false;
+  ++epoch_;
   std::vector<NodeId> sorted_left = left;
   std::sort(sorted_left.begin(), sorted_left.end());
   for (NodeId n : sorted_left) {

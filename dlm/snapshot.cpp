@@ -23,6 +23,7 @@ constexpr uint8_t kNoQueueBit = 1, kBastBit = 2, kOrphanBit = 4;
 std::string LockTable::encode() const {
   Writer w;
   w.u8(quorate_);
+  w.u64(epoch_);
   w.u32(orphan_gen_);
   w.u32(uint32_t(members_.size()));
   for (NodeId n : members_) w.u32(n);
@@ -62,7 +63,8 @@ bool LockTable::decode(std::string_view blob) {
   Reader rd(blob);
   uint8_t q;
   uint32_t n;
-  if (!rd.u8(q) || !rd.u32(orphan_gen_) || !rd.u32(n) || n > blob.size()) return false;
+  if (!rd.u8(q) || !rd.u64(epoch_) || !rd.u32(orphan_gen_) || !rd.u32(n) || n > blob.size())
+    return false;
   quorate_ = q;
   for (uint32_t i = 0; i < n; ++i) {
     NodeId id;

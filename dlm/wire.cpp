@@ -87,7 +87,7 @@ std::string encode(const Op& op) {
       w.u64(op.seq);
       break;
     case OpType::kQuorum:
-      w.u32(op.flags);
+      w.u64(op.seq), w.u32(op.flags);
       break;
     case OpType::kRecoveryDone:
       w.u32(op.node);
@@ -124,7 +124,7 @@ std::optional<Op> decode(std::string_view bytes) {
       ok = r.u64(op.seq);
       break;
     case OpType::kQuorum:
-      ok = r.u32(op.flags);
+      ok = r.u64(op.seq) && r.u32(op.flags);
       break;
     case OpType::kRecoveryDone:
       ok = r.u32(op.node);

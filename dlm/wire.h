@@ -21,7 +21,7 @@ enum class OpType : uint8_t {
   kRecoveryDone,  // node: the FS has recovered `node`; release the locks it held
   kHello,         // seq = nonce: a joiner announces this incarnation (see lockspace.cpp)
   kSnapshot,      // blob: the table for joiners `targets` (see SnapshotTarget)
-  kQuorum,        // flags = quorate; only the lowest member's counts (see lock_table.h)
+  kQuorum,        // flags = quorate, seq = epoch; only the lowest member's (lock_table.h)
 };
 
 // A snapshot is the sender's table right after the joiner's kHello (k = 0) or after the

@@ -173,9 +173,8 @@ TEST(Memory, HeldLockCostsAtMost256BytesPerNode) {
   {
     LockTable t(1);
     Effects fx;
-    t.apply(1, Op{.type = OpType::kQuorum, .flags = 1}, fx);  // not a member: no effect
     t.found({1});
-    t.apply(1, Op{.type = OpType::kQuorum, .flags = 1}, fx);
+    t.apply(1, Op{.type = OpType::kQuorum, .seq = t.epoch(), .flags = 1}, fx);
     size_t base = mallinfo2().uordblks;
     for (int i = 0; i < kLocks; ++i) {
       fx.clear();
