@@ -25,11 +25,15 @@ class LockClient {
   virtual void completion(uint64_t cookie, LockId id, Status status, Mode mode,
                           const Lvb& lvb) = 0;
   // Someone waits for `requested`, which conflicts with our granted mode on `id`. Sent once
-  // per grant: after the next grant or conversion of `id` it may come again.
+  // per grant: after the next grant or conversion of `id` it may come again. Remember it
+  // until acted upon: if a conversion of `id` is in flight and gets refused, no new one
+  // comes.
   virtual void blocking(uint64_t cookie, LockId id, Mode requested) = 0;
   // `node` left the lock space while holding `held`. Those locks stay held (and block
   // others) until some member calls recovery_done(node), after fencing it and replaying
-  // its journal. Called on every member, at the same point of the message stream.
+  // its journal. Called on every member, at the same point of the message stream. The
+  // locks stay held until the call is applied: if the member doing the recovery dies
+  // first, another must finish it.
   virtual void recover(NodeId node, const std::vector<HeldLock>& held) = 0;
   virtual void recovered(NodeId /*node*/) {}
   virtual void quorum(bool /*quorate*/) {}

@@ -57,7 +57,7 @@ class NodeProcess {
       return l;
     }
   }
-  // Reads lines until `pred` holds for an event line.
+  // Reads until the event line `event` arrives (or has already arrived).
   bool wait_event(const std::string& event, std::chrono::milliseconds timeout) {
     for (auto& e : events)
       if (e == event) return true;
