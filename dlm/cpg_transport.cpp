@@ -40,7 +40,7 @@ class CpgTransport final : public Transport {
   ~CpgTransport() override;
 
   Status connect();
-  Status start(TransportListener* listener) override;
+  Status start(TransportListener* listener, std::chrono::milliseconds timeout) override;
   Status send(std::string op) override;
   void leave() override;
   NodeId local_node() const override { return node_; }
@@ -139,17 +139,24 @@ CpgTransport::~CpgTransport() {
   if (wake_ >= 0) close(wake_);
 }
 
-Status CpgTransport::start(TransportListener* listener) {
+Status CpgTransport::start(TransportListener* listener, std::chrono::milliseconds timeout) {
   listener_ = listener;
+  // Join only with quorum. A node cut off from the cluster must not found a lock space of
+  // its own: it would never have had quorum, so nothing would mark its table stale when
+  // the partition heals and it merges with the real one.
   int quorate = 0;
-  if (quorum_getquorate(quorum_, &quorate) != CS_OK ||
-      quorum_trackstart(quorum_, CS_TRACK_CHANGES) != CS_OK)
-    return Status::kShutdown;
-  listener_->on_quorum(quorate != 0);
+  auto deadline = Clock::now() + timeout;
+  while (quorum_getquorate(quorum_, &quorate) == CS_OK && !quorate && Clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  if (!quorate) {
+    qb_log(LOG_ERR, "lock space %s: no quorum, not joining", group_.c_str());
+    return Status::kNoQuorum;
+  }
+  if (quorum_trackstart(quorum_, CS_TRACK_CHANGES) != CS_OK) return Status::kShutdown;
+  listener_->on_quorum(true);
   cpg_name n = group_name(group_);
   cs_error_t err;
   auto backoff = std::chrono::milliseconds(1);
-  auto deadline = Clock::now() + kGiveUp;
   while ((err = cpg_join(cpg_, &n)) == CS_ERR_TRY_AGAIN && Clock::now() < deadline) {
     std::this_thread::sleep_for(backoff);
     backoff = std::min(backoff * 2, std::chrono::milliseconds(100));

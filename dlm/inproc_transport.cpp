@@ -9,7 +9,7 @@ class InprocTransport final : public Transport {
  public:
   InprocTransport(Bus* bus, NodeId id) : bus_(bus), id_(id) {}
   ~InprocTransport() override { bus_->detach(id_); }
-  Status start(TransportListener* l) override {
+  Status start(TransportListener* l, std::chrono::milliseconds) override {
     bus_->join(id_, l);
     return Status::kOk;
   }

@@ -30,13 +30,13 @@ LockSpaceImpl::~LockSpaceImpl() {
   transport_.reset();  // joins the transport's threads; none can call us afterwards
 }
 
-Status LockSpaceImpl::start() {
+Status LockSpaceImpl::start(std::chrono::milliseconds timeout) {
   {
     std::lock_guard g(mu_);
     if (state_ != State::kIdle) return Status::kBusy;
     state_ = State::kJoining;
   }
-  Status s = transport_->start(this);
+  Status s = transport_->start(this, timeout);
   if (s != Status::kOk) {
     Actions acts;
     std::lock_guard g(mu_);
@@ -46,12 +46,13 @@ Status LockSpaceImpl::start() {
 }
 
 Status LockSpaceImpl::join(std::chrono::milliseconds timeout) {
-  if (Status s = start(); s != Status::kOk) return s;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  if (Status s = start(timeout); s != Status::kOk) return s;
   Actions acts;
   Status result;
   {
     std::unique_lock lk(mu_);
-    if (!cv_.wait_for(lk, timeout, [&] { return state_ != State::kJoining; }))
+    if (!cv_.wait_until(lk, deadline, [&] { return state_ != State::kJoining; }))
       fail(Status::kTimedOut, acts);
     result = state_ == State::kReady ? Status::kOk : failure_;
   }

@@ -42,8 +42,9 @@ class LockSpaceImpl final : public LockSpace, private TransportListener {
   std::vector<NodeId> members() const override;
   std::string dump() const override;
 
-  // For deterministic tests, which drive delivery themselves: begin joining, return at once.
-  Status start();
+  // Begin joining; returns once the transport has joined the group (at once for the
+  // in-process bus, whose tests drive delivery themselves).
+  Status start(std::chrono::milliseconds timeout = std::chrono::seconds(30));
   State state() const;
   Status failure() const;
   // Canonical encoding of the replicated table (equal on nodes at the same stream point).

@@ -4,6 +4,7 @@
 // in-process bus for deterministic tests (inproc_transport).
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,8 +34,9 @@ class TransportListener {
 class Transport {
  public:
   virtual ~Transport() = default;  // leaves the group and stops every thread it started
-  // Join the group. The first membership delivered has us in `joined`.
-  virtual Status start(TransportListener* listener) = 0;
+  // Join the group, giving up after `timeout` (CPG waits for quorum first). The first
+  // membership delivered has us in `joined`.
+  virtual Status start(TransportListener* listener, std::chrono::milliseconds timeout) = 0;
   // Queue one operation for agreed-order multicast; the transport may batch several
   // queued operations into one message. Never blocks on the network.
   virtual Status send(std::string op) = 0;

@@ -1,4 +1,4 @@
-// lunfs-dlm-node: joins a lock space over Corosync CPG, takes and releases locks on
+// lunfs-dlm-node LOCKSPACE [JOIN_TIMEOUT_MS]: joins a lock space over Corosync CPG, takes and releases locks on
 // commands read from stdin (one per line, one answer line each: "ok ..." or "err <status>"),
 // prints callbacks as "event ..." lines, and serves the control socket behind
 // `lunfs locks`. It stands in for the mount daemon (which will embed the same pieces) in the
@@ -19,6 +19,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -85,7 +86,7 @@ class Client : public LockClient {
   bool auto_recover = false;
 };
 
-int run(const std::string& name) {
+int run(const std::string& name, std::chrono::milliseconds join_timeout) {
   Client client;
   std::unique_ptr<LockSpace> ls;
   if (Status s = make_cpg_lockspace(name, &client, &ls); s != Status::kOk) {
@@ -93,7 +94,7 @@ int run(const std::string& name) {
     return 1;
   }
   client.ls = ls.get();
-  if (Status s = ls->join(std::chrono::seconds(30)); s != Status::kOk) {
+  if (Status s = ls->join(join_timeout); s != Status::kOk) {
     say("err " + std::string(status_name(s)));
     return 1;
   }
@@ -213,15 +214,16 @@ int run(const std::string& name) {
 }  // namespace lunfs::dlm
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: lunfs-dlm-node LOCKSPACE\n");
+  if (argc != 2 && argc != 3) {
+    std::fprintf(stderr, "usage: lunfs-dlm-node LOCKSPACE [JOIN_TIMEOUT_MS]\n");
     return 2;
   }
   qb_log_init("lunfs-dlm-node", LOG_DAEMON, LOG_INFO);
   qb_log_ctl(QB_LOG_SYSLOG, QB_LOG_CONF_ENABLED, QB_FALSE);
   qb_log_ctl(QB_LOG_STDERR, QB_LOG_CONF_ENABLED, QB_TRUE);
   qb_log_filter_ctl(QB_LOG_STDERR, QB_LOG_FILTER_ADD, QB_LOG_FILTER_FILE, "*", LOG_WARNING);
-  int rc = lunfs::dlm::run(argv[1]);
+  std::chrono::milliseconds timeout(argc == 3 ? std::atol(argv[2]) : 30000);
+  int rc = lunfs::dlm::run(argv[1], timeout);
   qb_log_fini();
   return rc;
 }

@@ -192,6 +192,31 @@ TEST_F(Cluster, CorosyncCrashFailsTheLockSpaceCleanly) {
   EXPECT_EQ(n2->command("lock other PR", 10s).rfind("ok ", 0), 0u) << "the others go on";
 }
 
+bool node_quorate(int node, bool want, std::chrono::seconds within) {
+  auto deadline = std::chrono::steady_clock::now() + within;
+  std::string expect = want ? "Yes" : "No";
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::string out = harness_output("exec " + std::to_string(node) + " corosync-quorumtool -s");
+    auto at = out.find("Quorate:");
+    if (at != std::string::npos && out.find(expect, at) == out.find_first_not_of(" ", at + 8))
+      return true;
+    std::this_thread::sleep_for(200ms);
+  }
+  return false;
+}
+
+TEST_F(Cluster, NoJoinWithoutQuorum) {
+  ASSERT_EQ(harness("partition 3"), 0);
+  ASSERT_TRUE(node_quorate(3, false, 20s));
+  auto t0 = std::chrono::steady_clock::now();
+  NodeProcess lonely(kHarness_env(), 3, kNode, "lonely", "2000");
+  EXPECT_EQ(lonely.answer(10s), "err no-quorum")
+      << "a cut-off node must not found a lock space of its own";
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 8s) << "the join timeout is honoured";
+  ASSERT_EQ(harness("heal 3"), 0);
+  EXPECT_TRUE(node_quorate(3, true, 30s));
+}
+
 TEST_F(Cluster, KilledNodesLocksGrantableAfterRecovery) {
   auto n1 = join(1, "kill"), n2 = join(2, "kill"), n3 = join(3, "kill");
   ASSERT_EQ(n2->command("lock inode7 EX", 10s).rfind("ok ", 0), 0u);

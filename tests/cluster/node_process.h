@@ -15,9 +15,9 @@ namespace lunfs::dlm::testing {
 
 class NodeProcess {
  public:
-  // Runs `harness exec NODE program LOCKSPACE`.
+  // Runs `harness exec NODE program LOCKSPACE [EXTRA]`.
   NodeProcess(const std::string& harness, int node, const std::string& program,
-              const std::string& lockspace) {
+              const std::string& lockspace, const std::string& extra = "") {
     int in[2], out[2];
     if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC)) return;
     pid_ = fork();
@@ -25,8 +25,12 @@ class NodeProcess {
       dup2(in[0], 0);
       dup2(out[1], 1);
       std::string n = std::to_string(node);
-      execl(harness.c_str(), harness.c_str(), "exec", n.c_str(), program.c_str(),
-            lockspace.c_str(), nullptr);
+      if (extra.empty())
+        execl(harness.c_str(), harness.c_str(), "exec", n.c_str(), program.c_str(),
+              lockspace.c_str(), nullptr);
+      else
+        execl(harness.c_str(), harness.c_str(), "exec", n.c_str(), program.c_str(),
+              lockspace.c_str(), extra.c_str(), nullptr);
       _exit(127);
     }
     close(in[0]);

@@ -87,7 +87,7 @@ TEST(Threads, TimeoutCancelsAndUndoesALateGrant) {
 // to fail: stands in for a corosync that hangs and then dies.
 class StuckTransport : public Transport {
  public:
-  Status start(TransportListener* l) override {
+  Status start(TransportListener* l, std::chrono::milliseconds) override {
     listener = l;
     l->on_membership(Membership{{1}, {}, {1}});
     l->on_quorum(true);
