@@ -1,0 +1,85 @@
+// The lock manager as the file system sees it: one LockSpace per mounted file system,
+// asynchronous requests with completion and blocking callbacks, and a recovery hook.
+// No Corosync or libqb types appear here; make_cpg_lockspace() (cpg_transport.h) and
+// the in-process bus (inproc_transport.h) build lock spaces over a Transport.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dlm/transport.h"
+#include "dlm/types.h"
+
+namespace lunfs::dlm {
+
+// Callbacks run on the transport's delivery thread, without any lock-space lock held:
+// they may call back into the LockSpace. They must not block for long.
+class LockClient {
+ public:
+  virtual ~LockClient() = default;
+  // A request or conversion finished. `mode` is the granted mode now; `lvb` is the
+  // resource's value block on success.
+  virtual void completion(uint64_t cookie, LockId id, Status status, Mode mode,
+                          const Lvb& lvb) = 0;
+  // Someone waits for `requested`, which conflicts with our granted mode on `id`. Sent once
+  // per grant: after the next grant or conversion of `id` it may come again. Remember it
+  // until acted upon: if a conversion of `id` is in flight and gets refused, no new one
+  // comes.
+  virtual void blocking(uint64_t cookie, LockId id, Mode requested) = 0;
+  // `node` left the lock space while holding `held`. Those locks stay held (and block
+  // others) until some member calls recovery_done(node), after fencing it and replaying
+  // its journal. Called on every member, at the same point of the message stream. The
+  // locks stay held until the call is applied: if the member doing the recovery dies
+  // first, another must finish it.
+  virtual void recover(NodeId node, const std::vector<HeldLock>& held) = 0;
+  virtual void recovered(NodeId /*node*/) {}
+  virtual void quorum(bool /*quorate*/) {}
+  // The lock space failed for good (kShutdown: corosync gone; kStale: we were cut off
+  // from the quorate part of the cluster). Every pending request completed with `why`.
+  virtual void failed(Status /*why*/) {}
+};
+
+class LockSpace {
+ public:
+  virtual ~LockSpace() = default;
+
+  // Join the group and wait until this node has the current lock table.
+  virtual Status join(std::chrono::milliseconds timeout) = 0;
+  // Leave; locks still held are orphaned on the other nodes (recovery needed).
+  virtual void leave() = 0;
+
+  // Asynchronous: the result arrives through LockClient::completion(cookie, *id, ...).
+  virtual Status request(std::string_view name, Mode mode, uint32_t flags, uint64_t cookie,
+                         LockId* id) = 0;
+  // Up or down. Leaving PW/EX with `lvb` writes the resource's value block.
+  virtual Status convert(LockId id, Mode mode, uint32_t flags,
+                         const LvbBytes* lvb = nullptr) = 0;
+  // Releases the lock (cancelling a pending request or conversion, which then completes
+  // with kCancelled). Unlocking from PW/EX with `lvb` writes the value block.
+  virtual Status unlock(LockId id, const LvbBytes* lvb = nullptr) = 0;
+  // Cancels a waiting request or conversion; its completion says what happened.
+  virtual Status cancel(LockId id) = 0;
+
+  // Synchronous wrappers: wait up to `timeout`; on timeout the request is cancelled (and
+  // undone if it was granted meanwhile) and kTimedOut returned. No completion callback.
+  virtual Status lock(std::string_view name, Mode mode, uint32_t flags,
+                      std::chrono::milliseconds timeout, LockId* id, Lvb* lvb = nullptr) = 0;
+  virtual Status convert_wait(LockId id, Mode mode, uint32_t flags,
+                              std::chrono::milliseconds timeout, Lvb* lvb = nullptr) = 0;
+
+  virtual Status recovery_done(NodeId node) = 0;
+
+  virtual NodeId node_id() const = 0;
+  virtual bool quorate() const = 0;
+  virtual std::vector<NodeId> members() const = 0;
+  // Human-readable lock table (resources, granted/converting/waiting locks, LVB state).
+  virtual std::string dump() const = 0;
+};
+
+std::unique_ptr<LockSpace> make_lockspace(std::unique_ptr<Transport> transport,
+                                          LockClient* client);
+
+}  // namespace lunfs::dlm

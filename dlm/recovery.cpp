@@ -1,0 +1,104 @@
+// Membership changes in the replicated table: a node that leaves keeps its granted locks
+// (as orphans) until the file system says its journal is recovered; its waiting requests
+// and pending conversions vanish; LVBs it could have written (PW/EX) become invalid.
+// Joiners are tracked until a snapshot of the table reaches them.
+#include <algorithm>
+
+#include "dlm/lock_table.h"
+
+namespace lunfs::dlm {
+
+void LockTable::membership(const std::vector<NodeId>& members, const std::vector<NodeId>& left,
+                           const std::vector<NodeId>& joined, Effects& fx) {
+  // Members left: until the lowest member restates quorum for the new membership (its
+  // kQuorum follows this change in the stream), assume it is lost. Otherwise a partitioned
+  // minority would go on granting from the old flag until that message arrives.
+  if (!left.empty()) quorate_ = false;
+  ++epoch_;
+  std::vector<NodeId> sorted_left = left;
+  std::sort(sorted_left.begin(), sorted_left.end());
+  for (NodeId n : sorted_left) {
+    unsynced_.erase(n);
+    orphan_node(n, fx);
+  }
+  std::vector<SnapshotTarget> targets;
+  for (auto& [node, j] : unsynced_)
+    if (j.nonce) targets.push_back({node, j.nonce, ++j.k});
+  for (NodeId n : joined) unsynced_[n] = {0, 0};
+  members_ = members;
+  std::sort(members_.begin(), members_.end());
+  snapshot_for(std::move(targets), fx);
+}
+
+// The lowest synced member hands its table over; if it dies first, the next membership
+// change makes the new lowest one send it.
+void LockTable::snapshot_for(std::vector<SnapshotTarget> targets, Effects& fx) {
+  if (targets.empty()) return;
+  auto sender = std::find_if(members_.begin(), members_.end(),
+                             [&](NodeId n) { return !unsynced_.count(n); });
+  if (sender == members_.end() || *sender != self_) return;
+  std::sort(targets.begin(), targets.end());
+  fx.emplace_back(SendSnapshot{std::move(targets)});
+}
+
+void LockTable::orphan_node(NodeId node, Effects& fx) {
+  std::vector<Key> keys;
+  for (auto& [key, l] : locks_)
+    if (l.node == node && !l.orphan) keys.push_back(key);
+  // Canonical order: equal tables must stay equal, and hooks list locks identically.
+  std::sort(keys.begin(), keys.end(), [](const Key& a, const Key& b) { return a.seq < b.seq; });
+  Recovery rec{node, {}};
+  std::vector<std::string> touched;
+  for (const Key& key : keys) {
+    Lock* l = &locks_.find(key)->second;
+    Resource& r = *l->res;
+    touched.push_back(*r.name);
+    if (l->queue == Queue::kWait) {
+      destroy(l);
+      continue;
+    }
+    if (l->queue == Queue::kConvert) {
+      r.convert.remove(l);
+      r.granted.push_back(l);
+      l->queue = Queue::kGranted;
+      l->rqmode = l->grmode;
+    }
+    if (writes_lvb(l->grmode)) r.lvb_valid = false;
+    rec.held.push_back({*r.name, l->grmode});
+    auto nh = locks_.extract(key);
+    nh.key().gen = nh.mapped().gen = ++orphan_gen_;
+    nh.mapped().orphan = true;
+    locks_.insert(std::move(nh));  // node-based map: `l` and the queue links stay valid
+  }
+  pending_recovery_.insert(node);
+  fx.emplace_back(std::move(rec));
+  std::sort(touched.begin(), touched.end());
+  touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
+  for (const auto& name : touched) {
+    auto it = resources_.find(name);
+    if (it != resources_.end()) update(it->second, fx);
+  }
+}
+
+void LockTable::recovery_done(NodeId node, Effects& fx) {
+  if (!pending_recovery_.erase(node)) return;
+  std::vector<Key> keys;
+  for (auto& [key, l] : locks_)
+    if (l.node == node && l.orphan) keys.push_back(key);
+  std::sort(keys.begin(), keys.end(), [](const Key& a, const Key& b) { return a.gen < b.gen; });
+  std::vector<std::string> touched;
+  for (const Key& key : keys) {
+    Lock* l = &locks_.find(key)->second;
+    touched.push_back(*l->res->name);
+    destroy(l);
+  }
+  fx.emplace_back(Recovered{node});
+  std::sort(touched.begin(), touched.end());
+  touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
+  for (const auto& name : touched) {
+    auto it = resources_.find(name);
+    if (it != resources_.end()) update(it->second, fx);
+  }
+}
+
+}  // namespace lunfs::dlm

@@ -1,0 +1,90 @@
+// Test fixture: several lock spaces on one in-process bus, each with a client that records
+// every callback, driven deterministically (run() orders and delivers until idle).
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "dlm/inproc_transport.h"
+#include "dlm/lockspace_impl.h"
+
+namespace lunfs::dlm::testing {
+
+struct Recorder : LockClient {
+  struct Done {
+    LockId id;
+    Status status;
+    Mode mode;
+    Lvb lvb;
+  };
+  std::vector<Done> done;
+  std::vector<std::pair<LockId, Mode>> basts;
+  std::vector<std::pair<NodeId, std::vector<HeldLock>>> recoveries;
+  std::vector<std::string> events;  // "grant <id>", "recover <node>", ... in callback order
+  std::vector<bool> quorum_changes;
+  Status failed_with = Status::kOk;
+
+  void completion(uint64_t, LockId id, Status st, Mode mode, const Lvb& lvb) override {
+    done.push_back({id, st, mode, lvb});
+    events.push_back("done " + std::to_string(id) + " " + std::string(status_name(st)));
+  }
+  void blocking(uint64_t, LockId id, Mode requested) override {
+    basts.emplace_back(id, requested);
+    events.push_back("bast " + std::to_string(id) + " " + std::string(mode_name(requested)));
+  }
+  void recover(NodeId node, const std::vector<HeldLock>& held) override {
+    recoveries.emplace_back(node, held);
+    events.push_back("recover " + std::to_string(node));
+  }
+  void quorum(bool q) override { quorum_changes.push_back(q); }
+  void failed(Status why) override { failed_with = why; }
+
+  // The last completion of `id`, if any.
+  const Done* last(LockId id) const {
+    for (auto it = done.rbegin(); it != done.rend(); ++it)
+      if (it->id == id) return &*it;
+    return nullptr;
+  }
+};
+
+class InprocCluster {
+ public:
+  explicit InprocCluster(uint32_t expected_votes) : bus_(expected_votes) {}
+
+  LockSpaceImpl& add(NodeId id) {
+    auto& n = nodes_[id];
+    n.client = std::make_unique<Recorder>();
+    n.ls = std::make_unique<LockSpaceImpl>(bus_.endpoint(id), n.client.get());
+    n.ls->start();
+    return *n.ls;
+  }
+  void remove(NodeId id) { nodes_.erase(id); }
+  LockSpaceImpl& ls(NodeId id) { return *nodes_.at(id).ls; }
+  Recorder& rec(NodeId id) { return *nodes_.at(id).client; }
+  Bus& bus() { return bus_; }
+  bool has(NodeId id) const { return nodes_.count(id); }
+
+  // Order and deliver everything, in a fixed order (senders and receivers by id).
+  void run() {
+    for (;;) {
+      bool any = false;
+      for (NodeId s : bus_.senders()) any |= bus_.sequence(s);
+      for (NodeId r : bus_.receivers()) any |= bus_.deliver(r) != 0;
+      if (!any) return;
+    }
+  }
+
+ private:
+  struct Node {
+    std::unique_ptr<Recorder> client;
+    std::unique_ptr<LockSpaceImpl> ls;
+  };
+  Bus bus_;
+  std::map<NodeId, Node> nodes_;  // destroyed before the bus
+};
+
+}  // namespace lunfs::dlm::testing

@@ -1,0 +1,341 @@
+// Lock semantics on a deterministic 3-node in-process cluster: compatibility, FIFO and
+// conversion rules, conversion deadlock, NOQUEUE, cancel, LVBs, blocking callbacks,
+// quorum, recovery hook, joins.
+#include <gtest/gtest.h>
+
+#include "dlm/wire.h"
+#include "tests/dlm/cluster_fixture.h"
+
+namespace lunfs::dlm::testing {
+namespace {
+
+class Semantics : public ::testing::Test {
+ protected:
+  Semantics() : c(3) {
+    for (NodeId n : {1, 2, 3}) {
+      c.add(n);
+      c.run();
+    }
+  }
+  LockId req(NodeId n, const char* name, Mode m, uint32_t flags = 0) {
+    LockId id = 0;
+    EXPECT_EQ(c.ls(n).request(name, m, flags, 100 + n, &id), Status::kOk);
+    c.run();
+    return id;
+  }
+  Status status(NodeId n, LockId id) {
+    auto* d = c.rec(n).last(id);
+    return d ? d->status : Status::kBusy;  // kBusy: no completion yet
+  }
+  InprocCluster c;
+};
+
+TEST(Modes, CompatibilityMatrixIsTheStandardOne) {
+  EXPECT_TRUE(compatible(Mode::PR, Mode::PR));
+  EXPECT_FALSE(compatible(Mode::PR, Mode::CW));
+  EXPECT_TRUE(compatible(Mode::CW, Mode::CW));
+  EXPECT_TRUE(compatible(Mode::CR, Mode::PW));
+  EXPECT_FALSE(compatible(Mode::CR, Mode::EX));
+  EXPECT_TRUE(compatible(Mode::NL, Mode::EX));
+  EXPECT_FALSE(compatible(Mode::PW, Mode::PW));
+  for (int a = 0; a < kModeCount; ++a)
+    for (int b = 0; b < kModeCount; ++b) EXPECT_EQ(compatible(Mode(a), Mode(b)), compatible(Mode(b), Mode(a)));
+  EXPECT_TRUE(is_down_conversion(Mode::EX, Mode::PR));
+  EXPECT_TRUE(is_down_conversion(Mode::PW, Mode::CW));
+  EXPECT_FALSE(is_down_conversion(Mode::PR, Mode::CW));
+  EXPECT_FALSE(is_down_conversion(Mode::CW, Mode::PR));
+}
+
+TEST_F(Semantics, AllNodesJoinAndAgree) {
+  for (NodeId n : {1, 2, 3}) {
+    EXPECT_EQ(c.ls(n).state(), LockSpaceImpl::State::kReady);
+    EXPECT_TRUE(c.ls(n).quorate());
+    EXPECT_EQ(c.ls(n).members(), (std::vector<NodeId>{1, 2, 3}));
+  }
+  req(1, "a", Mode::EX);
+  EXPECT_EQ(c.ls(2).table_state(), c.ls(1).table_state());
+  EXPECT_EQ(c.ls(3).table_state(), c.ls(1).table_state());
+}
+
+TEST_F(Semantics, SharedModesCoexistExclusiveWaits) {
+  LockId a = req(1, "r", Mode::PR), b = req(2, "r", Mode::PR), x = req(3, "r", Mode::EX);
+  EXPECT_EQ(status(1, a), Status::kOk);
+  EXPECT_EQ(status(2, b), Status::kOk);
+  EXPECT_EQ(status(3, x), Status::kBusy);
+  // Both holders are told, once, that EX waits.
+  ASSERT_EQ(c.rec(1).basts.size(), 1u);
+  EXPECT_EQ(c.rec(1).basts[0], std::make_pair(a, Mode::EX));
+  ASSERT_EQ(c.rec(2).basts.size(), 1u);
+  c.ls(1).unlock(a);
+  c.run();
+  EXPECT_EQ(status(3, x), Status::kBusy);
+  c.ls(2).unlock(b);
+  c.run();
+  EXPECT_EQ(status(3, x), Status::kOk);
+}
+
+TEST_F(Semantics, NewRequestsAreFifo) {
+  LockId x = req(1, "r", Mode::EX);
+  LockId w1 = req(2, "r", Mode::EX);
+  LockId w2 = req(3, "r", Mode::PR);
+  LockId w3 = req(2, "r", Mode::PR);
+  EXPECT_EQ(status(1, x), Status::kOk);
+  c.ls(1).unlock(x);
+  c.run();
+  EXPECT_EQ(status(2, w1), Status::kOk);
+  EXPECT_EQ(status(3, w2), Status::kBusy);  // compatible with nothing granted, but after w1
+  EXPECT_EQ(status(2, w3), Status::kBusy);
+  c.ls(2).unlock(w1);
+  c.run();
+  EXPECT_EQ(status(3, w2), Status::kOk);
+  EXPECT_EQ(status(2, w3), Status::kOk);
+}
+
+TEST_F(Semantics, ConversionGoesAheadOfWaitingNewRequests) {
+  LockId a = req(1, "r", Mode::PR), b = req(2, "r", Mode::PR);
+  LockId w = req(3, "r", Mode::EX);  // waits
+  ASSERT_EQ(c.ls(1).convert(a, Mode::PW, 0), Status::kOk);
+  c.run();
+  EXPECT_EQ(status(1, a), Status::kOk) << "the first request's grant";
+  EXPECT_EQ(c.rec(1).done.size(), 1u) << "PW conflicts with b's PR: the conversion waits";
+  c.ls(2).unlock(b);
+  c.run();
+  ASSERT_EQ(c.rec(1).done.size(), 2u);
+  EXPECT_EQ(c.rec(1).done.back().mode, Mode::PW);
+  EXPECT_EQ(status(3, w), Status::kBusy) << "the conversion was granted ahead of the EX";
+}
+
+TEST_F(Semantics, CompatibleUpConversionIsGrantedAtOnce) {
+  LockId a = req(1, "r", Mode::CR);
+  req(2, "r", Mode::CR);
+  ASSERT_EQ(c.ls(1).convert(a, Mode::PW, 0), Status::kOk);
+  c.run();
+  EXPECT_EQ(c.rec(1).done.back().mode, Mode::PW);
+  EXPECT_EQ(c.rec(1).done.back().status, Status::kOk);
+}
+
+TEST_F(Semantics, ConversionDeadlockFailsTheLaterConversion) {
+  LockId a = req(1, "r", Mode::PR), b = req(2, "r", Mode::PR);
+  ASSERT_EQ(c.ls(1).convert(a, Mode::EX, 0), Status::kOk);
+  c.run();
+  ASSERT_EQ(c.ls(2).convert(b, Mode::EX, 0), Status::kOk);
+  c.run();
+  EXPECT_EQ(status(2, b), Status::kDeadlock);
+  EXPECT_EQ(c.rec(2).done.back().mode, Mode::PR) << "the victim keeps its granted mode";
+  EXPECT_EQ(c.rec(1).done.size(), 1u) << "the first conversion still waits";
+  c.ls(2).unlock(b);  // the victim gives way (it was told by a blocking callback)
+  c.run();
+  EXPECT_EQ(c.rec(1).done.back().mode, Mode::EX);
+  std::string why;
+  EXPECT_TRUE(c.ls(3).check(&why)) << why;
+}
+
+TEST_F(Semantics, NoQueueFailsInsteadOfWaiting) {
+  req(1, "r", Mode::EX);
+  LockId t = req(2, "r", Mode::PR, kNoQueue);
+  EXPECT_EQ(status(2, t), Status::kAgain);
+  LockId u = req(2, "s", Mode::PR, kNoQueue);
+  EXPECT_EQ(status(2, u), Status::kOk);
+  EXPECT_EQ(c.ls(2).unlock(t), Status::kNotFound) << "a failed NOQUEUE request leaves no lock";
+}
+
+TEST_F(Semantics, CancelWaitingRequestAndConversion) {
+  LockId x = req(1, "r", Mode::EX);
+  LockId w = req(2, "r", Mode::PR);
+  ASSERT_EQ(c.ls(2).cancel(w), Status::kOk);
+  c.run();
+  EXPECT_EQ(status(2, w), Status::kCancelled);
+  LockId p = req(3, "s", Mode::PR);
+  req(1, "s", Mode::PR);
+  ASSERT_EQ(c.ls(3).convert(p, Mode::EX, 0), Status::kOk);
+  c.run();
+  ASSERT_EQ(c.ls(3).cancel(p), Status::kOk);
+  c.run();
+  EXPECT_EQ(status(3, p), Status::kCancelled);
+  EXPECT_EQ(c.rec(3).done.back().mode, Mode::PR);
+  EXPECT_EQ(c.ls(1).cancel(x), Status::kNotFound) << "nothing to cancel on a granted lock";
+}
+
+TEST_F(Semantics, LvbWrittenFromExclusiveAndReadOnGrant) {
+  req(3, "r", Mode::NL);  // an unused resource is forgotten with its LVB; NL keeps it
+  LockId x = req(1, "r", Mode::EX);
+  EXPECT_FALSE(c.rec(1).last(x)->lvb.valid) << "never written";
+  LvbBytes v{};
+  v[0] = 42, v[31] = 7;
+  ASSERT_EQ(c.ls(1).unlock(x, &v), Status::kOk);
+  c.run();
+  LockId r = req(2, "r", Mode::PR);
+  ASSERT_TRUE(c.rec(2).last(r)->lvb.valid);
+  EXPECT_EQ(c.rec(2).last(r)->lvb.bytes, v);
+  // A PR holder cannot write it.
+  LvbBytes w{};
+  w[0] = 1;
+  c.ls(2).convert(r, Mode::NL, 0, &w);
+  c.run();
+  LockId q = req(3, "r", Mode::PR);
+  EXPECT_EQ(c.rec(3).last(q)->lvb.bytes, v);
+  // Down-conversion from PW writes it.
+  c.ls(2).unlock(r);
+  c.ls(3).unlock(q);
+  c.run();
+  LockId pw = req(1, "r", Mode::PW);
+  c.ls(1).convert(pw, Mode::CR, 0, &w);
+  c.run();
+  LockId q2 = req(3, "r", Mode::PR);
+  EXPECT_EQ(c.rec(3).last(q2)->lvb.bytes, w);
+}
+
+TEST_F(Semantics, LvbInvalidAfterExclusiveHolderDies) {
+  LockId nl = req(2, "r", Mode::NL);  // keeps the resource (and its LVB) alive
+  LockId x = req(1, "r", Mode::EX);
+  LvbBytes v{};
+  v[0] = 9;
+  c.ls(1).convert(x, Mode::PW, 0);
+  c.run();
+  c.ls(1).unlock(x, &v);
+  c.run();
+  req(1, "r", Mode::EX);  // dies holding EX without writing the LVB
+  c.bus().crash(1);
+  c.remove(1);
+  c.run();
+  c.ls(2).recovery_done(1);
+  c.run();
+  c.ls(2).convert(nl, Mode::PR, 0);
+  c.run();
+  EXPECT_FALSE(c.rec(2).last(nl)->lvb.valid);
+}
+
+TEST_F(Semantics, DeadNodesLocksStayUntilRecoveryDone) {
+  req(3, "journal3", Mode::EX);
+  req(3, "inode", Mode::PR);
+  LockId w = req(1, "journal3", Mode::EX);
+  c.bus().crash(3);
+  c.remove(3);
+  c.run();
+  for (NodeId n : {1, 2}) {
+    ASSERT_EQ(c.rec(n).recoveries.size(), 1u);
+    EXPECT_EQ(c.rec(n).recoveries[0].first, 3u);
+    auto& held = c.rec(n).recoveries[0].second;
+    ASSERT_EQ(held.size(), 2u);
+    EXPECT_EQ(held[0].name, "journal3");
+    EXPECT_EQ(held[0].mode, Mode::EX);
+    EXPECT_EQ(held[1].name, "inode");
+  }
+  EXPECT_EQ(status(1, w), Status::kBusy) << "still held by the dead node";
+  c.ls(2).recovery_done(3);
+  c.run();
+  EXPECT_EQ(status(1, w), Status::kOk);
+  // The hook came before the grant it allowed.
+  auto& ev = c.rec(1).events;
+  auto rec = std::find(ev.begin(), ev.end(), "recover 3");
+  auto grant = std::find(ev.begin(), ev.end(), "done " + std::to_string(w) + " ok");
+  EXPECT_LT(rec, grant);
+}
+
+TEST_F(Semantics, NoGrantsWithoutQuorum) {
+  c.bus().crash(2);
+  c.remove(2);
+  c.run();
+  EXPECT_TRUE(c.ls(1).quorate()) << "2 of 3";
+  c.bus().crash(3);
+  c.remove(3);
+  c.run();
+  EXPECT_FALSE(c.ls(1).quorate());
+  LockId w = req(1, "fresh", Mode::PR);
+  EXPECT_EQ(status(1, w), Status::kBusy);
+  LockId t = req(1, "other", Mode::PR, kNoQueue);
+  EXPECT_EQ(status(1, t), Status::kNoQuorum);
+  EXPECT_EQ(c.rec(1).quorum_changes.back(), false);
+}
+
+TEST_F(Semantics, QuorumReturnsWithAJoinGrantsWaiters) {
+  c.bus().crash(3);
+  c.remove(3);
+  c.run();
+  c.bus().partition({2});
+  c.run();
+  EXPECT_FALSE(c.ls(1).quorate());
+  EXPECT_FALSE(c.ls(2).quorate());
+  LockId w = req(1, "r", Mode::PR);
+  EXPECT_EQ(status(1, w), Status::kBusy);
+  c.bus().heal();  // both sides lost quorum after having it: both are stale now
+  c.run();
+  EXPECT_EQ(c.ls(1).state(), LockSpaceImpl::State::kFailed);
+  EXPECT_EQ(c.ls(1).failure(), Status::kStale);
+  EXPECT_EQ(status(1, w), Status::kStale) << "pending requests fail, never hang";
+}
+
+TEST_F(Semantics, PartitionedMinorityGoesStaleMajorityContinues) {
+  req(3, "r", Mode::EX);
+  c.bus().partition({3});
+  c.run();
+  EXPECT_FALSE(c.ls(3).quorate());
+  EXPECT_TRUE(c.ls(1).quorate());
+  LockId m = req(3, "s", Mode::PR);
+  EXPECT_EQ(status(3, m), Status::kBusy) << "minority: no grants";
+  LockId w = req(1, "r", Mode::EX);
+  EXPECT_EQ(status(1, w), Status::kBusy);
+  c.ls(1).recovery_done(3);  // after fencing node 3, in real life
+  c.run();
+  EXPECT_EQ(status(1, w), Status::kOk);
+  c.bus().heal();
+  c.run();
+  EXPECT_EQ(c.ls(3).failure(), Status::kStale);
+  EXPECT_EQ(c.ls(1).state(), LockSpaceImpl::State::kReady);
+}
+
+TEST_F(Semantics, JoinerGetsTheTableAndTakesPart) {
+  LockId x = req(1, "r", Mode::EX);
+  c.add(4);
+  // Let the join interleave with traffic: order a request before the snapshot arrives.
+  LockId y = 0;
+  c.ls(2).request("r", Mode::PR, 0, 0, &y);
+  c.run();
+  ASSERT_EQ(c.ls(4).state(), LockSpaceImpl::State::kReady);
+  EXPECT_EQ(c.ls(4).table_state(), c.ls(1).table_state());
+  c.ls(1).unlock(x);
+  c.run();
+  EXPECT_EQ(status(2, y), Status::kOk);
+  LockId z = req(4, "r", Mode::PR);
+  EXPECT_EQ(status(4, z), Status::kOk);
+  EXPECT_EQ(c.ls(4).table_state(), c.ls(3).table_state());
+}
+
+TEST_F(Semantics, UnlockOfWaitingRequestCancelsIt) {
+  req(1, "r", Mode::EX);
+  LockId w = req(2, "r", Mode::EX);
+  ASSERT_EQ(c.ls(2).unlock(w), Status::kOk);
+  c.run();
+  EXPECT_EQ(status(2, w), Status::kCancelled);
+  EXPECT_EQ(c.ls(2).unlock(w), Status::kNotFound);
+}
+
+TEST_F(Semantics, BusyWhileAnOperationIsInFlight) {
+  LockId id;
+  ASSERT_EQ(c.ls(1).request("r", Mode::PR, 0, 0, &id), Status::kOk);
+  EXPECT_EQ(c.ls(1).convert(id, Mode::EX, 0), Status::kBusy);
+  c.run();
+  EXPECT_EQ(c.ls(1).convert(id, Mode::EX, 0), Status::kOk);
+}
+
+TEST(Wire, GarbageIsRejectedNotTrusted) {
+  std::mt19937_64 rng(1);
+  Op op{.type = OpType::kSnapshot, .targets = {{1, 2}}, .blob = "xyz"};
+  std::string good = encode(op);
+  ASSERT_TRUE(decode(good));
+  for (int i = 0; i < 20000; ++i) {
+    std::string b = good;
+    b[rng() % b.size()] ^= char(1 + rng() % 255);
+    if (rng() % 2) b.resize(rng() % b.size());
+    decode(b);  // must not crash (ASan checks the reads)
+  }
+  LockTable t(1);
+  for (int i = 0; i < 20000; ++i) {
+    std::string b(rng() % 64, '\0');
+    for (auto& ch : b) ch = char(rng());
+    t.decode(b);
+  }
+}
+
+}  // namespace
+}  // namespace lunfs::dlm::testing
