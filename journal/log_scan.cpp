@@ -1,0 +1,171 @@
+// The log parser. Transactions are laid out as descriptor blocks each followed by the images
+// it names, then revoke blocks, then one commit block whose xxHash64 covers every block
+// before it (docs/journal.md). Image positions are known from the descriptors and are never
+// parsed, so an image that happens to look like a record is harmless.
+#include "journal/log_scan.h"
+
+#include <optional>
+
+#include "fs/aligned_buffer.h"
+
+namespace lunfs::journal {
+
+const char* log_end_name(LogEnd end) {
+  switch (end) {
+    case LogEnd::kClean: return "clean end";
+    case LogEnd::kTorn: return "incomplete transaction";
+    case LogEnd::kDamaged: return "damaged";
+  }
+  return "unknown";
+}
+
+namespace {
+
+std::string n(uint64_t v) { return std::to_string(v); }
+
+class Scanner {
+ public:
+  Scanner(BlockDevice& dev, const JournalArea& area) : dev_(dev), area_(area), buf_(area.block_size) {}
+
+  Result<ScanResult> run(uint32_t position, uint64_t sequence) {
+    ScanResult out;
+    for (;;) {
+      out.end_position = position;
+      out.next_sequence = sequence;
+      if (out.txns.size() >= area_.blocks) {  // cannot happen with a sane log; bounds the loop
+        out.end = LogEnd::kDamaged;
+        out.end_reason = "more transactions than journal blocks";
+        return out;
+      }
+      LUNFS_ASSIGN(Record first, read(position));
+      if (auto end = judge_start(first, sequence, position)) {
+        out.end = end->first;
+        out.end_reason = end->second;
+        return out;
+      }
+      ScannedTxn txn;
+      txn.sequence = sequence;
+      txn.start = position;
+      std::string why;
+      LUNFS_ASSIGN(bool complete, read_txn(txn, first, why));
+      if (!complete) {
+        out.end = LogEnd::kTorn;
+        out.end_reason = "transaction " + n(sequence) + " at journal block " + n(position) +
+                         " is incomplete (" + why + "); discarded";
+        return out;
+      }
+      position = area_.wrap(uint64_t{position} + txn.blocks);
+      sequence += 1;
+      out.txns.push_back(std::move(txn));
+    }
+  }
+
+ private:
+  Result<Record> read(uint32_t position) {
+    LUNFS_TRY(dev_.read(area_.offset(position), buf_.span()));
+    return parse_record(buf_.span(), area_.id, area_.absolute(position), area_.device_blocks);
+  }
+
+  // Whether the record at the expected start of transaction `sequence` begins one; if not,
+  // how the log ends there.
+  std::optional<std::pair<LogEnd, std::string>> judge_start(const Record& r, uint64_t sequence,
+                                                            uint32_t position) {
+    const std::string at = " at journal block " + n(position);
+    switch (r.kind) {
+      case Record::Kind::kNotARecord:
+      case Record::Kind::kForeign:
+        return std::pair{LogEnd::kClean, "end of log" + at + ": " + r.problem};
+      case Record::Kind::kDamaged:
+        return std::pair{LogEnd::kTorn, "first block of transaction " + n(sequence) + at +
+                                            " is damaged (" + r.problem + "); discarded"};
+      case Record::Kind::kCommit:
+      case Record::Kind::kDescriptor:
+      case Record::Kind::kRevoke:
+        break;
+    }
+    if (r.sequence < sequence) {
+      return std::pair{LogEnd::kClean, "end of log" + at + ": record of transaction " +
+                                           n(r.sequence) + " from an earlier pass"};
+    }
+    if (r.sequence > sequence) {
+      return std::pair{LogEnd::kDamaged, "sequence gap" + at + ": expected transaction " +
+                                             n(sequence) + ", found " + n(r.sequence)};
+    }
+    if (r.kind == Record::Kind::kCommit) {
+      return std::pair{LogEnd::kDamaged,
+                       "commit of transaction " + n(sequence) + at + " without its blocks"};
+    }
+    return std::nullopt;
+  }
+
+  // Follows one transaction from its first record; false (with `why`) when it has no valid
+  // commit.
+  Result<bool> read_txn(ScannedTxn& txn, Record record, std::string& why) {
+    TxnHasher hasher(area_.id.seed);
+    uint32_t count = 0;  // blocks before the commit
+    for (;;) {
+      const uint32_t position = area_.wrap(uint64_t{txn.start} + count);
+      if (count > 0) {
+        if (count >= area_.blocks) {
+          why = "longer than the journal";
+          return false;
+        }
+        LUNFS_ASSIGN(record, read(position));
+        if (record.kind == Record::Kind::kDescriptor || record.kind == Record::Kind::kRevoke ||
+            record.kind == Record::Kind::kCommit) {
+          if (record.sequence != txn.sequence) {
+            why = "block " + n(count) + " holds a record of transaction " + n(record.sequence);
+            return false;
+          }
+        } else {
+          why = "block " + n(count) + ": " + record.problem;
+          return false;
+        }
+      }
+      if (record.kind == Record::Kind::kCommit) {
+        if (record.txn_blocks != count) {
+          why = "commit counts " + n(record.txn_blocks) + " blocks, found " + n(count);
+          return false;
+        }
+        if (record.txn_hash != hasher.digest()) {
+          why = "checksum over the transaction does not match";
+          return false;
+        }
+        txn.blocks = count + 1;
+        return true;
+      }
+      hasher.add(buf_.span());
+      ++count;
+      if (record.kind == Record::Kind::kRevoke) {
+        txn.revokes.insert(txn.revokes.end(), record.entries.begin(), record.entries.end());
+        continue;
+      }
+      // Descriptor: its images follow; they are hashed, never parsed.
+      for (uint64_t target : record.entries) {
+        if (count >= area_.blocks) {
+          why = "longer than the journal";
+          return false;
+        }
+        const uint32_t image_pos = area_.wrap(uint64_t{txn.start} + count);
+        LUNFS_TRY(dev_.read(area_.offset(image_pos), buf_.span()));
+        hasher.add(buf_.span());
+        txn.images.emplace_back(target, image_pos);
+        ++count;
+      }
+    }
+  }
+
+  BlockDevice& dev_;
+  const JournalArea& area_;
+  AlignedBuffer buf_;
+};
+
+}  // namespace
+
+Result<ScanResult> scan_log(BlockDevice& dev, const JournalArea& area, uint32_t tail_position,
+                            uint64_t tail_sequence) {
+  if (tail_position >= area.blocks) return error(EIO, "journal tail beyond the journal's end");
+  return Scanner(dev, area).run(tail_position, tail_sequence);
+}
+
+}  // namespace lunfs::journal
