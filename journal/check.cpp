@@ -46,7 +46,7 @@ JournalCheck check_journal(BlockDevice& dev, const ondisk::Superblock& sb, uint3
 
   // Sweep for records beyond the end of the log.
   const uint64_t newest_allowed = scan->next_sequence;
-  const uint32_t chunk = 256;
+  const uint32_t chunk = 16;  // small reads: stays below malloc's mmap threshold
   AlignedBuffer buf(uint64_t{chunk} * area.block_size);
   size_t beyond = 0;
   std::string first_beyond;

@@ -76,6 +76,11 @@ class Scanner {
       case Record::Kind::kForeign:
         return std::pair{LogEnd::kClean, "end of log" + at + ": " + r.problem};
       case Record::Kind::kDamaged:
+        // Its sequence is untrusted, but an older one means remains of a transaction that
+        // an earlier replay already discarded (or of an earlier pass): the end of the log.
+        if (r.sequence < sequence) {
+          return std::pair{LogEnd::kClean, "end of log" + at + ": damaged remains of an earlier transaction"};
+        }
         return std::pair{LogEnd::kTorn, "first block of transaction " + n(sequence) + at +
                                             " is damaged (" + r.problem + "); discarded"};
       case Record::Kind::kCommit:
