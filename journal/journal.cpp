@@ -27,6 +27,7 @@ Result<std::unique_ptr<Journal>> Journal::open(BlockDevice& dev, const ondisk::S
   j->slot_header_ = header;
   j->head_ = j->tail_ = header.tail_block;
   j->running_.sequence = header.tail_sequence;
+  j->durable_sequence_ = header.tail_sequence - 1;
   if (options.commit_interval.count() > 0) j->timer_ = std::thread([p = j.get()] { p->timer_loop(); });
   return j;
 }
@@ -66,6 +67,7 @@ Status Journal::fail(Status st) {
     failed_ = error(st.err() ? st.err() : EIO, "journal of slot " + std::to_string(area_.id.slot) +
                                                    " aborted: " + st.message());
   }
+  committed_cv_.notify_all();
   return *failed_;
 }
 
@@ -119,8 +121,34 @@ Result<uint64_t> Journal::submit(TransactionRecord txn) {
 }
 
 Status Journal::commit() {
-  std::lock_guard lock(commit_mu_);
-  return commit_locked();
+  // Group commit: wait only for the transaction holding what was submitted before this
+  // call. One caller at a time writes (the "writer"); the others sleep until a commit
+  // completes and find their work durable, so everything submitted while a commit is in
+  // flight goes out together in the next one.
+  std::unique_lock lock(state_mu_);
+  if (failed_) return *failed_;
+  const uint64_t needed = !running_.empty() ? running_.sequence
+                          : committing_     ? committing_->sequence
+                                            : 0;  // sequences start at 1: nothing pending
+  while (durable_sequence_ < needed) {
+    if (failed_) return *failed_;
+    if (writer_active_) {
+      committed_cv_.wait(lock);
+      continue;
+    }
+    writer_active_ = true;
+    lock.unlock();
+    Status st;
+    {
+      std::lock_guard io(commit_mu_);
+      st = commit_locked();
+    }
+    lock.lock();
+    writer_active_ = false;
+    committed_cv_.notify_all();
+    if (!st) return st;
+  }
+  return Status::ok();
 }
 
 Status Journal::commit_locked() {
@@ -149,6 +177,8 @@ Status Journal::commit_locked() {
   for (const auto& [blocknr, data] : txn->images) logged_[blocknr] = data;
   for (uint64_t b : txn->revokes) logged_.erase(b);
   committing_.reset();
+  durable_sequence_ = txn->sequence;
+  committed_cv_.notify_all();
   head_ += need;
   stats_.commits += 1;
   stats_.log_blocks += need;

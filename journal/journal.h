@@ -90,6 +90,9 @@ class Journal final : public MetadataLog {
   Txn running_;
   std::shared_ptr<const Txn> committing_;  // being written; still visible to lookup
   std::map<uint64_t, std::shared_ptr<const AlignedBuffer>> logged_;  // committed, not home yet
+  uint64_t durable_sequence_ = 0;  // newest transaction whose commit is durable
+  bool writer_active_ = false;     // a commit() caller is writing; the others wait
+  std::condition_variable committed_cv_;  // signalled when a commit completes or fails
   uint64_t head_ = 0;  // log offsets (positions before wrapping); used = head_ - tail_
   uint64_t tail_ = 0;
   ondisk::SlotHeader slot_header_;

@@ -6,7 +6,7 @@
 
 #include <optional>
 
-#include "fs/aligned_buffer.h"
+#include "journal/log_reader.h"
 
 namespace lunfs::journal {
 
@@ -25,7 +25,7 @@ std::string n(uint64_t v) { return std::to_string(v); }
 
 class Scanner {
  public:
-  Scanner(BlockDevice& dev, const JournalArea& area) : dev_(dev), area_(area), buf_(area.block_size) {}
+  Scanner(BlockDevice& dev, const JournalArea& area) : area_(area), reader_(dev, area) {}
 
   Result<ScanResult> run(uint32_t position, uint64_t sequence) {
     ScanResult out;
@@ -62,8 +62,8 @@ class Scanner {
 
  private:
   Result<Record> read(uint32_t position) {
-    LUNFS_TRY(dev_.read(area_.offset(position), buf_.span()));
-    return parse_record(buf_.span(), area_.id, area_.absolute(position), area_.device_blocks);
+    LUNFS_ASSIGN(current_, reader_.block(position));
+    return parse_record(current_, area_.id, area_.absolute(position), area_.device_blocks);
   }
 
   // Whether the record at the expected start of transaction `sequence` begins one; if not,
@@ -139,7 +139,7 @@ class Scanner {
         txn.blocks = count + 1;
         return true;
       }
-      hasher.add(buf_.span());
+      hasher.add(current_);
       ++count;
       if (record.kind == Record::Kind::kRevoke) {
         txn.revokes.insert(txn.revokes.end(), record.entries.begin(), record.entries.end());
@@ -152,17 +152,17 @@ class Scanner {
           return false;
         }
         const uint32_t image_pos = area_.wrap(uint64_t{txn.start} + count);
-        LUNFS_TRY(dev_.read(area_.offset(image_pos), buf_.span()));
-        hasher.add(buf_.span());
+        LUNFS_ASSIGN(std::span<const std::byte> image, reader_.block(image_pos));
+        hasher.add(image);
         txn.images.emplace_back(target, image_pos);
         ++count;
       }
     }
   }
 
-  BlockDevice& dev_;
   const JournalArea& area_;
-  AlignedBuffer buf_;
+  LogReader reader_;
+  std::span<const std::byte> current_;  // the last record read
 };
 
 }  // namespace

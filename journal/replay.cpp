@@ -7,9 +7,45 @@
 #include <map>
 
 #include "fs/aligned_buffer.h"
+#include "journal/log_reader.h"
 #include "journal/slot_tail.h"
 
 namespace lunfs::journal {
+
+namespace {
+
+// Writes the images home in log order through the read-ahead window; images adjacent in
+// the log and at home (the common case: a transaction's blocks of one extent or rgrp) go
+// out in one write.
+Status write_home(BlockDevice& dev, const JournalArea& area, uint32_t tail,
+                  const std::map<uint64_t, uint64_t>& by_position) {
+  LogReader reader(dev, area);
+  const uint32_t bs = area.block_size;
+  AlignedBuffer run(uint64_t{LogReader::kWindowBlocks} * bs);
+  uint64_t run_home = 0, run_blocks = 0;
+  auto flush_run = [&]() -> Status {
+    if (run_blocks == 0) return Status::ok();
+    Status st = dev.write(run_home * bs, run.span().first(run_blocks * bs));
+    run_blocks = 0;
+    return st;
+  };
+  uint64_t last_offset = 0;
+  for (auto [offset, home] : by_position) {
+    const bool extends = run_blocks > 0 && home == run_home + run_blocks && offset == last_offset + 1 &&
+                         run_blocks < LogReader::kWindowBlocks;
+    if (!extends) {
+      LUNFS_TRY(flush_run());
+      run_home = home;
+    }
+    LUNFS_ASSIGN(std::span<const std::byte> image, reader.block(uint64_t{tail} + offset));
+    std::copy(image.begin(), image.end(), run.data() + run_blocks * bs);
+    ++run_blocks;
+    last_offset = offset;
+  }
+  return flush_run();
+}
+
+}  // namespace
 
 std::string ReplayReport::to_string() const {
   std::string s = "slot " + std::to_string(slot) + ": ";
@@ -50,25 +86,22 @@ Result<ReplayReport> replay(BlockDevice& dev, const ondisk::Superblock& sb, uint
   for (const ScannedTxn& t : scan.txns) {
     for (uint64_t b : t.revokes) revoked_at[b] = t.sequence;
   }
-  std::map<uint64_t, uint32_t> newest;  // home block -> log position of its newest image
-  std::map<uint64_t, uint64_t> newest_seq;
+  std::map<uint64_t, std::pair<uint64_t, uint32_t>> newest;  // home -> (sequence, log position)
   for (const ScannedTxn& t : scan.txns) {
-    for (auto [home, pos] : t.images) {
-      newest[home] = pos;
-      newest_seq[home] = t.sequence;
-    }
+    for (auto [home, pos] : t.images) newest[home] = {t.sequence, pos};
   }
-  AlignedBuffer buf(area.block_size);
-  for (auto [home, pos] : newest) {
+  std::map<uint64_t, uint64_t> by_position;  // log offset from the tail -> home block
+  for (auto [home, where] : newest) {
     auto r = revoked_at.find(home);
-    if (r != revoked_at.end() && r->second >= newest_seq[home]) {
+    if (r != revoked_at.end() && r->second >= where.first) {
       ++report.blocks_revoked;
       continue;
     }
-    LUNFS_TRY(dev.read(area.offset(pos), buf.span()));
-    LUNFS_TRY(dev.write(home * area.block_size, buf.span()));
-    ++report.blocks_written;
+    const uint32_t from_tail = (where.second + area.blocks - header.tail_block) % area.blocks;
+    by_position[from_tail] = home;
   }
+  LUNFS_TRY(write_home(dev, area, header.tail_block, by_position));
+  report.blocks_written = by_position.size();
   if (report.end == LogEnd::kDamaged) {
     LUNFS_TRY(dev.flush());
     return report;
