@@ -4,6 +4,7 @@
 // images; after it moves, the images are durable at home.
 #include "journal/replay.h"
 
+#include <algorithm>
 #include <map>
 
 #include "fs/aligned_buffer.h"
@@ -21,7 +22,7 @@ Status write_home(BlockDevice& dev, const JournalArea& area, uint32_t tail,
                   const std::map<uint64_t, uint64_t>& by_position) {
   LogReader reader(dev, area);
   const uint32_t bs = area.block_size;
-  AlignedBuffer run(uint64_t{LogReader::kWindowBlocks} * bs);
+  AlignedBuffer run(std::min<uint64_t>(LogReader::kWindowBlocks, by_position.size()) * bs);
   uint64_t run_home = 0, run_blocks = 0;
   auto flush_run = [&]() -> Status {
     if (run_blocks == 0) return Status::ok();
