@@ -79,7 +79,7 @@ void encode_dir_leaf(const DirLeaf& leaf, std::span<std::byte> b, uint64_t block
   put<uint16_t>(b, 46, static_cast<uint16_t>(leaf.entries.size()));
   put<uint64_t>(b, 48, leaf.next);
   put<uint32_t>(b, 56, static_cast<uint32_t>(n));
-  std::memcpy(b.data() + kDirLeafEntriesOffset, packed.data(), n);
+  if (n > 0) std::memcpy(b.data() + kDirLeafEntriesOffset, packed.data(), n);
   seal_block(b, BlockType::kDirLeaf, blocknr, sequence, seed);
 }
 
@@ -125,7 +125,8 @@ void encode_dir_hash(const DirHashBlock& h, std::span<std::byte> b, uint64_t blo
 }
 
 Result<DirHashBlock> decode_dir_hash(std::span<const std::byte> b, uint64_t blocknr, uint64_t seed,
-                                     uint64_t owner, uint32_t table_index, const Geometry& g) {
+                                     uint64_t owner, uint32_t table_index, uint32_t pointers,
+                                     const Geometry& g) {
   LUNFS_TRY(verify_block(b, BlockType::kDirHash, blocknr, seed));
   DirHashBlock h;
   h.owner = get<uint64_t>(b, 32);
@@ -134,13 +135,21 @@ Result<DirHashBlock> decode_dir_hash(std::span<const std::byte> b, uint64_t bloc
   if (h.table_index != table_index) {
     return corrupt(BlockType::kDirHash, blocknr, "is table block " + std::to_string(h.table_index));
   }
-  uint32_t n = dir_hash_pointers_per_block(g.block_size);
-  h.leaves.resize(n);
-  for (uint32_t i = 0; i < n; ++i) {
-    h.leaves[i] = get<uint64_t>(b, kDirHashPointersOffset + 8 * i);
-    if (g.rgrp_of(h.leaves[i]) < 0) {
+  uint32_t per_block = dir_hash_pointers_per_block(g.block_size);
+  if (pointers == 0 || pointers > per_block) {
+    return corrupt(BlockType::kDirHash, blocknr, "asked for " + std::to_string(pointers) + " pointers");
+  }
+  h.leaves.resize(pointers);
+  for (uint32_t i = 0; i < per_block; ++i) {
+    uint64_t p = get<uint64_t>(b, kDirHashPointersOffset + 8 * i);
+    if (i >= pointers) {
+      if (p != 0) return corrupt(BlockType::kDirHash, blocknr, "pointer beyond the table's size");
+      continue;
+    }
+    if (g.rgrp_of(p) < 0) {
       return corrupt(BlockType::kDirHash, blocknr, "pointer " + std::to_string(i) + " outside the data area");
     }
+    h.leaves[i] = p;
   }
   return h;
 }

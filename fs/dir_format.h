@@ -67,7 +67,10 @@ struct DirHashBlock {
 uint32_t dir_hash_pointers_per_block(uint32_t block_size);
 void encode_dir_hash(const DirHashBlock& h, std::span<std::byte> b, uint64_t blocknr,
                      uint64_t sequence, uint64_t seed);
+// `pointers` is how many of the block's slots the table uses (fewer than a block's worth
+// only in a table smaller than one block); the unused slots must be 0.
 Result<DirHashBlock> decode_dir_hash(std::span<const std::byte> b, uint64_t blocknr, uint64_t seed,
-                                     uint64_t owner, uint32_t table_index, const Geometry& g);
+                                     uint64_t owner, uint32_t table_index, uint32_t pointers,
+                                     const Geometry& g);
 
 }  // namespace lunfs::ondisk

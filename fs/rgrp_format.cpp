@@ -66,7 +66,7 @@ void encode_bitmap(const BitmapBlock& bm, std::span<std::byte> b, uint64_t block
   put<uint32_t>(b, 32, bm.rgrp);
   put<uint32_t>(b, 36, bm.bitmap_index);
   size_t n = std::min(bm.bits.size(), b.size() - kBitmapDataOffset);
-  std::memcpy(b.data() + kBitmapDataOffset, bm.bits.data(), n);
+  if (n > 0) std::memcpy(b.data() + kBitmapDataOffset, bm.bits.data(), n);
   seal_block(b, BlockType::kBitmap, blocknr, sequence, seed);
 }
 

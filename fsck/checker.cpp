@@ -9,9 +9,11 @@
 #include <algorithm>
 #include <map>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "fs/aligned_buffer.h"
 #include "fs/dir_format.h"
+#include "fs/parallel_io.h"
 #include "fs/extent_format.h"
 #include "fs/inode_format.h"
 #include "fs/rgrp_format.h"
@@ -96,6 +98,7 @@ class Checker {
             n(g.block_count * g.block_size) + " bytes): was the LUN shrunk?");
       return report_;  // nothing beyond the device's end can be read
     }
+    if (have_primary_) compare_backup();
     progress("Phase 2: node slots (" + n(g.journal_count) + " journals)");
     check_slots();
     progress("Phase 3: resource groups (" + n(g.rgrp_count) + ")");
@@ -146,9 +149,8 @@ class Checker {
     auto primary = decode_superblock(buf.span(), primary_block);
     if (primary) {
       report_.sb = *primary;
-      LUNFS_TRY(check_features(report_.sb, false));
-      compare_backup();
-      return Status::ok();
+      have_primary_ = true;
+      return check_features(report_.sb, false);
     }
     // Primary damaged: look for a backup at the end of the device, for every block size.
     for (uint32_t b = kMinBlockSize; b <= kMaxBlockSize; b *= 2) {
@@ -242,13 +244,29 @@ class Checker {
     const Geometry& g = report_.sb.geometry;
     const uint64_t seed = report_.sb.csum_seed;
     rgrps_.resize(g.rgrp_count);
-    AlignedBuffer one, bitmaps;
+    // Headers are read in batches, many I/Os in flight; 1024 headers of 64 KiB at most
+    // bound the memory.
+    constexpr uint32_t kBatch = 1024;
+    AlignedBuffer headers(uint64_t{std::min(kBatch, g.rgrp_count)} * bs()), bitmaps;
+    std::vector<Status> read_status(kBatch);
     for (uint32_t i = 0; i < g.rgrp_count; ++i) {
+      const uint32_t slot = i % kBatch;
+      if (slot == 0) {
+        uint32_t batch = std::min(kBatch, g.rgrp_count - i);
+        (void)parallel_for(batch, [&](size_t k) {
+          read_status[k] = dev_.read(g.rgrp(i + static_cast<uint32_t>(k)).header * bs(),
+                                     headers.span().subspan(k * bs(), bs()));
+          return Status::ok();
+        });
+      }
       RgrpLocation loc = g.rgrp(i);
       RgrpInfo& info = rgrps_[i];
       const std::string where = "resource group " + n(i);
-      if (!read_one(loc.header, one, where)) continue;
-      auto header = decode_rgrp_header(one.span(), loc.header, seed, loc);
+      if (!read_status[slot]) {
+        error(where + ": cannot read block " + n(loc.header) + ": " + read_status[slot].to_string());
+        continue;
+      }
+      auto header = decode_rgrp_header(headers.span().subspan(uint64_t{slot} * bs(), bs()), loc.header, seed, loc);
       if (!header) {
         error(where + ": " + header.status().message() + "; its blocks cannot be checked");
         continue;
@@ -377,14 +395,16 @@ class Checker {
         return 0;
       }
       if (!read_one(phys, one, where + " hash table")) return 0;
-      auto hb = decode_dir_hash(one.span(), phys, report_.sb.csum_seed, ino, static_cast<uint32_t>(t), g);
+      auto pointers = static_cast<uint32_t>(std::min<uint64_t>(per, table_size - t * per));
+      auto hb = decode_dir_hash(one.span(), phys, report_.sb.csum_seed, ino, static_cast<uint32_t>(t), pointers, g);
       if (!hb) {
         error(where + ": " + hb.status().message());
         return 0;
       }
-      for (uint64_t p = 0; p < per && table.size() < table_size; ++p) table.push_back(hb->leaves[p]);
+      table.insert(table.end(), hb->leaves.begin(), hb->leaves.end());
     }
     uint64_t count = 0;
+    std::unordered_set<uint64_t> leaves_seen;
     for (uint64_t i = 0; i < table_size;) {
       uint64_t leaf_block = table[i];
       if (!read_one(leaf_block, one, where + " leaf")) return count;
@@ -412,16 +432,13 @@ class Checker {
       }
       uint64_t chain_block = leaf_block;
       DirLeaf current = *leaf;
-      for (int guard = 0;; ++guard) {
+      for (;;) {
         refs_.push_back({chain_block, 1, ino, "directory leaf"});
+        if (!leaves_seen.insert(chain_block).second) break;  // a loop: reported as a double use
         blocks += 1;
         count += current.entries.size();
         add_entries(ino, current.entries);
         if (current.next == 0) break;
-        if (guard > 1 << 20) {
-          error(where + ": leaf chain loops");
-          break;
-        }
         chain_block = current.next;
         if (!read_one(chain_block, one, where + " leaf")) break;
         auto next = decode_dir_leaf(one.span(), chain_block, report_.sb.csum_seed, report_.sb.dir_hash_seed, ino, g);
@@ -701,6 +718,7 @@ class Checker {
   int64_t statfs_free_ = 0;
   int64_t statfs_dinodes_ = 0;
   bool statfs_valid_ = true;
+  bool have_primary_ = false;
   uint64_t total_free_ = 0;
 };
 

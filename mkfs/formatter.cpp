@@ -14,6 +14,7 @@
 
 #include "fs/aligned_buffer.h"
 #include "fs/inode_format.h"
+#include "fs/parallel_io.h"
 #include "fs/rgrp_format.h"
 #include "fs/signature.h"
 #include "fs/slot_format.h"
@@ -171,11 +172,10 @@ Status write_filesystem(BlockDevice& dev, const Superblock& sb) {
   }
 
   // Resource groups. Only rgrp 0 (which holds the root inode) gets its bitmaps now.
-  AlignedBuffer one(bs);
-  for (uint32_t i = 0; i < g.rgrp_count; ++i) {
-    RgrpLocation loc = g.rgrp(i);
+  LUNFS_TRY(parallel_for(g.rgrp_count, [&](size_t i) {
+    RgrpLocation loc = g.rgrp(static_cast<uint32_t>(i));
     RgrpHeader r;
-    r.index = i;
+    r.index = loc.index;
     r.first_data = loc.first_data;
     r.data_blocks = loc.data_blocks;
     r.bitmap_blocks = loc.bitmap_blocks;
@@ -187,9 +187,11 @@ Status write_filesystem(BlockDevice& dev, const Superblock& sb) {
       r.dinodes = 1;
       r.next_generation = 2;
     }
-    encode_rgrp_header(r, one.span(), loc.header, 0, seed);
-    LUNFS_TRY(write_blocks(loc.header, one));
-  }
+    AlignedBuffer header(bs);
+    encode_rgrp_header(r, header.span(), loc.header, 0, seed);
+    return write_blocks(loc.header, header);
+  }));
+  AlignedBuffer one(bs);
   {
     RgrpLocation loc = g.rgrp(0);
     AlignedBuffer bitmaps(uint64_t{loc.bitmap_blocks} * bs);
@@ -218,6 +220,9 @@ Status write_filesystem(BlockDevice& dev, const Superblock& sb) {
     LUNFS_TRY(write_blocks(sb.root_inode, one));
   }
 
+  // Superblocks last, each behind a flush: until the backup lands nothing looks like
+  // lunfs, and once it has, every structure it describes is durable.
+  LUNFS_TRY(dev.flush());
   encode_superblock(sb, one.span(), g.backup_sb_block);
   LUNFS_TRY(write_blocks(g.backup_sb_block, one));
   LUNFS_TRY(dev.flush());

@@ -115,7 +115,11 @@ int main(int argc, char** argv) {
   if (!have_table) return usage_error("-t CLUSTER:FSNAME is required");
   const std::string path = argv[optind];
 
-  auto dev = lunfs::FileBlockDevice::open(path, {.read_only = dry_run});
+  // Buffered I/O: mkfs writes scattered single blocks once, and on a sparse file or a thin
+  // LUN, O_DIRECT writes into holes serialise on allocation (4.7 s vs well under 1 s for
+  // 16 TiB here). write_filesystem flushes before each superblock, so nothing is left in
+  // the page cache when it returns.
+  auto dev = lunfs::FileBlockDevice::open(path, {.read_only = dry_run, .direct = false});
   if (!dev) {
     std::cerr << "mkfs.lunfs: " << dev.status().to_string() << "\n";
     return kExitError;

@@ -21,20 +21,20 @@ run_ctest() { # build-dir label [ctest args...]
   echo "test.sh: $label: $p passed, $f failed"
   rm -f "$log"
 }
-build() { # dir type [cmake args...]
-  local dir=$1 type=$2; shift 2
+build() { # dir type target [cmake args...]
+  local dir=$1 type=$2 target=$3; shift 3
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE="$type" "$@" >/dev/null &&
-    cmake --build "$dir" -j2
+    cmake --build "$dir" -j2 --target "$target"
 }
 
-if build build RelWithDebInfo; then run_ctest build main; else echo "test.sh: main build failed"; total_fail=$((total_fail + 1)); fi
-if build build-asan Sanitize -DLUNFS_BUILD_BENCH=OFF; then
+if build build RelWithDebInfo all; then run_ctest build main; else echo "test.sh: main build failed"; total_fail=$((total_fail + 1)); fi
+if build build-asan Sanitize all -DLUNFS_BUILD_BENCH=OFF; then
   run_ctest build-asan asan -LE 'cluster|slow'
 else echo "test.sh: sanitizer build failed"; total_fail=$((total_fail + 1)); fi
-if build build-tsan TSan -DLUNFS_BUILD_BENCH=OFF; then
+if build build-tsan TSan all -DLUNFS_BUILD_BENCH=OFF; then
   run_ctest build-tsan tsan -L threads
 else echo "test.sh: tsan build failed"; total_fail=$((total_fail + 1)); fi
-if build build-fuzz RelWithDebInfo -DLUNFS_FUZZ=ON -DLUNFS_BUILD_BENCH=OFF \
+if build build-fuzz RelWithDebInfo fuzzers -DLUNFS_FUZZ=ON -DLUNFS_BUILD_BENCH=OFF \
      -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_C_COMPILER=clang; then
   run_ctest build-fuzz fuzz -L fuzz
 else echo "test.sh: fuzz build failed"; total_fail=$((total_fail + 1)); fi
