@@ -76,9 +76,10 @@ class Scanner {
       case Record::Kind::kForeign:
         return std::pair{LogEnd::kClean, "end of log" + at + ": " + r.problem};
       case Record::Kind::kDamaged:
-        // Its sequence is untrusted, but an older one means remains of a transaction that
-        // an earlier replay already discarded (or of an earlier pass): the end of the log.
-        if (r.sequence < sequence) {
+        // Its sequence is untrusted. Only a block whose header says it starts the expected
+        // transaction can be that transaction's torn first write; anything else is remains
+        // of an earlier pass or of a transaction a replay already discarded.
+        if (r.sequence != sequence) {
           return std::pair{LogEnd::kClean, "end of log" + at + ": damaged remains of an earlier transaction"};
         }
         return std::pair{LogEnd::kTorn, "first block of transaction " + n(sequence) + at +

@@ -57,5 +57,12 @@ TEST(FuzzJournalRegression, TailInsideATransactionFindsNoTransactions) {
   EXPECT_EQ(o.report.transactions, 0u);
 }
 
+TEST(FuzzJournalRegression, DamagedCommitAtAMovedTailIsTheEndOfTheLog) {
+  // Found by the fuzzer: the tail moved onto transaction 3's commit, which is also damaged.
+  Outcome o = run({0x83, 0x0a, 0x0a, 0x24, 0x1f, 0xe0, 0xfe, 0x5f});
+  EXPECT_EQ(o.violation, "");
+  EXPECT_EQ(o.report.transactions, 0u);
+}
+
 }  // namespace
 }  // namespace lunfs::journal::fuzz
