@@ -2,6 +2,9 @@
 // header to the head and flush again. Until the new tail is durable, replay still finds
 // (and rewrites) the same images, so a crash anywhere in a checkpoint loses nothing.
 #include "journal/journal.h"
+
+#include <algorithm>
+
 #include "journal/slot_tail.h"
 
 namespace lunfs::journal {
@@ -12,6 +15,26 @@ Status Journal::checkpoint() {
   return checkpoint_locked();
 }
 
+// Writes the images home in block order, runs of consecutive blocks in one write (an
+// allocation's bitmap blocks, a directory's leaves, an inode table area).
+Status Journal::write_home(const std::map<uint64_t, std::shared_ptr<const AlignedBuffer>>& images) {
+  constexpr uint64_t kMaxRun = 256;
+  const uint32_t bs = area_.block_size;
+  AlignedBuffer run(std::min<uint64_t>(kMaxRun, images.size()) * bs);
+  uint64_t first = 0, count = 0;
+  for (auto it = images.begin(); it != images.end(); ++it) {
+    if (count == 0) first = it->first;
+    std::copy_n(it->second->data(), bs, run.data() + count * bs);
+    ++count;
+    auto next = std::next(it);
+    if (next == images.end() || next->first != first + count || count == kMaxRun) {
+      LUNFS_TRY(dev_.write(first * bs, run.span().first(count * bs)));
+      count = 0;
+    }
+  }
+  return Status::ok();
+}
+
 Status Journal::checkpoint_locked() {
   std::map<uint64_t, std::shared_ptr<const AlignedBuffer>> images;
   {
@@ -19,9 +42,7 @@ Status Journal::checkpoint_locked() {
     if (failed_) return *failed_;
     images = logged_;  // stable: only commits change it, and we hold commit_mu_
   }
-  for (const auto& [blocknr, data] : images) {
-    if (auto st = dev_.write(blocknr * area_.block_size, data->span()); !st) return fail(st);
-  }
+  if (auto st = write_home(images); !st) return fail(st);
   if (auto st = dev_.flush(); !st) return fail(st);
   ondisk::SlotHeader header = slot_header_;
   header.tail_block = area_.wrap(head_);

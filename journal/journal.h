@@ -72,6 +72,7 @@ class Journal final : public MetadataLog {
   Status validate(const TransactionRecord& txn) const;
   Status commit_locked();      // needs commit_mu_
   Status checkpoint_locked();  // needs commit_mu_
+  Status write_home(const std::map<uint64_t, std::shared_ptr<const AlignedBuffer>>& images);
   Status fail(Status st);      // aborts the journal: every later call returns the error
   void timer_loop();
 
