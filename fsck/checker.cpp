@@ -20,6 +20,7 @@
 #include "fs/signature.h"
 #include "fs/slot_format.h"
 #include "fs/xattr_format.h"
+#include "journal/check.h"
 
 namespace lunfs {
 
@@ -207,6 +208,11 @@ class Checker {
     for (uint32_t s = 0; s < slots; ++s) {
       auto header = decode_slot_header(block(s), g.slot_header(s), seed, g);
       if (!header) error("slot " + n(s) + ": " + header.status().message());
+      if (header) {  // dirty (needs replay) or damaged journals, in words
+        for (const auto& f : journal::check_journal(dev_, report_.sb, s).findings) {
+          f.error ? error("slot " + n(s) + ": " + f.text) : warning("slot " + n(s) + ": " + f.text);
+        }
+      }
       auto hb = decode_heartbeat(block(slots + s), g.heartbeat(s), seed, g);
       if (!hb) {
         error("slot " + n(s) + ": " + hb.status().message());
