@@ -187,7 +187,7 @@ Status Directory::convert_to_hashed() {
   LUNFS_ASSIGN(Allocator::Run leaf_run, vol_.alloc.alloc_blocks(*txn_, table.start + 1, 1));
   dir_.d.blocks += 2;
   // The content area changes from entries to an extent root.
-  dir_.d.content.clear();
+  dir_.d.content = encode_extent_root(ExtentNode{}, vol_.bs);
   dir_.d.flags = (dir_.d.flags & ~kInodeInlineDir) | kInodeExtents | kInodeHashedDir;
   dir_.d.dir_depth = depth;
   ExtentTree tree(vol_, dir_, txn_);

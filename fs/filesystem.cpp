@@ -252,6 +252,7 @@ Result<std::string> FileSystem::readlink(uint64_t ino) {
 Result<Attr> FileSystem::link(uint64_t ino, uint64_t dir, const std::string& name) {
   LUNFS_TRY(check_name(name));
   LUNFS_TRY(vol_->check_writable());
+  if (ino == dir) return error(EPERM, "hard links to directories are not allowed");
   LUNFS_ASSIGN(auto gd, vol_->glocks.lock(inode_lock(dir), GlockMode::kExclusive));
   LUNFS_ASSIGN(auto gi, vol_->glocks.lock(inode_lock(ino), GlockMode::kExclusive));
   std::lock_guard lock(vol_->meta_mu);
