@@ -9,8 +9,9 @@
 #include "fs/bmap.h"
 #include "fs/dir.h"
 #include "fs/inode_format.h"
+#include "fs/acl.h"
 #include "fs/volume.h"
-#include "fs/xattr_format.h"
+#include "fs/xattr.h"
 
 namespace lunfs {
 
@@ -214,6 +215,21 @@ Result<Attr> FileSystem::create(uint64_t dir, const std::string& name, uint32_t 
   } else if (type == S_IFCHR || type == S_IFBLK) {
     n.rdev = rdev;
   }
+  // Permissions: the directory's default ACL when it has one, else the caller's umask.
+  LUNFS_ASSIGN(auto dflt, XattrStore(*vol_, *d, txn.get()).get(XattrNamespace::kPosixAclDefault, ""));
+  if (dflt && type != S_IFLNK) {
+    LUNFS_ASSIGN(auto dacl, parse_acl(*dflt));
+    uint32_t m = n.mode;
+    auto acl = acl_for_create(dacl, &m);
+    n.mode = m;
+    bool equivalent = false;
+    acl_mode(acl, &equivalent);
+    XattrStore xs(*vol_, *node, txn.get());
+    if (!equivalent) LUNFS_TRY(xs.put(XattrNamespace::kPosixAclAccess, "", encode_acl(acl)));
+    if (type == S_IFDIR) LUNFS_TRY(xs.put(XattrNamespace::kPosixAclDefault, "", *dflt));
+  } else if (type != S_IFLNK) {
+    n.mode &= ~(cred.umask & 0777);
+  }
   node->dirty(*txn);
   Directory in_txn(*vol_, *d, txn.get());
   LUNFS_TRY(in_txn.add(name, ino, dirent_type(mode)));
@@ -391,7 +407,16 @@ Result<Attr> FileSystem::setattr(uint64_t ino, const SetAttr& c) {
   } else if (c.size) {
     d.mtime = now;  // truncate to the same size still updates the times (POSIX)
   }
-  if (c.mode) d.mode = (d.mode & S_IFMT) | (*c.mode & 07777);
+  if (c.mode) {
+    d.mode = (d.mode & S_IFMT) | (*c.mode & 07777);
+    XattrStore xs(*vol_, *node, txn.get());
+    LUNFS_ASSIGN(auto access, xs.get(XattrNamespace::kPosixAclAccess, ""));
+    if (access) {
+      LUNFS_ASSIGN(auto acl, parse_acl(*access));
+      acl_chmod(acl, d.mode);
+      LUNFS_TRY(xs.put(XattrNamespace::kPosixAclAccess, "", encode_acl(acl)));
+    }
+  }
   if ((c.uid && *c.uid != d.uid) || (c.gid && *c.gid != d.gid)) {
     // chown of a non-directory clears setuid, and setgid when it means "setgid" (group
     // execute set) rather than mandatory locking.

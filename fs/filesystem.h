@@ -47,6 +47,7 @@ struct Attr {
 
 struct Cred {
   uint32_t uid = 0, gid = 0;
+  uint32_t umask = 0;  // applied unless the directory has a default ACL
 };
 
 // setattr: only the fields that are set change.

@@ -1,13 +1,14 @@
 // Extended attributes: one block per inode holding every (namespace, name, value), sorted
-// (xattr_format.h). The block is allocated with the first attribute and freed with the
-// last. POSIX ACLs are the system.posix_acl_* attributes; the kernel enforces them
-// (the FUSE frontend enables POSIX ACL support), the core only stores them.
+// (xattr_format.h). POSIX ACLs are the system.posix_acl_* attributes: the kernel enforces
+// them, the core keeps them in step with the mode (acl.h).
+#include "fs/xattr.h"
+
 #include <algorithm>
 #include <tuple>
 
+#include "fs/acl.h"
 #include "fs/filesystem.h"
 #include "fs/volume.h"
-#include "fs/xattr_format.h"
 
 namespace lunfs {
 
@@ -53,44 +54,87 @@ std::string full_name(const Xattr& x) {
   return "";
 }
 
-size_t used_bytes(const XattrBlock& b) {
-  size_t n = 0;
-  for (const auto& e : b.entries) n += e.encoded_size();
-  return n;
-}
-
 }  // namespace
 
-namespace {
-Result<XattrBlock> load_xattrs(Volume& vol, CoreInode& node, Transaction* txn) {
+Result<XattrBlock> XattrStore::load() {
   XattrBlock b;
-  b.owner = node.ino();
-  if (node.d.xattr_block == 0) return b;
-  auto img = txn ? txn->read(node.d.xattr_block) : vol.cache.get(node.d.xattr_block);
+  b.owner = node_.ino();
+  if (node_.d.xattr_block == 0) return b;
+  auto img = txn_ ? txn_->read(node_.d.xattr_block) : vol_.cache.get(node_.d.xattr_block);
   if (!img) return img.status();
-  auto x = decode_xattr_block((*img)->span(), node.d.xattr_block, vol.sb.csum_seed, node.ino());
-  if (!x) vol.log_line("lunfs: inode " + std::to_string(node.ino()) + ": " + x.status().message());
+  auto x = decode_xattr_block((*img)->span(), node_.d.xattr_block, vol_.sb.csum_seed, node_.ino());
+  if (!x) vol_.log_line("lunfs: inode " + std::to_string(node_.ino()) + ": " + x.status().message());
   return x;
 }
-}  // namespace
+
+Status XattrStore::store(const XattrBlock& b) {
+  size_t used = 0;
+  for (const auto& e : b.entries) used += e.encoded_size();
+  if (used > xattr_capacity_bytes(vol_.bs) || b.entries.size() > 0xFFFF) {
+    return error(ENOSPC, "no room for the attribute in the inode's xattr block");
+  }
+  if (b.entries.empty()) {
+    if (node_.d.xattr_block) {
+      LUNFS_TRY(vol_.alloc.free_blocks(*txn_, node_.d.xattr_block, 1));
+      txn_->revoke(node_.d.xattr_block);
+      node_.d.xattr_block = 0;
+      node_.d.blocks -= 1;
+    }
+  } else {
+    if (node_.d.xattr_block == 0) {
+      LUNFS_ASSIGN(Allocator::Run run, vol_.alloc.alloc_blocks(*txn_, node_.ino() + 1, 1));
+      node_.d.xattr_block = run.start;
+      node_.d.blocks += 1;
+    }
+    auto img = txn_->new_block();
+    encode_xattr_block(b, img->span(), node_.d.xattr_block, txn_->sequence(), vol_.sb.csum_seed);
+    txn_->put(node_.d.xattr_block, img);
+  }
+  node_.dirty(*txn_);
+  return Status::ok();
+}
+
+Result<std::optional<std::string>> XattrStore::get(XattrNamespace ns, const std::string& name) {
+  LUNFS_ASSIGN(XattrBlock b, load());
+  for (auto& e : b.entries) {
+    if (e.ns == ns && e.name == name) return std::optional<std::string>(std::move(e.value));
+  }
+  return std::optional<std::string>();
+}
+
+Status XattrStore::put(XattrNamespace ns, const std::string& name, const std::optional<std::string>& value) {
+  LUNFS_ASSIGN(XattrBlock b, load());
+  auto it = std::find_if(b.entries.begin(), b.entries.end(), [&](const Xattr& e) { return e.ns == ns && e.name == name; });
+  if (!value) {
+    if (it == b.entries.end()) return Status::ok();
+    b.entries.erase(it);
+  } else if (it != b.entries.end()) {
+    it->value = *value;
+  } else {
+    Xattr x{ns, name, *value};
+    auto pos = std::upper_bound(b.entries.begin(), b.entries.end(), x, [](const Xattr& a, const Xattr& c) {
+      return std::tie(a.ns, a.name) < std::tie(c.ns, c.name);
+    });
+    b.entries.insert(pos, x);
+  }
+  return store(b);
+}
 
 Result<std::string> FileSystem::getxattr(uint64_t ino, const std::string& name) {
   LUNFS_ASSIGN(XName xn, parse_name(name));
   LUNFS_ASSIGN(auto gl, vol_->glocks.lock({GlockType::kInode, ino}, GlockMode::kShared));
   std::lock_guard lock(vol_->meta_mu);
   LUNFS_ASSIGN(auto node, inode(ino));
-  LUNFS_ASSIGN(XattrBlock b, load_xattrs(*vol_, *node, nullptr));
-  for (const auto& e : b.entries) {
-    if (e.ns == xn.ns && e.name == xn.name) return e.value;
-  }
-  return error(ENODATA, name + ": no such attribute");
+  LUNFS_ASSIGN(auto v, XattrStore(*vol_, *node, nullptr).get(xn.ns, xn.name));
+  if (!v) return error(ENODATA, name + ": no such attribute");
+  return *v;
 }
 
 Result<std::vector<std::string>> FileSystem::listxattr(uint64_t ino) {
   LUNFS_ASSIGN(auto gl, vol_->glocks.lock({GlockType::kInode, ino}, GlockMode::kShared));
   std::lock_guard lock(vol_->meta_mu);
   LUNFS_ASSIGN(auto node, inode(ino));
-  LUNFS_ASSIGN(XattrBlock b, load_xattrs(*vol_, *node, nullptr));
+  LUNFS_ASSIGN(XattrBlock b, XattrStore(*vol_, *node, nullptr).load());
   std::vector<std::string> out;
   for (const auto& e : b.entries) out.push_back(full_name(e));
   return out;
@@ -103,32 +147,26 @@ Status FileSystem::setxattr(uint64_t ino, const std::string& name, const std::st
   LUNFS_ASSIGN(auto gl, vol_->glocks.lock({GlockType::kInode, ino}, GlockMode::kExclusive));
   std::lock_guard lock(vol_->meta_mu);
   LUNFS_ASSIGN(auto node, inode(ino));
-  LUNFS_ASSIGN(XattrBlock b, load_xattrs(*vol_, *node, nullptr));
-  auto it = std::find_if(b.entries.begin(), b.entries.end(),
-                         [&](const Xattr& e) { return e.ns == xn.ns && e.name == xn.name; });
-  if (it != b.entries.end() && (flags & kXattrCreate)) return error(EEXIST, name + ": attribute exists");
-  if (it == b.entries.end() && (flags & kXattrReplace)) return error(ENODATA, name + ": no such attribute");
-  if (it != b.entries.end()) {
-    it->value = value;
-  } else {
-    Xattr x{xn.ns, xn.name, value};
-    auto pos = std::upper_bound(b.entries.begin(), b.entries.end(), x, [](const Xattr& a, const Xattr& c) {
-      return std::tie(a.ns, a.name) < std::tie(c.ns, c.name);
-    });
-    b.entries.insert(pos, x);
-  }
-  if (used_bytes(b) > xattr_capacity_bytes(vol_->bs) || b.entries.size() > 0xFFFF) {
-    return error(ENOSPC, "no room for the attribute in the inode's xattr block");
-  }
+  XattrStore store(*vol_, *node, nullptr);
+  LUNFS_ASSIGN(auto old, store.get(xn.ns, xn.name));
+  if (old && (flags & kXattrCreate)) return error(EEXIST, name + ": attribute exists");
+  if (!old && (flags & kXattrReplace)) return error(ENODATA, name + ": no such attribute");
   auto txn = vol_->begin();
-  if (node->d.xattr_block == 0) {
-    LUNFS_ASSIGN(Allocator::Run run, vol_->alloc.alloc_blocks(*txn, ino + 1, 1));
-    node->d.xattr_block = run.start;
-    node->d.blocks += 1;
+  XattrStore tstore(*vol_, *node, txn.get());
+  std::optional<std::string> stored = value;
+  if (xn.ns == XattrNamespace::kPosixAclAccess) {
+    // The mode mirrors the ACL; an ACL the mode fully expresses is not stored (Linux's
+    // posix_acl_update_mode).
+    LUNFS_ASSIGN(auto acl, parse_acl(value));
+    bool equivalent = false;
+    uint32_t perms = acl_mode(acl, &equivalent);
+    node->d.mode = (node->d.mode & ~0777u) | perms;
+    if (equivalent) stored.reset();
+  } else if (xn.ns == XattrNamespace::kPosixAclDefault) {
+    if (!node->is_dir()) return error(EACCES, "default ACLs are for directories");
+    LUNFS_TRY(parse_acl(value));
   }
-  auto img = txn->new_block();
-  encode_xattr_block(b, img->span(), node->d.xattr_block, txn->sequence(), vol_->sb.csum_seed);
-  txn->put(node->d.xattr_block, img);
+  LUNFS_TRY(tstore.put(xn.ns, xn.name, stored));
   node->d.ctime = now_timespec();
   node->dirty(*txn);
   return txn->commit();
@@ -140,22 +178,10 @@ Status FileSystem::removexattr(uint64_t ino, const std::string& name) {
   LUNFS_ASSIGN(auto gl, vol_->glocks.lock({GlockType::kInode, ino}, GlockMode::kExclusive));
   std::lock_guard lock(vol_->meta_mu);
   LUNFS_ASSIGN(auto node, inode(ino));
-  LUNFS_ASSIGN(XattrBlock b, load_xattrs(*vol_, *node, nullptr));
-  auto it = std::find_if(b.entries.begin(), b.entries.end(),
-                         [&](const Xattr& e) { return e.ns == xn.ns && e.name == xn.name; });
-  if (it == b.entries.end()) return error(ENODATA, name + ": no such attribute");
-  b.entries.erase(it);
+  LUNFS_ASSIGN(auto old, XattrStore(*vol_, *node, nullptr).get(xn.ns, xn.name));
+  if (!old) return error(ENODATA, name + ": no such attribute");
   auto txn = vol_->begin();
-  if (b.entries.empty()) {
-    LUNFS_TRY(vol_->alloc.free_blocks(*txn, node->d.xattr_block, 1));
-    txn->revoke(node->d.xattr_block);
-    node->d.xattr_block = 0;
-    node->d.blocks -= 1;
-  } else {
-    auto img = txn->new_block();
-    encode_xattr_block(b, img->span(), node->d.xattr_block, txn->sequence(), vol_->sb.csum_seed);
-    txn->put(node->d.xattr_block, img);
-  }
+  LUNFS_TRY(XattrStore(*vol_, *node, txn.get()).put(xn.ns, xn.name, std::nullopt));
   node->d.ctime = now_timespec();
   node->dirty(*txn);
   return txn->commit();

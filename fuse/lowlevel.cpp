@@ -68,13 +68,16 @@ void reply_attr(fuse_req_t req, const Result<Attr>& a) {
 
 Cred cred_of(fuse_req_t req) {
   const fuse_ctx* c = fuse_req_ctx(req);
-  return {c->uid, c->gid};
+  return {c->uid, c->gid, c->umask};
 }
 
 void op_init(void*, fuse_conn_info* conn) {
   conn->want |= FUSE_CAP_ASYNC_DIO | FUSE_CAP_ASYNC_READ | FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_READDIRPLUS |
                 FUSE_CAP_EXPORT_SUPPORT;
+  // ACLs: the kernel enforces them; the core applies the umask itself (DONT_MASK), since
+  // a directory's default ACL replaces the umask.
   if (conn->capable & FUSE_CAP_POSIX_ACL) conn->want |= FUSE_CAP_POSIX_ACL;
+  if (conn->capable & FUSE_CAP_DONT_MASK) conn->want |= FUSE_CAP_DONT_MASK;
   // The kernel clears setuid/setgid on write and truncate through setattr itself.
   conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;

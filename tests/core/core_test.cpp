@@ -11,6 +11,7 @@
 #include <random>
 #include <string>
 
+#include "fs/acl.h"
 #include "fs/filesystem.h"
 #include "fs/inode_format.h"
 #include "fs/ondisk.h"
@@ -370,7 +371,17 @@ TEST_F(CoreTest, Xattrs) {
   EXPECT_EQ(fs_->setxattr(f, "user.a", "2", 1).err(), EEXIST);
   EXPECT_EQ(fs_->setxattr(f, "user.b", "2", 2).err(), ENODATA);
   ASSERT_TRUE(fs_->setxattr(f, "trusted.t", "tt", 0));
-  ASSERT_TRUE(fs_->setxattr(f, "system.posix_acl_access", std::string("\x02\0\0\0", 4), 0));
+  EXPECT_EQ(fs_->setxattr(f, "system.posix_acl_access", std::string("\x02\0\0\0", 4), 0).err(), EINVAL);
+  std::vector<AclEntry> acl = {{kAclUserObj, 6, ~0u}, {kAclUser, 4, 1000}, {kAclGroupObj, 0, ~0u},
+                               {kAclMask, 4, ~0u}, {kAclOther, 0, ~0u}};
+  ASSERT_TRUE(fs_->setxattr(f, "system.posix_acl_access", encode_acl(acl), 0));
+  EXPECT_EQ(fs_->getattr(f)->mode & 0777, 0640u);
+  SetAttr chmod;
+  chmod.mode = 0600;
+  ASSERT_TRUE(fs_->setattr(f, chmod));
+  auto stored = parse_acl(*fs_->getxattr(f, "system.posix_acl_access"));
+  ASSERT_TRUE(stored);
+  EXPECT_EQ((*stored)[3].perm, 0u);  // the mask follows the group bits
   EXPECT_EQ(*fs_->getxattr(f, "user.a"), "1");
   EXPECT_EQ(fs_->getxattr(f, "user.zz").err(), ENODATA);
   EXPECT_EQ(fs_->getxattr(f, "bogus.x").err(), EOPNOTSUPP);

@@ -299,8 +299,29 @@ TEST_F(Posix, AclGrantsAccess) {
   for (auto& e : entries) acl.insert(acl.end(), reinterpret_cast<char*>(&e), reinterpret_cast<char*>(&e) + sizeof e);
   ASSERT_EQ(setxattr(path("secret").c_str(), "system.posix_acl_access", acl.data(), acl.size(), 0), 0) << strerror(errno);
   std::string secret = path("secret");
+  struct stat st;
+  ASSERT_EQ(stat(secret.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0640u);  // the group bits mirror the ACL mask
   EXPECT_EQ(as_nobody([&] { return errno_of(open(secret.c_str(), O_RDONLY)); }), 0);
   EXPECT_EQ(as_nobody([&] { return errno_of(open(secret.c_str(), O_WRONLY)); }), EACCES);
+  // chmod rewrites the mask entry: group-class access goes, and the named user with it.
+  ASSERT_EQ(chmod(secret.c_str(), 0600), 0);
+  EXPECT_EQ(as_nobody([&] { return errno_of(open(secret.c_str(), O_RDONLY)); }), EACCES);
+  // A directory's default ACL is inherited by what is created in it.
+  ASSERT_EQ(mkdir(path("shared").c_str(), 0700), 0);
+  std::vector<char> dflt(4);
+  std::memcpy(dflt.data(), &version, 4);
+  Entry dentries[] = {{0x01, 7, 0xFFFFFFFF}, {0x02, 6, 65534}, {0x04, 0, 0xFFFFFFFF}, {0x10, 6, 0xFFFFFFFF}, {0x20, 0, 0xFFFFFFFF}};
+  for (auto& e : dentries) dflt.insert(dflt.end(), reinterpret_cast<char*>(&e), reinterpret_cast<char*>(&e) + sizeof e);
+  ASSERT_EQ(setxattr(path("shared").c_str(), "system.posix_acl_default", dflt.data(), dflt.size(), 0), 0) << strerror(errno);
+  ASSERT_EQ(chmod(path("shared").c_str(), 0755), 0);
+  int dfd = open(path("shared/doc").c_str(), O_CREAT | O_WRONLY, 0666);  // the mask keeps rw
+  ASSERT_GE(dfd, 0);
+  close(dfd);
+  std::string doc = path("shared/doc");
+  EXPECT_EQ(as_nobody([&] { return errno_of(open(doc.c_str(), O_WRONLY)); }), 0);
+  ASSERT_EQ(mkdir(path("shared/sub").c_str(), 0755), 0);
+  EXPECT_GT(getxattr(path("shared/sub").c_str(), "system.posix_acl_default", nullptr, 0), 0);
 }
 
 TEST_F(Posix, OpenUnlinkedFileKeepsData) {
