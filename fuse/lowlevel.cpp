@@ -221,17 +221,27 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 }
 
 void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) {
+  // Collect the names first and look up attributes afterwards: a getattr from inside the
+  // listing would take a child's glock while the core's metadata mutex is held, which is
+  // against the lock order (glocks first) and deadlocks with a concurrent setattr.
+  std::vector<DirListing> listing;
+  const size_t max_entries = size / 32 + 1;  // no direntry is smaller than 32 bytes
+  auto st = fs(req).readdir(to_ino(req, ino), static_cast<uint64_t>(off), [&](const DirListing& l) {
+    listing.push_back(l);
+    return listing.size() < max_entries;
+  });
+  if (!st) return reply_error(req, st);
   std::vector<char> buf(size);
   size_t used = 0;
   std::vector<uint64_t> held;
-  auto st = fs(req).readdir(to_ino(req, ino), static_cast<uint64_t>(off), [&](const DirListing& l) {
+  for (const DirListing& l : listing) {
     size_t n;
     if (plus) {
       fuse_entry_param e{};
       bool dot = l.name == "." || l.name == "..";
       if (!dot) {
         auto a = fs(req).getattr(l.ino);
-        if (!a) return true;  // a damaged inode: skip it here, lookup reports the error
+        if (!a) continue;  // a damaged or just-removed inode: lookup reports it
         e.ino = to_fuse(req, a->ino);
         e.generation = a->generation;
         fill_stat(req, *a, &e.attr);
@@ -244,7 +254,7 @@ void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plu
       }
       n = fuse_add_direntry_plus(req, buf.data() + used, size - used, l.name.c_str(), &e,
                                  static_cast<off_t>(l.next_offset));
-      if (n > size - used) return false;
+      if (n > size - used) break;
       if (!dot) held.push_back(l.ino);
     } else {
       struct stat s {};
@@ -252,12 +262,10 @@ void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plu
       s.st_mode = static_cast<mode_t>(l.type) << 12;
       n = fuse_add_direntry(req, buf.data() + used, size - used, l.name.c_str(), &s,
                             static_cast<off_t>(l.next_offset));
-      if (n > size - used) return false;
+      if (n > size - used) break;
     }
     used += n;
-    return true;
-  });
-  if (!st) return reply_error(req, st);
+  }
   for (uint64_t i : held) fs(req).hold(i);  // readdirplus entries count as lookups
   fuse_reply_buf(req, buf.data(), used);
 }
