@@ -218,6 +218,18 @@ Status Allocator::mark_unlinked(Transaction& txn, uint64_t block) {
   return change_state(txn, block, 1, bit(BlockState::kDinode), BlockState::kUnlinked);
 }
 
+Result<bool> Allocator::is_inode(uint64_t block) {
+  int64_t rg = g_.rgrp_of(block);
+  if (rg < 0) return false;
+  Rgrp& r = rgrps_[rg];
+  // A damaged group cannot tell; the inode block's own checks still apply, and reading
+  // what survives is the point of a withdrawn mount.
+  if (r.damaged || !load_bitmaps(r)) return true;
+  if (r.header.flags & kRgrpBitmapUninit) return false;
+  BlockState s = r.state(static_cast<uint32_t>(block - r.loc.first_data));
+  return s == BlockState::kDinode || s == BlockState::kUnlinked;
+}
+
 Result<std::vector<uint64_t>> Allocator::unlinked_inodes() {
   std::vector<uint64_t> out;
   for (Rgrp& r : rgrps_) {

@@ -51,6 +51,9 @@ class Allocator final : public TxnParticipant {
   Status free_inode(Transaction& txn, uint64_t block);
   // An inode whose last link went while it is still open.
   Status mark_unlinked(Transaction& txn, uint64_t block);
+  // Whether `block` is an inode (state inode or unlinked): a stale inode number (a freed
+  // inode whose old image is still on disk) must not be read as a live inode.
+  Result<bool> is_inode(uint64_t block);
   // Inodes in state "unlinked" (left by a crash or an unclean unmount).
   Result<std::vector<uint64_t>> unlinked_inodes();
 

@@ -289,11 +289,13 @@ Status Directory::list(uint64_t offset, const std::function<bool(const DirEntry&
     return Status::ok();
   }
   const uint32_t depth = dir_.d.dir_depth;
+  const uint64_t table_size = uint64_t{1} << depth;
   uint64_t start_hash = offset > kFirstEntryOffset ? ((offset - kFirstEntryOffset) >> 16) : 0;
-  LUNFS_ASSIGN(auto table, read_table());
+  // One table lookup per leaf: a readdir call touches a few leaves, not the whole table.
   for (uint64_t i = slot_of(static_cast<uint32_t>(std::min<uint64_t>(start_hash, 0xFFFFFFFFu)), depth);
-       i < table.size() && !stop;) {
-    LUNFS_ASSIGN(DirLeaf leaf, read_leaf(table[i]));
+       i < table_size && !stop;) {
+    LUNFS_ASSIGN(uint64_t leaf_block, table_pointer(i));
+    LUNFS_ASSIGN(DirLeaf leaf, read_leaf(leaf_block));
     emit(leaf.entries, &stop);
     uint64_t span = uint64_t{1} << (depth - std::min<uint32_t>(leaf.depth, depth));
     i = (i / span + 1) * span;

@@ -13,6 +13,7 @@
 #include "fs/aligned_buffer.h"
 #include "fs/bmap.h"
 #include "fs/filesystem.h"
+#include "fs/scratch_buffer.h"
 #include "fs/volume.h"
 
 namespace lunfs {
@@ -84,13 +85,18 @@ Result<size_t> FileSystem::read(uint64_t ino, uint64_t offset, std::span<std::by
   }
   // The glock (shared) keeps truncate and punch away while the data moves.
   const uint64_t nblocks = (offset + len - 1) / bs - first + 1;
-  AlignedBuffer bounce(nblocks * bs);
+  // Block-aligned requests into aligned memory (the frontend's direct I/O) need no bounce.
+  const bool direct = offset % bs == 0 && len % bs == 0 && is_aligned(buf.data(), kDirectIoMemoryAlignment);
+  std::span<std::byte> bounce = direct ? buf.first(len) : scratch_buffer(nblocks * bs);
   for (const Segment& s : segs) {
-    auto part = bounce.span().subspan((s.logical - first) * bs, s.length * bs);
-    if (s.physical == 0 || s.unwritten) continue;  // zeros already
-    LUNFS_TRY(vol_->dev.read(s.physical * bs, part));
+    auto part = bounce.subspan((s.logical - first) * bs, s.length * bs);
+    if (s.physical == 0 || s.unwritten) {
+      std::memset(part.data(), 0, part.size());
+    } else {
+      LUNFS_TRY(vol_->dev.read(s.physical * bs, part));
+    }
   }
-  std::memcpy(buf.data(), bounce.data() + (offset - first * bs), len);
+  if (!direct) std::memcpy(buf.data(), bounce.data() + (offset - first * bs), len);
   return static_cast<size_t>(len);
 }
 
@@ -118,11 +124,12 @@ Result<size_t> FileSystem::write(uint64_t ino, uint64_t offset, std::span<const 
     node->d.mtime = node->d.ctime = now;
     node->times_dirty = true;
     lock.unlock();
-    AlignedBuffer bounce(buf.size());
+    // FUSE hands write data at an unaligned address: copy it for the O_DIRECT device.
+    std::span<std::byte> bounce = scratch_buffer(buf.size());
     std::memcpy(bounce.data(), buf.data(), buf.size());
     const uint64_t first = offset / bs;
     for (const Segment& s : segs) {
-      LUNFS_TRY(vol_->dev.write(s.physical * bs, bounce.span().subspan((s.logical - first) * bs, s.length * bs)));
+      LUNFS_TRY(vol_->dev.write(s.physical * bs, bounce.subspan((s.logical - first) * bs, s.length * bs)));
     }
     return buf.size();
   }
@@ -199,8 +206,10 @@ Result<size_t> FileSystem::write_locked(CoreInode& node, uint64_t offset, std::s
   LUNFS_TRY(allocate_range(*txn, node, first, count, false));
   LUNFS_ASSIGN(auto segs, map_range(tree, first, count));
 
-  AlignedBuffer bounce(count * bs);
-  // Edge blocks that already held data must be read; everything else starts as zeros.
+  std::span<std::byte> bounce = scratch_buffer(count * bs);
+  // Edge blocks that already held data are read; the rest of the edge blocks is zeros.
+  std::memset(bounce.data(), 0, bs);
+  std::memset(bounce.data() + (count - 1) * bs, 0, bs);
   auto was_written = [&](uint64_t lb) {
     for (const Segment& s : before) {
       if (lb >= s.logical && lb < s.logical + s.length) return s.physical != 0 && !s.unwritten;
@@ -213,13 +222,13 @@ Result<size_t> FileSystem::write_locked(CoreInode& node, uint64_t offset, std::s
     }
     return 0;
   };
-  if (offset % bs && was_written(first)) LUNFS_TRY(vol_->dev.read(phys_of(first) * bs, bounce.span().first(bs)));
+  if (offset % bs && was_written(first)) LUNFS_TRY(vol_->dev.read(phys_of(first) * bs, bounce.first(bs)));
   if (end % bs && (last != first || offset % bs == 0) && was_written(last)) {
-    LUNFS_TRY(vol_->dev.read(phys_of(last) * bs, bounce.span().subspan((last - first) * bs, bs)));
+    LUNFS_TRY(vol_->dev.read(phys_of(last) * bs, bounce.subspan((last - first) * bs, bs)));
   }
   std::memcpy(bounce.data() + (offset - first * bs), buf.data(), buf.size());
   for (const Segment& s : segs) {
-    LUNFS_TRY(vol_->dev.write(s.physical * bs, bounce.span().subspan((s.logical - first) * bs, s.length * bs)));
+    LUNFS_TRY(vol_->dev.write(s.physical * bs, bounce.subspan((s.logical - first) * bs, s.length * bs)));
   }
   // Unwritten extents under the write now hold data.
   for (const Segment& s : segs) {

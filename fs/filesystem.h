@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "fs/block_device.h"
+#include "fs/extent_format.h"
 #include "fs/glock.h"
 #include "fs/inode.h"
 #include "fs/metadata_log.h"
@@ -109,6 +110,8 @@ class FileSystem {
   Status fallocate(uint64_t ino, int mode, uint64_t offset, uint64_t length);
   // SEEK_DATA / SEEK_HOLE.
   Result<uint64_t> lseek(uint64_t ino, uint64_t offset, int whence);
+  // The file's extents (FIEMAP): what tests and tools use to see the layout.
+  Result<std::vector<ondisk::Extent>> extents(uint64_t ino);
   Result<size_t> copy_range(uint64_t ino_in, uint64_t off_in, uint64_t ino_out, uint64_t off_out, size_t len);
 
   Result<std::string> getxattr(uint64_t ino, const std::string& name);

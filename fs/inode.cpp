@@ -41,7 +41,8 @@ Status CoreInode::load() {
 Result<std::shared_ptr<CoreInode>> InodeCache::get(uint64_t ino) {
   auto it = map_.find(ino);
   if (it != map_.end() && !it->second->freed) return it->second;
-  if (vol_.g.rgrp_of(ino) < 0) return error(ESTALE, "inode " + std::to_string(ino) + " outside the data area");
+  LUNFS_ASSIGN(bool live, vol_.alloc.is_inode(ino));
+  if (!live) return error(ESTALE, "inode " + std::to_string(ino) + " does not exist (any more)");
   auto node = std::make_shared<CoreInode>(vol_, ino);
   LUNFS_TRY(node->load());
   map_[ino] = node;

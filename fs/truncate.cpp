@@ -111,6 +111,14 @@ Status FileSystem::fallocate(uint64_t ino, int mode, uint64_t offset, uint64_t l
   return txn->commit();
 }
 
+Result<std::vector<Extent>> FileSystem::extents(uint64_t ino) {
+  LUNFS_ASSIGN(auto gl, vol_->glocks.lock({GlockType::kInode, ino}, GlockMode::kShared));
+  std::lock_guard lock(vol_->meta_mu);
+  LUNFS_ASSIGN(auto node, inode(ino));
+  if (!(node->d.flags & kInodeExtents)) return std::vector<Extent>{};
+  return ExtentTree(*vol_, *node, nullptr).all();
+}
+
 Result<uint64_t> FileSystem::lseek(uint64_t ino, uint64_t offset, int whence) {
   constexpr int kSeekData = 3, kSeekHole = 4;
   if (whence != kSeekData && whence != kSeekHole) return error(EINVAL, "lseek: only SEEK_DATA and SEEK_HOLE");

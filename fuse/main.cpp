@@ -1,6 +1,7 @@
 // mount.lunfs: opens the LUN, mounts the lunfs core on it and serves it through a
 // multi-threaded FUSE low-level session until unmounted or signalled (SIGTERM, SIGINT,
 // SIGHUP unmount cleanly: the session ends, the core syncs and releases its locks).
+#include <malloc.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -16,6 +17,9 @@
 using namespace lunfs;
 
 int main(int argc, char** argv) {
+  // Keep large buffers in the heap: glibc would mmap/munmap each one, and munmap's TLB
+  // shootdowns across the session threads are expensive (see fs/scratch_buffer.h).
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
   std::vector<std::string> args(argv + 1, argv + argc);
   auto cmd = parse_mount_command(args);
   if (!cmd) {

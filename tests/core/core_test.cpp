@@ -124,7 +124,12 @@ TEST_F(CoreTest, SequentialWritesAreContiguous) {
   auto a = fs_->getattr(f);
   // 16 MiB of data in 4 KiB blocks plus the inode: no tree nodes were needed.
   EXPECT_EQ(a->blocks512, (4096u + 1) * 8);
-  EXPECT_EQ(fs_->lseek(f, 0, 4).value(), 16u << 20);  // SEEK_HOLE at EOF: one extent
+  EXPECT_EQ(fs_->lseek(f, 0, 4).value(), 16u << 20);  // SEEK_HOLE at EOF
+  EXPECT_EQ(fs_->extents(f)->size(), 1u);
+  // Small sequential appends merge into the same extent too.
+  uint64_t g = mkfile(root(), "log");
+  for (int i = 0; i < 100; ++i) write_str(g, uint64_t(i) * 4096, std::string(4096, 'l'));
+  EXPECT_EQ(fs_->extents(g)->size(), 1u);
   expect_clean();
 }
 
