@@ -79,7 +79,7 @@ void encode_dir_leaf(const DirLeaf& leaf, std::span<std::byte> b, uint64_t block
   put<uint16_t>(b, 46, static_cast<uint16_t>(leaf.entries.size()));
   put<uint64_t>(b, 48, leaf.next);
   put<uint32_t>(b, 56, static_cast<uint32_t>(n));
-  std::memcpy(b.data() + kDirLeafEntriesOffset, packed.data(), n);
+  if (n) std::memcpy(b.data() + kDirLeafEntriesOffset, packed.data(), n);  // an empty leaf: data() may be null
   seal_block(b, BlockType::kDirLeaf, blocknr, sequence, seed);
 }
 

@@ -28,7 +28,7 @@ void encode_inode(const Inode& ino, std::span<std::byte> b, uint64_t blocknr, ui
   put<uint64_t>(b, 144, ino.parent);
   put<uint32_t>(b, 152, ino.dir_depth);
   put<uint64_t>(b, 160, ino.dir_entries);
-  std::memcpy(b.data() + kInodeContentOffset, ino.content.data(), content);
+  if (content) std::memcpy(b.data() + kInodeContentOffset, ino.content.data(), content);  // data() may be null
   seal_block(b, BlockType::kInode, blocknr, sequence, seed);
 }
 

@@ -39,7 +39,11 @@ Status FileSystem::truncate_blocks(Transaction& txn, CoreInode& node, uint64_t n
     }
     LUNFS_TRY(unpack_inline(txn, node));
   }
-  if (!(d.flags & kInodeExtents)) return Status::ok();  // empty file without layout: sparse growth
+  if (!(d.flags & kInodeExtents)) {
+    // An empty file without a layout: growing it needs one (an empty extent tree, all hole).
+    if (new_size > 0) LUNFS_TRY(ExtentTree(*vol_, node, &txn).clear_nodes());
+    return Status::ok();
+  }
   if (new_size < d.size && new_size % bs) {
     LUNFS_TRY(zero_range_on_disk(node, new_size, bs - new_size % bs));
   }

@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
   for (auto& a : fargs) cargs.push_back(a.data());
   fuse_args fa = FUSE_ARGS_INIT(static_cast<int>(cargs.size()), cargs.data());
   fuse_session* se = fuse_session_new(&fa, &lunfs_fuse_ops(), sizeof(fuse_lowlevel_ops), &ctx);
+  fuse_opt_free_args(&fa);  // libfuse may have copied the arguments into its own array
   if (!se) {
     std::fprintf(stderr, "mount.lunfs: cannot create the FUSE session\n");
     return 32;

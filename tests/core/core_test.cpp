@@ -157,6 +157,17 @@ TEST_F(CoreTest, ExtentTreeSplitsUnderManyExtents) {
   expect_clean();
 }
 
+TEST_F(CoreTest, TruncateUpFreshFileIsSparse) {
+  uint64_t f = mkfile(root(), "raw.img");
+  SetAttr sa;
+  sa.size = uint64_t{16} << 40;  // qemu-img create -f raw: a 16 TiB hole
+  ASSERT_TRUE(fs_->setattr(f, sa));
+  EXPECT_EQ(fs_->getattr(f)->blocks512, 8u);
+  write_str(f, (uint64_t{16} << 40) - 5, "tail!");
+  EXPECT_EQ(fs_->lseek(f, 0, 3).value(), (uint64_t{16} << 40) - 4096);
+  expect_clean();
+}
+
 TEST_F(CoreTest, TruncateZeroesTail) {
   uint64_t f = mkfile(root(), "t");
   write_str(f, 0, std::string(8192, 'x'));

@@ -363,6 +363,18 @@ TEST_F(Posix, DataSurvivesRemount) {
   EXPECT_EQ(st.st_mode & 07777, 0700u);
 }
 
+TEST_F(Posix, QemuImageCreateAndCheck) {
+  if (run("command -v qemu-img >/dev/null") != 0) GTEST_SKIP() << "qemu-img not installed";
+  std::string img = path("vm.qcow2");
+  ASSERT_EQ(run("qemu-img create -q -f qcow2 " + img + " 20G"), 0);
+  ASSERT_EQ(run("qemu-io -f qcow2 -t none -c 'write -P 0x5a 0 8M' -c 'write -P 0xa5 1G 4M' " + img + " >/dev/null"), 0);
+  EXPECT_EQ(run("qemu-img check -q " + img), 0);
+  EXPECT_EQ(run("qemu-io -f qcow2 -t none -c 'read -P 0x5a 0 8M' -c 'read -P 0xa5 1G 4M' " + img +
+                " | grep -q 'Pattern verification failed'"), 256);  // grep finds nothing
+  ASSERT_EQ(run("qemu-img create -q -f raw " + path("vm.raw") + " 16T"), 0);
+  EXPECT_EQ(run("qemu-img check -q -f qcow2 " + img), 0);
+}
+
 class ReadOnlyMount : public LunfsMount {
  protected:
   std::string mount_options() const override { return "lockproto=nolock,ro"; }
