@@ -1,0 +1,60 @@
+// Directory operations on one directory inode: lookup, add, remove, list, and the
+// conversion from inline entries (in the inode) to a hashed directory (GFS2-style
+// extendible hashing: a table of leaf pointers stored as the directory's logical blocks,
+// leaves of entries sorted by (hash, name)). Full leaves split; when a leaf is already as
+// deep as the table, the table doubles. readdir cookies are built from the name hash, so
+// they stay valid while entries come and go.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string_view>
+
+#include "fs/dir_format.h"
+#include "fs/inode.h"
+#include "fs/transaction.h"
+
+namespace lunfs {
+
+struct Volume;
+
+class Directory {
+ public:
+  Directory(Volume& vol, CoreInode& dir, Transaction* txn) : vol_(vol), dir_(dir), txn_(txn) {}
+
+  Result<std::optional<ondisk::DirEntry>> lookup(std::string_view name);
+  // Adds an entry whose name is not in the directory yet.
+  Status add(std::string_view name, uint64_t inode, uint8_t type);
+  // Removes `name`; ENOENT when absent.
+  Status remove(std::string_view name);
+  // Points the existing entry `name` at another inode (rename over a target).
+  Status retarget(std::string_view name, uint64_t inode, uint8_t type);
+  // Entries from readdir offset `offset` on; fn gets each entry and the offset of the
+  // one after it, and returns false to stop. Offsets 0..2 are ".", ".." (the caller's).
+  Status list(uint64_t offset, const std::function<bool(const ondisk::DirEntry&, uint64_t next)>& fn);
+  // Frees the directory's blocks (leaves, hash table, tree nodes): rmdir of an empty dir.
+  Status release_blocks();
+
+  static constexpr uint64_t kFirstEntryOffset = 3;
+
+ private:
+  bool hashed() const;
+  Result<uint64_t> table_pointer(uint64_t index);
+  Status write_table(const std::vector<uint64_t>& table);
+  Result<std::vector<uint64_t>> read_table();
+  Result<ondisk::DirLeaf> read_leaf(uint64_t blocknr);
+  void write_leaf(uint64_t blocknr, const ondisk::DirLeaf& leaf);
+  Status convert_to_hashed();
+  Status split_leaf(uint64_t index, uint64_t leaf_block, ondisk::DirLeaf& leaf);
+  Status double_table();
+  Status modify_inline(const std::function<Status(std::vector<ondisk::DirEntry>&)>& fn);
+  Status modify_leaf(std::string_view name, const std::function<Status(std::vector<ondisk::DirEntry>&)>& fn);
+  Result<std::vector<ondisk::DirEntry>> inline_entries();
+
+  Volume& vol_;
+  CoreInode& dir_;
+  Transaction* txn_;
+};
+
+}  // namespace lunfs

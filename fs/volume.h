@@ -1,0 +1,56 @@
+// The state one mount shares between the core's modules: device, superblock, metadata log,
+// block cache, glocks, allocator, inode cache, and the withdraw flag. Modules take a
+// Volume& instead of a dozen references.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "fs/allocator.h"
+#include "fs/block_cache.h"
+#include "fs/glock.h"
+#include "fs/metadata_log.h"
+#include "fs/superblock.h"
+#include "fs/transaction.h"
+
+namespace lunfs {
+
+class InodeCache;
+
+struct Volume {
+  Volume(BlockDevice& dev, MetadataLog& log, const ondisk::Superblock& sb, LockManager& lm,
+         uint32_t slot, bool read_only);
+
+  BlockDevice& dev;
+  MetadataLog& log;
+  const ondisk::Superblock sb;
+  const ondisk::Geometry& g;
+  const uint32_t bs;
+  const uint32_t slot;
+  const bool read_only;
+  BlockCache cache;
+  GlockTable glocks;
+  Allocator alloc;
+  std::unique_ptr<InodeCache> inodes;
+  std::atomic<uint64_t> next_sequence{1};
+  std::atomic<bool> withdrawn{false};
+  // Serialises metadata changes and cache lookups of this node. Cluster-wide exclusion is
+  // the glocks' job; this mutex only protects the in-memory structures.
+  std::recursive_mutex meta_mu;
+  std::function<void(const std::string&)> logger;  // one line per event; stderr by default
+
+  void log_line(const std::string& line) const;
+  // Damage in a shared structure: no more writes from this node.
+  void withdraw(const std::string& why);
+  // EROFS when mounted read-only or withdrawn.
+  Status check_writable() const;
+  std::unique_ptr<Transaction> begin() {
+    return std::make_unique<Transaction>(cache, log, next_sequence++);
+  }
+};
+
+}  // namespace lunfs

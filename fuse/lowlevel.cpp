@@ -1,0 +1,398 @@
+// FUSE request handlers; see lowlevel.h.
+#include "fuse/lowlevel.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include <cstdio>
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "fs/aligned_buffer.h"
+
+namespace lunfs {
+
+namespace {
+
+FuseContext& ctx(fuse_req_t req) { return *static_cast<FuseContext*>(fuse_req_userdata(req)); }
+FileSystem& fs(fuse_req_t req) { return *ctx(req).fs; }
+
+// FUSE_ROOT_ID is 1; lunfs's root has its own inode number (its block).
+uint64_t to_ino(fuse_req_t req, fuse_ino_t ino) { return ino == FUSE_ROOT_ID ? fs(req).root() : ino; }
+fuse_ino_t to_fuse(fuse_req_t req, uint64_t ino) { return ino == fs(req).root() ? FUSE_ROOT_ID : ino; }
+
+void fill_stat(fuse_req_t req, const Attr& a, struct stat* st) {
+  std::memset(st, 0, sizeof *st);
+  st->st_ino = a.ino;
+  st->st_mode = a.mode;
+  st->st_nlink = a.nlink;
+  st->st_uid = a.uid;
+  st->st_gid = a.gid;
+  st->st_size = static_cast<off_t>(a.size);
+  st->st_blocks = static_cast<blkcnt_t>(a.blocks512);
+  st->st_blksize = a.blksize;
+  st->st_rdev = a.rdev;
+  st->st_atim = {a.atime.sec, static_cast<long>(a.atime.nsec)};
+  st->st_mtim = {a.mtime.sec, static_cast<long>(a.mtime.nsec)};
+  st->st_ctim = {a.ctime.sec, static_cast<long>(a.ctime.nsec)};
+  (void)req;
+}
+
+void reply_error(fuse_req_t req, const Status& st) {
+  if (ctx(req).debug || st.err() == EIO) std::fprintf(stderr, "lunfs: %s\n", st.to_string().c_str());
+  fuse_reply_err(req, st.err() ? st.err() : EIO);
+}
+
+// Replies with an entry and records the kernel's new reference.
+void reply_entry(fuse_req_t req, const Result<Attr>& a) {
+  if (!a) return reply_error(req, a.status());
+  fuse_entry_param e{};
+  e.ino = to_fuse(req, a->ino);
+  e.generation = a->generation;
+  fill_stat(req, *a, &e.attr);
+  e.attr.st_ino = e.ino;
+  e.attr_timeout = ctx(req).attr_timeout;
+  e.entry_timeout = ctx(req).entry_timeout;
+  fs(req).hold(a->ino);
+  if (fuse_reply_entry(req, &e) != 0) (void)fs(req).forget(a->ino, 1);
+}
+
+void reply_attr(fuse_req_t req, const Result<Attr>& a) {
+  if (!a) return reply_error(req, a.status());
+  struct stat st;
+  fill_stat(req, *a, &st);
+  st.st_ino = to_fuse(req, a->ino);
+  fuse_reply_attr(req, &st, ctx(req).attr_timeout);
+}
+
+Cred cred_of(fuse_req_t req) {
+  const fuse_ctx* c = fuse_req_ctx(req);
+  return {c->uid, c->gid, c->umask};
+}
+
+void op_init(void*, fuse_conn_info* conn) {
+  conn->want |= FUSE_CAP_ASYNC_DIO | FUSE_CAP_ASYNC_READ | FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_READDIRPLUS |
+                FUSE_CAP_EXPORT_SUPPORT;
+  // ACLs: the kernel enforces them; the core applies the umask itself (DONT_MASK), since
+  // a directory's default ACL replaces the umask.
+  if (conn->capable & FUSE_CAP_POSIX_ACL) conn->want |= FUSE_CAP_POSIX_ACL;
+  if (conn->capable & FUSE_CAP_DONT_MASK) conn->want |= FUSE_CAP_DONT_MASK;
+  // The kernel clears setuid/setgid on write and truncate through setattr itself.
+  conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
+  conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  conn->max_write = 1 << 20;
+  conn->max_readahead = 1 << 20;
+}
+
+void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  reply_entry(req, fs(req).lookup(to_ino(req, parent), name));
+}
+
+void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  (void)fs(req).forget(to_ino(req, ino), nlookup);
+  fuse_reply_none(req);
+}
+
+void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+  for (size_t i = 0; i < count; ++i) (void)fs(req).forget(to_ino(req, forgets[i].ino), forgets[i].nlookup);
+  fuse_reply_none(req);
+}
+
+void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) { reply_attr(req, fs(req).getattr(to_ino(req, ino))); }
+
+ondisk::Timespec ts(const struct timespec& t) { return {t.tv_sec, static_cast<uint32_t>(t.tv_nsec)}; }
+
+void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
+  SetAttr c;
+  if (to_set & FUSE_SET_ATTR_MODE) c.mode = attr->st_mode;
+  if (to_set & FUSE_SET_ATTR_UID) c.uid = attr->st_uid;
+  if (to_set & FUSE_SET_ATTR_GID) c.gid = attr->st_gid;
+  if (to_set & FUSE_SET_ATTR_SIZE) c.size = static_cast<uint64_t>(attr->st_size);
+  ondisk::Timespec now = now_timespec();
+  if (to_set & FUSE_SET_ATTR_ATIME_NOW) c.atime = now;
+  else if (to_set & FUSE_SET_ATTR_ATIME) c.atime = ts(attr->st_atim);
+  if (to_set & FUSE_SET_ATTR_MTIME_NOW) c.mtime = now;
+  else if (to_set & FUSE_SET_ATTR_MTIME) c.mtime = ts(attr->st_mtim);
+  if (to_set & FUSE_SET_ATTR_CTIME) c.ctime = ts(attr->st_ctim);
+  reply_attr(req, fs(req).setattr(to_ino(req, ino), c));
+}
+
+void op_readlink(fuse_req_t req, fuse_ino_t ino) {
+  auto r = fs(req).readlink(to_ino(req, ino));
+  if (!r) return reply_error(req, r.status());
+  fuse_reply_readlink(req, r->c_str());
+}
+
+void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+  reply_entry(req, fs(req).mknod(to_ino(req, parent), name, mode, rdev, cred_of(req)));
+}
+
+void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  reply_entry(req, fs(req).mkdir(to_ino(req, parent), name, mode, cred_of(req)));
+}
+
+void op_symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
+  reply_entry(req, fs(req).symlink(to_ino(req, parent), name, target, cred_of(req)));
+}
+
+void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char* name) {
+  reply_entry(req, fs(req).link(to_ino(req, ino), to_ino(req, parent), name));
+}
+
+void reply_status(fuse_req_t req, const Status& st) {
+  if (!st) return reply_error(req, st);
+  fuse_reply_err(req, 0);
+}
+
+void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  reply_status(req, fs(req).unlink(to_ino(req, parent), name));
+}
+
+void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  reply_status(req, fs(req).rmdir(to_ino(req, parent), name));
+}
+
+void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
+               unsigned flags) {
+  reply_status(req, fs(req).rename(to_ino(req, parent), name, to_ino(req, newparent), newname, flags));
+}
+
+void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  auto a = fs(req).getattr(to_ino(req, ino));
+  if (!a) return reply_error(req, a.status());
+  if (S_ISDIR(a->mode)) return (void)fuse_reply_err(req, EISDIR);
+  if ((fi->flags & O_ACCMODE) != O_RDONLY && fs(req).read_only()) return (void)fuse_reply_err(req, EROFS);
+  if (fi->flags & O_DIRECT) {
+    fi->direct_io = 1;  // QEMU cache=none: no page cache, requests go straight to the core
+  } else {
+    fi->keep_cache = 1;  // this node holds the inode glock: cached pages stay valid
+  }
+  fuse_reply_open(req, fi);
+}
+
+void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
+  auto a = fs(req).mknod(to_ino(req, parent), name, S_IFREG | (mode & 07777), 0, cred_of(req));
+  if (!a) return reply_error(req, a.status());
+  fuse_entry_param e{};
+  e.ino = to_fuse(req, a->ino);
+  e.generation = a->generation;
+  fill_stat(req, *a, &e.attr);
+  e.attr.st_ino = e.ino;
+  e.attr_timeout = ctx(req).attr_timeout;
+  e.entry_timeout = ctx(req).entry_timeout;
+  if (fi->flags & O_DIRECT) fi->direct_io = 1;
+  else fi->keep_cache = 1;
+  fs(req).hold(a->ino);
+  if (fuse_reply_create(req, &e, fi) != 0) (void)fs(req).forget(a->ino, 1);
+}
+
+void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  // One reply buffer per thread, aligned, so the core reads straight into it (no bounce
+  // for block-aligned direct I/O) and no request pays for fresh memory.
+  thread_local AlignedBuffer buf;
+  if (buf.size() < size) buf = AlignedBuffer(std::max<size_t>(size, 1 << 20));
+  auto n = fs(req).read(to_ino(req, ino), static_cast<uint64_t>(off), buf.span().first(size));
+  if (!n) return reply_error(req, n.status());
+  fs(req).touch_atime(to_ino(req, ino));
+  fuse_reply_buf(req, reinterpret_cast<const char*>(buf.data()), *n);
+}
+
+void op_write(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off_t off, fuse_file_info*) {
+  // libfuse 3.14 hands the data 80 bytes into its buffer; the core copies into aligned
+  // memory before any O_DIRECT write, so unaligned pointers are fine here.
+  auto n = fs(req).write(to_ino(req, ino), static_cast<uint64_t>(off),
+                         std::span(reinterpret_cast<const std::byte*>(data), size));
+  if (!n) return reply_error(req, n.status());
+  fuse_reply_write(req, *n);
+}
+
+void op_flush(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
+void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
+
+void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info*) {
+  reply_status(req, fs(req).fsync(to_ino(req, ino), datasync != 0));
+}
+
+void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  auto a = fs(req).getattr(to_ino(req, ino));
+  if (!a) return reply_error(req, a.status());
+  if (!S_ISDIR(a->mode)) return (void)fuse_reply_err(req, ENOTDIR);
+  fi->cache_readdir = 1;
+  fi->keep_cache = 1;
+  fuse_reply_open(req, fi);
+}
+
+void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) {
+  // Collect the names first and look up attributes afterwards: a getattr from inside the
+  // listing would take a child's glock while the core's metadata mutex is held, which is
+  // against the lock order (glocks first) and deadlocks with a concurrent setattr.
+  std::vector<DirListing> listing;
+  const size_t max_entries = size / 32 + 1;  // no direntry is smaller than 32 bytes
+  auto st = fs(req).readdir(to_ino(req, ino), static_cast<uint64_t>(off), [&](const DirListing& l) {
+    listing.push_back(l);
+    return listing.size() < max_entries;
+  });
+  if (!st) return reply_error(req, st);
+  std::vector<char> buf(size);
+  size_t used = 0;
+  std::vector<uint64_t> held;
+  for (const DirListing& l : listing) {
+    size_t n;
+    if (plus) {
+      fuse_entry_param e{};
+      bool dot = l.name == "." || l.name == "..";
+      if (!dot) {
+        auto a = fs(req).getattr(l.ino);
+        if (!a) continue;  // a damaged or just-removed inode: lookup reports it
+        e.ino = to_fuse(req, a->ino);
+        e.generation = a->generation;
+        fill_stat(req, *a, &e.attr);
+        e.attr.st_ino = e.ino;
+        e.attr_timeout = ctx(req).attr_timeout;
+        e.entry_timeout = ctx(req).entry_timeout;
+      } else {
+        e.attr.st_ino = to_fuse(req, l.ino);
+        e.attr.st_mode = S_IFDIR;
+      }
+      n = fuse_add_direntry_plus(req, buf.data() + used, size - used, l.name.c_str(), &e,
+                                 static_cast<off_t>(l.next_offset));
+      if (n > size - used) break;
+      if (!dot) held.push_back(l.ino);
+    } else {
+      struct stat s {};
+      s.st_ino = to_fuse(req, l.ino);
+      s.st_mode = static_cast<mode_t>(l.type) << 12;
+      n = fuse_add_direntry(req, buf.data() + used, size - used, l.name.c_str(), &s,
+                            static_cast<off_t>(l.next_offset));
+      if (n > size - used) break;
+    }
+    used += n;
+  }
+  for (uint64_t i : held) fs(req).hold(i);  // readdirplus entries count as lookups
+  fuse_reply_buf(req, buf.data(), used);
+}
+
+void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  do_readdir(req, ino, size, off, false);
+}
+void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  do_readdir(req, ino, size, off, true);
+}
+void op_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
+void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info*) {
+  reply_status(req, fs(req).fsync(to_ino(req, ino), datasync != 0));
+}
+
+void op_statfs(fuse_req_t req, fuse_ino_t) {
+  auto s = fs(req).statfs();
+  if (!s) return reply_error(req, s.status());
+  struct statvfs v {};
+  v.f_bsize = s->block_size;
+  v.f_frsize = s->block_size;
+  v.f_blocks = s->blocks;
+  v.f_bfree = s->free_blocks;
+  v.f_bavail = s->free_blocks;
+  v.f_files = s->files;
+  v.f_ffree = s->free_files;
+  v.f_favail = s->free_files;
+  v.f_namemax = s->name_max;
+  fuse_reply_statfs(req, &v);
+}
+
+void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
+  reply_status(req, fs(req).setxattr(to_ino(req, ino), name, std::string(value, size), flags));
+}
+
+void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  auto v = fs(req).getxattr(to_ino(req, ino), name);
+  if (!v) return reply_error(req, v.status());
+  if (size == 0) return (void)fuse_reply_xattr(req, v->size());
+  if (size < v->size()) return (void)fuse_reply_err(req, ERANGE);
+  fuse_reply_buf(req, v->data(), v->size());
+}
+
+void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  auto names = fs(req).listxattr(to_ino(req, ino));
+  if (!names) return reply_error(req, names.status());
+  std::string all;
+  for (const auto& n : *names) {
+    all += n;
+    all.push_back('\0');
+  }
+  if (size == 0) return (void)fuse_reply_xattr(req, all.size());
+  if (size < all.size()) return (void)fuse_reply_err(req, ERANGE);
+  fuse_reply_buf(req, all.data(), all.size());
+}
+
+void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  reply_status(req, fs(req).removexattr(to_ino(req, ino), name));
+}
+
+void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length, fuse_file_info*) {
+  reply_status(req, fs(req).fallocate(to_ino(req, ino), mode, static_cast<uint64_t>(offset), static_cast<uint64_t>(length)));
+}
+
+void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info*) {
+  auto r = fs(req).lseek(to_ino(req, ino), static_cast<uint64_t>(off), whence);
+  if (!r) return reply_error(req, r.status());
+  fuse_reply_lseek(req, static_cast<off_t>(*r));
+}
+
+void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_info*, fuse_ino_t ino_out,
+                        off_t off_out, fuse_file_info*, size_t len, int flags) {
+  if (flags != 0) return (void)fuse_reply_err(req, EINVAL);
+  auto n = fs(req).copy_range(to_ino(req, ino_in), static_cast<uint64_t>(off_in), to_ino(req, ino_out),
+                              static_cast<uint64_t>(off_out), len);
+  if (!n) return reply_error(req, n.status());
+  fuse_reply_write(req, *n);
+}
+
+fuse_lowlevel_ops make_ops() {
+  fuse_lowlevel_ops o{};
+  o.init = op_init;
+  o.lookup = op_lookup;
+  o.forget = op_forget;
+  o.forget_multi = op_forget_multi;
+  o.getattr = op_getattr;
+  o.setattr = op_setattr;
+  o.readlink = op_readlink;
+  o.mknod = op_mknod;
+  o.mkdir = op_mkdir;
+  o.symlink = op_symlink;
+  o.link = op_link;
+  o.unlink = op_unlink;
+  o.rmdir = op_rmdir;
+  o.rename = op_rename;
+  o.open = op_open;
+  o.create = op_create;
+  o.read = op_read;
+  o.write = op_write;
+  o.flush = op_flush;
+  o.release = op_release;
+  o.fsync = op_fsync;
+  o.opendir = op_opendir;
+  o.readdir = op_readdir;
+  o.readdirplus = op_readdirplus;
+  o.releasedir = op_releasedir;
+  o.fsyncdir = op_fsyncdir;
+  o.statfs = op_statfs;
+  o.setxattr = op_setxattr;
+  o.getxattr = op_getxattr;
+  o.listxattr = op_listxattr;
+  o.removexattr = op_removexattr;
+  o.fallocate = op_fallocate;
+  o.lseek = op_lseek;
+  o.copy_file_range = op_copy_file_range;
+  return o;
+}
+
+}  // namespace
+
+const fuse_lowlevel_ops& lunfs_fuse_ops() {
+  static const fuse_lowlevel_ops ops = make_ops();
+  return ops;
+}
+
+}  // namespace lunfs

@@ -1,0 +1,92 @@
+// mount.lunfs: opens the LUN, mounts the lunfs core on it and serves it through a
+// multi-threaded FUSE low-level session until unmounted or signalled (SIGTERM, SIGINT,
+// SIGHUP unmount cleanly: the session ends, the core syncs and releases its locks).
+#include <malloc.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "fs/block_device.h"
+#include "fs/filesystem.h"
+#include "fs/metadata_log.h"
+#include "fuse/lowlevel.h"
+#include "fuse/mount_options.h"
+
+using namespace lunfs;
+
+int main(int argc, char** argv) {
+  // Keep large buffers in the heap: glibc would mmap/munmap each one, and munmap's TLB
+  // shootdowns across the session threads are expensive (see fs/scratch_buffer.h).
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto cmd = parse_mount_command(args);
+  if (!cmd) {
+    std::fprintf(stderr, "mount.lunfs: %s\n%s", cmd.status().message().c_str(), mount_usage().c_str());
+    return 1;
+  }
+  if (cmd->lockproto != "nolock") {
+    std::fprintf(stderr, "mount.lunfs: lockproto=%s is not available yet in this build; use lockproto=nolock\n",
+                 cmd->lockproto.c_str());
+    return 32;
+  }
+  auto dev = FileBlockDevice::open(cmd->device, {cmd->read_only, true});
+  if (!dev) {
+    std::fprintf(stderr, "mount.lunfs: %s: %s\n", cmd->device.c_str(), dev.status().to_string().c_str());
+    return 32;
+  }
+  if (!(*dev)->fallback_note().empty()) std::fprintf(stderr, "mount.lunfs: %s\n", (*dev)->fallback_note().c_str());
+  WriteThroughLog log(**dev);
+  NoLockManager lm;
+  MountOptions mo;
+  mo.read_only = cmd->read_only;
+  mo.noatime = cmd->noatime;
+  mo.slot = cmd->slot;
+  auto fs = FileSystem::mount(**dev, log, lm, mo);
+  if (!fs) {
+    std::fprintf(stderr, "mount.lunfs: cannot mount %s: %s\n", cmd->device.c_str(), fs.status().to_string().c_str());
+    return 32;
+  }
+
+  FuseContext ctx;
+  ctx.fs = fs->get();
+  ctx.debug = cmd->debug;
+  std::vector<std::string> fargs = {"mount.lunfs", "-o", "fsname=" + cmd->device + ",subtype=lunfs,default_permissions"};
+  if (getuid() == 0) fargs.back() += ",allow_other";
+  if (cmd->read_only) fargs.back() += ",ro";
+  for (const auto& o : cmd->fuse_options) {
+    if (o != "allow_other" && o != "default_permissions") fargs.back() += "," + o;
+  }
+  if (cmd->debug) fargs.push_back("-d");
+  std::vector<char*> cargs;
+  for (auto& a : fargs) cargs.push_back(a.data());
+  fuse_args fa = FUSE_ARGS_INIT(static_cast<int>(cargs.size()), cargs.data());
+  fuse_session* se = fuse_session_new(&fa, &lunfs_fuse_ops(), sizeof(fuse_lowlevel_ops), &ctx);
+  fuse_opt_free_args(&fa);  // libfuse may have copied the arguments into its own array
+  if (!se) {
+    std::fprintf(stderr, "mount.lunfs: cannot create the FUSE session\n");
+    return 32;
+  }
+  int rc = 32;
+  if (fuse_set_signal_handlers(se) == 0) {
+    if (fuse_session_mount(se, cmd->mountpoint.c_str()) == 0) {
+      fuse_daemonize(cmd->foreground ? 1 : 0);
+      fuse_loop_config* cfg = fuse_loop_cfg_create();
+      fuse_loop_cfg_set_max_threads(cfg, cmd->threads);
+      fuse_loop_cfg_set_idle_threads(cfg, cmd->threads);
+      rc = fuse_session_loop_mt(se, cfg) == 0 ? 0 : 1;
+      fuse_loop_cfg_destroy(cfg);
+      fuse_session_unmount(se);
+    } else {
+      std::fprintf(stderr, "mount.lunfs: cannot mount on %s\n", cmd->mountpoint.c_str());
+    }
+    fuse_remove_signal_handlers(se);
+  }
+  fuse_session_destroy(se);
+  if (auto st = (*fs)->unmount(); !st) {
+    std::fprintf(stderr, "mount.lunfs: unmount of %s: %s\n", cmd->device.c_str(), st.to_string().c_str());
+    rc = 1;
+  }
+  return rc;
+}

@@ -1,0 +1,78 @@
+// mount.lunfs command-line parsing; see mount_options.h.
+#include "fuse/mount_options.h"
+
+#include <sstream>
+
+namespace lunfs {
+
+std::string mount_usage() {
+  return "usage: mount.lunfs DEVICE MOUNTPOINT [-o lockproto=nolock|corosync,ro,noatime,debug,"
+         "slot=N,threads=N] [-f]\n";
+}
+
+Result<MountCommand> parse_mount_command(const std::vector<std::string>& args) {
+  MountCommand c;
+  std::vector<std::string> positional;
+  std::vector<std::string> opts;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "-o") {
+      if (i + 1 >= args.size()) return error(EINVAL, "-o needs an argument");
+      opts.push_back(args[++i]);
+    } else if (a.rfind("-o", 0) == 0 && a.size() > 2) {
+      opts.push_back(a.substr(2));
+    } else if (a == "-f") {
+      c.foreground = true;
+    } else if (a == "-n" || a == "-s" || a == "-v") {
+      // mount(8) helper flags: no mtab, sloppy, verbose. Nothing to do.
+    } else if (!a.empty() && a[0] == '-') {
+      return error(EINVAL, "unknown option " + a);
+    } else {
+      positional.push_back(a);
+    }
+  }
+  if (positional.size() != 2) return error(EINVAL, "need a DEVICE and a MOUNTPOINT");
+  c.device = positional[0];
+  c.mountpoint = positional[1];
+  for (const auto& group : opts) {
+    std::stringstream ss(group);
+    std::string o;
+    while (std::getline(ss, o, ',')) {
+      if (o.empty()) continue;
+      auto eq = o.find('=');
+      std::string key = o.substr(0, eq), val = eq == std::string::npos ? "" : o.substr(eq + 1);
+      if (key == "lockproto") {
+        if (val != "nolock" && val != "corosync") return error(EINVAL, "lockproto must be nolock or corosync");
+        c.lockproto = val;
+      } else if (key == "ro") {
+        c.read_only = true;
+      } else if (key == "rw") {
+        c.read_only = false;
+      } else if (key == "noatime") {
+        c.noatime = true;
+      } else if (key == "relatime" || key == "defaults" || key == "auto" || key == "noauto" || key == "nofail" ||
+                 key == "_netdev" || key == "async" || key == "nouser" || key == "exec" || key == "dev" ||
+                 key == "suid") {
+        // relatime is the default; the others are mount(8)'s, not ours.
+      } else if (key == "debug") {
+        c.debug = true;
+      } else if (key == "slot" || key == "threads") {
+        try {
+          unsigned v = static_cast<unsigned>(std::stoul(val));
+          (key == "slot" ? c.slot : c.threads) = v;
+        } catch (...) {
+          return error(EINVAL, key + " needs a number");
+        }
+        if (key == "threads" && (c.threads < 1 || c.threads > 256)) return error(EINVAL, "threads must be 1..256");
+      } else if (key == "nosuid" || key == "nodev" || key == "noexec" || key == "allow_other" ||
+                 key == "default_permissions") {
+        c.fuse_options.push_back(o);
+      } else {
+        return error(EINVAL, "unknown mount option '" + o + "'");
+      }
+    }
+  }
+  return c;
+}
+
+}  // namespace lunfs

@@ -1,0 +1,129 @@
+// A lunfs mounted through mount.lunfs for a test: a LUN file in a fresh temporary
+// directory, mkfs.lunfs, mount.lunfs -f as a child process, and on teardown unmount
+// (fusermount3 -u, then umount -l), wait for that daemon (killing only its pid when it
+// does not exit) and fsck.lunfs -n, whose verdict the test checks. Skips without root
+// or /dev/fuse.
+#pragma once
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <thread>
+
+namespace lunfs::testing {
+
+inline int run(const std::string& cmd) { return std::system(cmd.c_str()); }
+
+inline bool is_mounted(const std::string& dir) {
+  std::ifstream m("/proc/self/mounts");
+  std::string dev, mp, rest;
+  while (m >> dev >> mp && std::getline(m, rest)) {
+    if (mp == dir) return true;
+  }
+  return false;
+}
+
+class LunfsMount : public ::testing::Test {
+ public:
+  static std::string bin(const std::string& name) { return std::string(LUNFS_BIN_DIR) + "/" + name; }
+
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "FUSE mount tests need root";
+    if (access("/dev/fuse", R_OK | W_OK) != 0) GTEST_SKIP() << "FUSE mount tests need /dev/fuse";
+    char tmpl[] = "/tmp/lunfs-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    chmod(dir_.c_str(), 0755);
+    lun_ = dir_ + "/lun.img";
+    mnt_ = dir_ + "/mnt";
+    ASSERT_EQ(mkdir(mnt_.c_str(), 0755), 0);
+    ASSERT_EQ(run("truncate -s " + std::to_string(lun_mib()) + "M " + lun_), 0);
+    ASSERT_EQ(run(bin("mkfs.lunfs") + " -q -t test:fs -j 2 " + lun_), 0);
+    mount_fs(mount_options());
+  }
+
+  void TearDown() override {
+    if (dir_.empty()) return;
+    unmount_fs();
+    if (check_fsck_) {
+      int rc = run(bin("fsck.lunfs") + " -n " + lun_ + " > " + dir_ + "/fsck.out 2>&1");
+      std::ifstream f(dir_ + "/fsck.out");
+      std::string out((std::istreambuf_iterator<char>(f)), {});
+      EXPECT_EQ(rc, 0) << "fsck.lunfs after unmount:\n" << out;
+    }
+    run("rm -rf " + dir_);
+  }
+
+  virtual uint64_t lun_mib() const { return 1024; }
+  virtual std::string mount_options() const { return "lockproto=nolock"; }
+
+  void mount_fs(const std::string& options) {
+    pid_ = fork();
+    ASSERT_GE(pid_, 0);
+    if (pid_ == 0) {
+      std::string b = bin("mount.lunfs");
+      int null = open((dir_ + "/daemon.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (null >= 0) {
+        dup2(null, 1);
+        dup2(null, 2);
+      }
+      execl(b.c_str(), "mount.lunfs", lun_.c_str(), mnt_.c_str(), "-f", "-o", options.c_str(), nullptr);
+      _exit(127);
+    }
+    for (int i = 0; i < 200 && !is_mounted(mnt_); ++i) {
+      int status;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        FAIL() << "mount.lunfs exited before mounting: " << daemon_log();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    ASSERT_TRUE(is_mounted(mnt_)) << "mount.lunfs did not mount within 5 s";
+  }
+
+  void unmount_fs() {
+    if (is_mounted(mnt_) && run("fusermount3 -u " + mnt_ + " 2>/dev/null") != 0) run("umount -l " + mnt_);
+    if (pid_ > 0) {
+      int status = 0;
+      bool exited = false;
+      // The kernel forgets every inode at unmount; freeing thousands of unlinked ones
+      // takes a while under the sanitizers. Only a daemon that hangs is killed.
+      for (int i = 0; i < 2400 && !exited; ++i) {
+        exited = waitpid(pid_, &status, WNOHANG) == pid_;
+        if (!exited) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+      }
+      if (!exited) {
+        ADD_FAILURE() << "mount.lunfs did not exit after unmount; killing pid " << pid_;
+        kill(pid_, SIGKILL);
+        waitpid(pid_, &status, 0);
+      } else {
+        EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "mount.lunfs exit status " << status
+                                                                   << ": " << daemon_log();
+      }
+      pid_ = -1;
+    }
+  }
+
+  std::string daemon_log() {
+    std::ifstream f(dir_ + "/daemon.log");
+    return std::string((std::istreambuf_iterator<char>(f)), {});
+  }
+
+  std::string path(const std::string& rel) const { return mnt_ + "/" + rel; }
+
+  std::string dir_, lun_, mnt_;
+  pid_t pid_ = -1;
+  bool check_fsck_ = true;
+};
+
+}  // namespace lunfs::testing
