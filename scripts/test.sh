@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every lunfs test: installs dependencies, builds a normal, an ASan+UBSan and a TSan build,
-# runs ctest in each (TSan: the threaded lock-manager tests), and a short fuzz run of every
+# runs ctest in each (TSan: the tests labelled `threads`), and a short fuzz run of every
 # on-disk parser. Ends with one line "N passed, N failed" summing all of them.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +10,7 @@ total_pass=0 total_fail=0
 run_ctest() { # build-dir label [ctest args...]
   local dir=$1 label=$2; shift 2
   local log; log=$(mktemp)
-  (cd "$dir" && ctest --output-on-failure --timeout 600 "$@") 2>&1 | tee "$log"
+  (cd "$dir" && ctest -j2 --output-on-failure --timeout 600 "$@") 2>&1 | tee "$log"
   local p f
   p=$(grep -oE '[0-9]+% tests passed, [0-9]+ tests failed out of [0-9]+' "$log" | tail -1 \
       | awk '{print $NF - $4}')
@@ -31,7 +31,7 @@ if build build RelWithDebInfo all; then run_ctest build main; else echo "test.sh
 if build build-asan Sanitize all -DLUNFS_BUILD_BENCH=OFF; then
   run_ctest build-asan asan -LE 'cluster|slow'
 else echo "test.sh: sanitizer build failed"; total_fail=$((total_fail + 1)); fi
-if build build-tsan TSan all -DLUNFS_BUILD_BENCH=OFF; then
+if build build-tsan TSan threaded_tests -DLUNFS_BUILD_BENCH=OFF; then
   run_ctest build-tsan tsan -L threads
 else echo "test.sh: tsan build failed"; total_fail=$((total_fail + 1)); fi
 if build build-fuzz RelWithDebInfo fuzzers -DLUNFS_FUZZ=ON -DLUNFS_BUILD_BENCH=OFF \
