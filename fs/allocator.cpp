@@ -203,12 +203,14 @@ Status Allocator::change_state(Transaction& txn, uint64_t start, uint64_t length
 Status Allocator::free_blocks(Transaction& txn, uint64_t start, uint64_t length) {
   // A file's extent may not cross an rgrp (the codec checks it), so one call is one rgrp.
   LUNFS_TRY(change_state(txn, start, length, bit(BlockState::kUsed), BlockState::kFree));
+  txn.note_blocks_freed();
   delta_.free_blocks += static_cast<int64_t>(length);
   return Status::ok();
 }
 
 Status Allocator::free_inode(Transaction& txn, uint64_t block) {
   LUNFS_TRY(change_state(txn, block, 1, bit(BlockState::kDinode) | bit(BlockState::kUnlinked), BlockState::kFree));
+  txn.note_blocks_freed();
   delta_.free_blocks += 1;
   delta_.dinodes -= 1;
   return Status::ok();

@@ -47,8 +47,7 @@ FileSystem::~FileSystem() {
   if (mounted_) (void)unmount();
 }
 
-Result<std::unique_ptr<FileSystem>> FileSystem::mount(BlockDevice& dev, MetadataLog& log, LockManager& lm,
-                                                      const MountOptions& options) {
+Result<Superblock> FileSystem::read_superblock(BlockDevice& dev) {
   const uint64_t off = kSuperblockOffset;
   if (dev.size_bytes() < off + kMinBlockSize) return error(EMEDIUMTYPE, "device too small to hold lunfs");
   uint64_t len = std::min<uint64_t>(kMaxBlockSize, dev.size_bytes() - off);
@@ -62,24 +61,30 @@ Result<std::unique_ptr<FileSystem>> FileSystem::mount(BlockDevice& dev, Metadata
   if (claimed_bs < kMinBlockSize || claimed_bs > kMaxBlockSize || claimed_bs > len) {
     return error(EUCLEAN, "bad superblock: block size " + std::to_string(claimed_bs) + "; run fsck.lunfs");
   }
-  auto sb = decode_superblock(buf.span().first(claimed_bs), off / claimed_bs);
-  if (!sb) return error(EUCLEAN, "bad superblock: " + sb.status().message() + "; run fsck.lunfs");
-  if (auto st = check_features(*sb, !options.read_only); !st) return st;
-  if (dev.size_bytes() < sb->geometry.block_count * sb->geometry.block_size) {
+  auto decoded = decode_superblock(buf.span().first(claimed_bs), off / claimed_bs);
+  if (!decoded) return error(EUCLEAN, "bad superblock: " + decoded.status().message() + "; run fsck.lunfs");
+  return decoded;
+}
+
+Result<std::unique_ptr<FileSystem>> FileSystem::mount(BlockDevice& dev, MetadataLog& log, LockManager& lm,
+                                                      const MountOptions& options) {
+  LUNFS_ASSIGN(auto sb, read_superblock(dev));
+  if (auto st = check_features(sb, !options.read_only); !st) return st;
+  if (dev.size_bytes() < sb.geometry.block_count * sb.geometry.block_size) {
     return error(EUCLEAN, "the device is smaller than the file system it holds");
   }
-  if (options.slot >= sb->geometry.journal_count) {
+  if (options.slot >= sb.geometry.journal_count) {
     return error(EINVAL, "slot " + std::to_string(options.slot) + " does not exist (the file system has " +
-                             std::to_string(sb->geometry.journal_count) + " journals)");
+                             std::to_string(sb.geometry.journal_count) + " journals)");
   }
-  auto vol = std::make_unique<Volume>(dev, log, *sb, lm, options.slot, options.read_only);
+  auto vol = std::make_unique<Volume>(dev, log, sb, lm, options.slot, options.read_only);
   vol->logger = options.logger;
   if (auto st = vol->alloc.load(); !st && !options.read_only) return st;
   std::unique_ptr<FileSystem> fs(new FileSystem(std::move(vol)));
   fs->noatime_ = options.noatime;
   {
     std::lock_guard lock(fs->vol_->meta_mu);
-    LUNFS_ASSIGN(auto root, fs->vol_->inodes->get(sb->root_inode));
+    LUNFS_ASSIGN(auto root, fs->vol_->inodes->get(sb.root_inode));
     if (!root->is_dir()) return error(EUCLEAN, "the root inode is not a directory; run fsck.lunfs");
   }
   if (!options.read_only && !fs->vol_->withdrawn) LUNFS_TRY(fs->free_orphans());
@@ -104,6 +109,8 @@ Status FileSystem::free_orphans() {
 Status FileSystem::unmount() {
   if (!mounted_) return Status::ok();
   Status st = vol_->read_only ? Status::ok() : sync();
+  // Everything home and the journal empty: the next mount replays nothing.
+  if (st && !vol_->read_only) st = vol_->log.checkpoint();
   auto rel = vol_->glocks.release_all();
   if (st) st = rel;
   mounted_ = false;

@@ -78,6 +78,8 @@ inline constexpr int kFallocZeroRange = 0x10;
 
 class FileSystem {
  public:
+  // Reads and checks the primary superblock (EMEDIUMTYPE: not lunfs; EUCLEAN: damaged).
+  static Result<ondisk::Superblock> read_superblock(BlockDevice& dev);
   static Result<std::unique_ptr<FileSystem>> mount(BlockDevice& dev, MetadataLog& log, LockManager& lm,
                                                    const MountOptions& options);
   ~FileSystem();

@@ -42,6 +42,9 @@ Status Transaction::commit() {
     return seq.status();
   }
   for (auto& [nr, img] : images_) cache_.put(nr, img);
+  // The caller still holds the metadata lock, so no allocation can hand out the freed
+  // blocks before this commit is durable.
+  if (frees_blocks_) return log_.commit();
   return Status::ok();
 }
 

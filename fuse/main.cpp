@@ -12,6 +12,8 @@
 #include "fs/filesystem.h"
 #include "fs/metadata_log.h"
 #include "fuse/lowlevel.h"
+#include "journal/check.h"
+#include "journal/journal.h"
 #include "fuse/mount_options.h"
 
 using namespace lunfs;
@@ -37,13 +39,44 @@ int main(int argc, char** argv) {
     return 32;
   }
   if (!(*dev)->fallback_note().empty()) std::fprintf(stderr, "mount.lunfs: %s\n", (*dev)->fallback_note().c_str());
-  WriteThroughLog log(**dev);
+  // A writable mount replays its slot's journal and logs every metadata change to it; a
+  // read-only mount writes nothing (and refuses a journal that needs replay).
+  auto sb = FileSystem::read_superblock(**dev);
+  if (!sb) {
+    std::fprintf(stderr, "mount.lunfs: cannot mount %s: %s\n", cmd->device.c_str(), sb.status().to_string().c_str());
+    return 32;
+  }
+  if (cmd->slot >= sb->geometry.journal_count) {
+    std::fprintf(stderr, "mount.lunfs: slot %u does not exist (the file system has %u journals)\n", cmd->slot,
+                 sb->geometry.journal_count);
+    return 32;
+  }
+  std::unique_ptr<MetadataLog> log;
+  if (cmd->read_only) {
+    if (journal::check_journal(**dev, *sb, cmd->slot).dirty) {
+      std::fprintf(stderr, "mount.lunfs: %s: the journal of slot %u needs replay, which a read-only mount cannot "
+                   "do; mount it read-write once\n", cmd->device.c_str(), cmd->slot);
+      return 32;
+    }
+    log = std::make_unique<WriteThroughLog>(**dev);  // never written: the mount is read-only
+  } else {
+    auto journal = journal::Journal::open(**dev, *sb, cmd->slot);
+    if (!journal) {
+      std::fprintf(stderr, "mount.lunfs: %s: journal of slot %u: %s\n", cmd->device.c_str(), cmd->slot,
+                   journal.status().to_string().c_str());
+      return 32;
+    }
+    if ((*journal)->replay_report().transactions > 0) {
+      std::fprintf(stderr, "mount.lunfs: %s\n", (*journal)->replay_report().to_string().c_str());
+    }
+    log = std::move(*journal);
+  }
   NoLockManager lm;
   MountOptions mo;
   mo.read_only = cmd->read_only;
   mo.noatime = cmd->noatime;
   mo.slot = cmd->slot;
-  auto fs = FileSystem::mount(**dev, log, lm, mo);
+  auto fs = FileSystem::mount(**dev, *log, lm, mo);
   if (!fs) {
     std::fprintf(stderr, "mount.lunfs: cannot mount %s: %s\n", cmd->device.c_str(), fs.status().to_string().c_str());
     return 32;
