@@ -1,28 +1,82 @@
 #!/usr/bin/env bash
-# The main job: installs what lunfs needs, builds it, creates a LUN file, formats it with
-# mkfs.lunfs and checks it with fsck.lunfs, showing each step's output.
+# The main job, on a fresh Debian 12 machine as root: installs what lunfs needs, builds it,
+# creates a LUN file, formats and checks it, mounts it, keeps a VM image on it, and starts
+# a local 3-node Corosync cluster whose nodes share locks through the lunfs lock manager.
+# Everything it starts is stopped (by pid) and removed at the end, also on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+top=$(pwd)
 scripts/deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j2
+bin=$top/build/bin
 
 work=$(mktemp -d /var/tmp/lunfs-demo.XXXXXX)
-trap 'rm -rf "$work"' EXIT
-lun=$work/lun.img
-echo
-echo "== A 64 GiB LUN file (sparse) =="
+lun=$work/lun.img mnt=$work/mnt daemon=
+export LUNFS_CLUSTER_PREFIX=lunfsdemo
+cleanup() {
+  if mountpoint -q "$mnt" 2>/dev/null; then fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt"; fi
+  [[ -n $daemon ]] && kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null || true
+  tests/cluster/lunfs-cluster down >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+step() { printf '\n== %s ==\n' "$*"; }
+
+step "A 64 GiB LUN file (sparse)"
 truncate -s 64G "$lun"
 ls -ls "$lun"
-echo
-echo "== mkfs.lunfs -t demo:vmstore -j 3 $lun =="
-build/bin/mkfs.lunfs -t demo:vmstore -j 3 "$lun"
-echo
-echo "== What mkfs wrote: =="
+
+step "mkfs.lunfs -t demo:vmstore -j 3 LUN"
+"$bin/mkfs.lunfs" -t demo:vmstore -j 3 "$lun"
 du -h "$lun"
-echo
-echo "== fsck.lunfs -n -v $lun =="
-build/bin/fsck.lunfs -n -v "$lun"
-echo
-echo "== mkfs.lunfs refuses to overwrite it without -f =="
-build/bin/mkfs.lunfs -t demo:vmstore "$lun" || echo "(exit status $?)"
+
+step "fsck.lunfs -n -v LUN"
+"$bin/fsck.lunfs" -n -v "$lun"
+
+step "mkfs.lunfs refuses to overwrite it without -f"
+"$bin/mkfs.lunfs" -t demo:vmstore "$lun" || echo "(exit status $?)"
+
+step "mount.lunfs LUN MOUNTPOINT -o lockproto=nolock"
+mkdir -p "$mnt"
+"$bin/mount.lunfs" "$lun" "$mnt" -f -o lockproto=nolock &
+daemon=$!
+for _ in $(seq 100); do mountpoint -q "$mnt" && break; sleep 0.1; done
+findmnt "$mnt"
+
+step "A VM image on it: qemu-img create, write through qemu-io, qemu-img check"
+qemu-img create -f qcow2 "$mnt/vm1.qcow2" 20G
+qemu-io -f qcow2 -c "write -P 0x5a 0 64M" -c "read -P 0x5a 0 64M" "$mnt/vm1.qcow2" | grep -v "^wrote\|^read" || true
+qemu-img check "$mnt/vm1.qcow2"
+qemu-img info "$mnt/vm1.qcow2" | head -5
+mkdir "$mnt/iso" && head -c 8M /dev/urandom > "$mnt/iso/tools.iso"
+ls -la "$mnt" && df -h "$mnt"
+
+step "Unmount, then fsck.lunfs -n"
+fusermount3 -u "$mnt"
+wait "$daemon"; daemon=
+"$bin/fsck.lunfs" -n "$lun"
+
+step "A local 3-node Corosync cluster (network namespaces), quorum on every node"
+tests/cluster/lunfs-cluster up 3
+tests/cluster/lunfs-cluster status
+
+step "The lock manager: node 1 holds vm1 in EX; node 2 cannot take it (NOQUEUE); the table"
+node_tool=$top/build/dlm/tools/lunfs-dlm-node
+fifo=$work/node1.in
+mkfifo "$fifo"
+tests/cluster/lunfs-cluster exec 1 "$node_tool" demo <"$fifo" >"$work/node1.out" 2>&1 &
+exec 3>"$fifo"
+echo "lock vm1 EX" >&3
+for _ in $(seq 100); do grep -q "^ok" "$work/node1.out" && break; sleep 0.1; done
+echo "node 1: $(grep -m1 '^ok\|^err' "$work/node1.out")"
+printf 'lock vm1 PR noqueue\nquit\n' |
+  tests/cluster/lunfs-cluster exec 2 "$node_tool" demo 2>&1 | sed 's/^/node 2: /'
+tests/cluster/lunfs-cluster exec 1 "$top/build/mkfs/admin/lunfs" locks demo
+echo quit >&3
+exec 3>&-
+wait
+
+step "Tear down"
+tests/cluster/lunfs-cluster down
+echo "done"
