@@ -39,6 +39,11 @@ Result<std::vector<DirEntry>> decode_dir_entries(std::span<const uint8_t> raw, s
                                                  uint64_t hash_seed, const Geometry& g,
                                                  BlockType type, uint64_t blocknr) {
   auto bytes = std::as_bytes(raw);
+  // The count is on-disk data: check it against the bytes before trusting it with memory.
+  if (count > raw.size() / (kDirEntryHeader + 1)) {
+    return corrupt(type, blocknr, "claims " + std::to_string(count) + " directory entries in " +
+                                      std::to_string(raw.size()) + " bytes");
+  }
   std::vector<DirEntry> out;
   out.reserve(count);
   size_t off = 0;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <cstring>
 #include <random>
 
 #include "fs/dir_format.h"
@@ -81,6 +82,22 @@ TEST(FuzzRegression, FsckSurvivesDamagedImages) {
     for (auto& byte : input) byte = static_cast<uint8_t>(rng());
     check_damaged_image(input.data(), input.size());
   }
+}
+
+TEST(FuzzRegression, ImpossibleEntryCountIsAnErrorNotAnAllocation) {
+  // Found by fuzz_check_damaged_image: an inline directory whose inode claims ~10^12
+  // entries made the decoder reserve memory for all of them before reading any.
+  testing::ImageBuilder b(64ull << 20);
+  uint64_t dir = b.mkdir(b.root(), "d");
+  b.finish();
+  auto block = b.read_block(dir);
+  const uint64_t huge = 0xe700214590ull;
+  std::memcpy(block.data() + 160, &huge, sizeof huge);  // dir_entries
+  b.write_block(dir, block);
+  b.reseal(dir);
+  auto report = check_filesystem(b.device());
+  ASSERT_TRUE(report) << report.status().to_string();
+  EXPECT_TRUE(report->mentions("claims " + std::to_string(huge) + " directory entries")) << report->findings.size();
 }
 
 TEST(FuzzRegression, ResealedDamageIsNeverReportedClean) {
