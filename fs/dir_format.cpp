@@ -1,6 +1,8 @@
 // Directory entry, leaf and hash-table codecs. Offsets: docs/format.md, "Directories".
 #include "fs/dir_format.h"
 
+#include <dirent.h>
+#include <sys/stat.h>
 #include <xxhash.h>
 
 #include <algorithm>
@@ -11,6 +13,19 @@ namespace lunfs::ondisk {
 
 uint32_t dir_name_hash(uint64_t seed, std::string_view name) {
   return static_cast<uint32_t>(XXH64(name.data(), name.size(), seed) >> 32);
+}
+
+uint8_t dirent_type(uint32_t mode) {
+  switch (mode & S_IFMT) {
+    case S_IFREG: return DT_REG;
+    case S_IFDIR: return DT_DIR;
+    case S_IFLNK: return DT_LNK;
+    case S_IFCHR: return DT_CHR;
+    case S_IFBLK: return DT_BLK;
+    case S_IFIFO: return DT_FIFO;
+    case S_IFSOCK: return DT_SOCK;
+  }
+  return DT_UNKNOWN;
 }
 
 bool valid_entry_name(std::string_view name) {

@@ -31,6 +31,8 @@ struct DirEntry {
 };
 
 uint32_t dir_name_hash(uint64_t seed, std::string_view name);
+// The DT_* entry type of a file of this st_mode (DT_UNKNOWN for none).
+uint8_t dirent_type(uint32_t mode);
 // A name a directory may hold: 1..255 bytes, no '/' or NUL, not "." or "..".
 bool valid_entry_name(std::string_view name);
 

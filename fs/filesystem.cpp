@@ -8,6 +8,7 @@
 
 #include "fs/bmap.h"
 #include "fs/dir.h"
+#include "fs/dir_format.h"
 #include "fs/inode_format.h"
 #include "fs/acl.h"
 #include "fs/volume.h"
@@ -18,19 +19,6 @@ namespace lunfs {
 using namespace ondisk;
 
 namespace {
-
-uint8_t dirent_type(uint32_t mode) {
-  switch (mode & S_IFMT) {
-    case S_IFREG: return DT_REG;
-    case S_IFDIR: return DT_DIR;
-    case S_IFLNK: return DT_LNK;
-    case S_IFCHR: return DT_CHR;
-    case S_IFBLK: return DT_BLK;
-    case S_IFIFO: return DT_FIFO;
-    case S_IFSOCK: return DT_SOCK;
-  }
-  return DT_UNKNOWN;
-}
 
 Status check_name(const std::string& name) {
   if (name.size() > kNameMaxBytes) return error(ENAMETOOLONG, "name longer than 255 bytes");

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "fs/dir.h"
+#include "fs/dir_format.h"
 #include "fs/filesystem.h"
 #include "fs/volume.h"
 
@@ -15,19 +16,6 @@ using namespace ondisk;
 
 namespace {
 constexpr unsigned kNoReplace = 1, kExchange = 2;
-
-uint8_t type_of(uint32_t mode) {
-  switch (mode & S_IFMT) {
-    case S_IFREG: return DT_REG;
-    case S_IFDIR: return DT_DIR;
-    case S_IFLNK: return DT_LNK;
-    case S_IFCHR: return DT_CHR;
-    case S_IFBLK: return DT_BLK;
-    case S_IFIFO: return DT_FIFO;
-    case S_IFSOCK: return DT_SOCK;
-  }
-  return DT_UNKNOWN;
-}
 }  // namespace
 
 Status FileSystem::is_ancestor(uint64_t maybe_ancestor, uint64_t dir, bool* result) {
@@ -100,8 +88,8 @@ Status FileSystem::rename(uint64_t olddir, const std::string& oldname, uint64_t 
   Timespec now = now_timespec();
   Directory from(*vol_, *od, txn.get()), to(*vol_, *nd, txn.get());
   if (flags & kExchange) {
-    LUNFS_TRY(from.retarget(oldname, dst->ino(), type_of(dst->d.mode)));
-    LUNFS_TRY(to.retarget(newname, src->ino(), type_of(src->d.mode)));
+    LUNFS_TRY(from.retarget(oldname, dst->ino(), dirent_type(dst->d.mode)));
+    LUNFS_TRY(to.retarget(newname, src->ino(), dirent_type(src->d.mode)));
     if (olddir != newdir) {
       if (src->is_dir()) {
         src->d.parent = newdir;
@@ -118,7 +106,7 @@ Status FileSystem::rename(uint64_t olddir, const std::string& oldname, uint64_t 
     dst->dirty(*txn);
   } else {
     if (dst) {
-      LUNFS_TRY(to.retarget(newname, src->ino(), type_of(src->d.mode)));
+      LUNFS_TRY(to.retarget(newname, src->ino(), dirent_type(src->d.mode)));
       if (dst->is_dir()) {
         nd->d.nlink -= 1;  // the replaced directory's ".."
         dst->d.nlink = 0;
@@ -133,7 +121,7 @@ Status FileSystem::rename(uint64_t olddir, const std::string& oldname, uint64_t 
         LUNFS_TRY(drop_link(*txn, *dst));
       }
     } else {
-      LUNFS_TRY(to.add(newname, src->ino(), type_of(src->d.mode)));
+      LUNFS_TRY(to.add(newname, src->ino(), dirent_type(src->d.mode)));
     }
     LUNFS_TRY(from.remove(oldname));
     if (src->is_dir() && olddir != newdir) {

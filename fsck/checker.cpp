@@ -40,18 +40,6 @@ namespace {
 
 std::string n(uint64_t v) { return std::to_string(v); }
 
-uint8_t dirent_type(uint32_t mode) {
-  switch (mode & S_IFMT) {
-    case S_IFREG: return DT_REG;
-    case S_IFDIR: return DT_DIR;
-    case S_IFLNK: return DT_LNK;
-    case S_IFCHR: return DT_CHR;
-    case S_IFBLK: return DT_BLK;
-    case S_IFIFO: return DT_FIFO;
-    case S_IFSOCK: return DT_SOCK;
-  }
-  return DT_UNKNOWN;
-}
 
 struct RgrpInfo {
   bool header_ok = false;
