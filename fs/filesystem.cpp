@@ -315,18 +315,19 @@ Status FileSystem::free_inode(Transaction& txn, CoreInode& node) {
   return Status::ok();
 }
 
+Result<uint64_t> FileSystem::entry_target(uint64_t dir, const std::string& name) {
+  std::lock_guard lock(vol_->meta_mu);
+  LUNFS_ASSIGN(auto d, dir_inode(dir));
+  LUNFS_ASSIGN(auto entry, Directory(*vol_, *d, nullptr).lookup(name));
+  if (!entry) return error(ENOENT, name + ": no such file or directory");
+  return entry->inode;
+}
+
 Status FileSystem::unlink(uint64_t dir, const std::string& name) {
   LUNFS_TRY(check_name(name));
   LUNFS_TRY(vol_->check_writable());
   LUNFS_ASSIGN(auto gd, vol_->glocks.lock(inode_lock(dir), GlockMode::kExclusive));
-  uint64_t target;
-  {
-    std::lock_guard lock(vol_->meta_mu);
-    LUNFS_ASSIGN(auto d, dir_inode(dir));
-    LUNFS_ASSIGN(auto entry, Directory(*vol_, *d, nullptr).lookup(name));
-    if (!entry) return error(ENOENT, name + ": no such file or directory");
-    target = entry->inode;
-  }
+  LUNFS_ASSIGN(uint64_t target, entry_target(dir, name));
   // Parent before child: the order every multi-inode operation uses.
   LUNFS_ASSIGN(auto gt, vol_->glocks.lock(inode_lock(target), GlockMode::kExclusive));
   std::lock_guard lock(vol_->meta_mu);
@@ -349,14 +350,7 @@ Status FileSystem::rmdir(uint64_t dir, const std::string& name) {
   LUNFS_TRY(check_name(name));
   LUNFS_TRY(vol_->check_writable());
   LUNFS_ASSIGN(auto gd, vol_->glocks.lock(inode_lock(dir), GlockMode::kExclusive));
-  uint64_t target;
-  {
-    std::lock_guard lock(vol_->meta_mu);
-    LUNFS_ASSIGN(auto d, dir_inode(dir));
-    LUNFS_ASSIGN(auto entry, Directory(*vol_, *d, nullptr).lookup(name));
-    if (!entry) return error(ENOENT, name + ": no such file or directory");
-    target = entry->inode;
-  }
+  LUNFS_ASSIGN(uint64_t target, entry_target(dir, name));
   LUNFS_ASSIGN(auto gt, vol_->glocks.lock(inode_lock(target), GlockMode::kExclusive));
   std::lock_guard lock(vol_->meta_mu);
   LUNFS_ASSIGN(auto d, dir_inode(dir));

@@ -133,6 +133,8 @@ class FileSystem {
   Status forget(uint64_t ino, uint64_t count);
 
  private:
+  // The inode `name` names in `dir` (ENOENT when none); the caller holds dir's glock.
+  Result<uint64_t> entry_target(uint64_t dir, const std::string& name);
   explicit FileSystem(std::unique_ptr<Volume> vol);
   Attr attr_of(const CoreInode& node) const;
   Result<std::shared_ptr<CoreInode>> inode(uint64_t ino);
