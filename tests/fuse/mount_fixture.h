@@ -2,7 +2,8 @@
 // directory, mkfs.lunfs, mount.lunfs -f as a child process, and on teardown unmount
 // (fusermount3 -u, then umount -l), wait for that daemon (killing only its pid when it
 // does not exit) and fsck.lunfs -n, whose verdict the test checks. Skips without root
-// or /dev/fuse.
+// or /dev/fuse. LUNFS_KEEP_TEST_DIR=1 keeps the temporary directory (LUN, daemon log) for a
+// look after a failure.
 #pragma once
 
 #include <fcntl.h>
@@ -61,7 +62,7 @@ class LunfsMount : public ::testing::Test {
       std::string out((std::istreambuf_iterator<char>(f)), {});
       EXPECT_EQ(rc, 0) << "fsck.lunfs after unmount:\n" << out;
     }
-    run("rm -rf " + dir_);
+    if (!getenv("LUNFS_KEEP_TEST_DIR")) run("rm -rf " + dir_);
   }
 
   virtual uint64_t lun_mib() const { return 1024; }
