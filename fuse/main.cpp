@@ -2,6 +2,7 @@
 // multi-threaded FUSE low-level session until unmounted or signalled (SIGTERM, SIGINT,
 // SIGHUP unmount cleanly: the session ends, the core syncs and releases its locks).
 #include <malloc.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -88,6 +89,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> fargs = {"mount.lunfs", "-o", "fsname=" + cmd->device + ",subtype=lunfs,default_permissions"};
   if (getuid() == 0) fargs.back() += ",allow_other";
   if (cmd->read_only) fargs.back() += ",ro";
+  if (cmd->noatime) fargs.back() += ",noatime";  // shown in /proc/mounts; the kernel stops asking for atime
   for (const auto& o : cmd->fuse_options) {
     if (o != "allow_other" && o != "default_permissions") fargs.back() += "," + o;
   }
@@ -108,7 +110,10 @@ int main(int argc, char** argv) {
       fuse_loop_config* cfg = fuse_loop_cfg_create();
       fuse_loop_cfg_set_max_threads(cfg, cmd->threads);
       fuse_loop_cfg_set_idle_threads(cfg, cmd->threads);
-      rc = fuse_session_loop_mt(se, cfg) == 0 ? 0 : 1;
+      // The loop returns the signal that ended it: SIGTERM, SIGINT and SIGHUP are requests
+      // for a clean unmount, not failures.
+      int loop = fuse_session_loop_mt(se, cfg);
+      rc = loop == 0 || loop == SIGTERM || loop == SIGINT || loop == SIGHUP ? 0 : 1;
       fuse_loop_cfg_destroy(cfg);
       fuse_session_unmount(se);
     } else {
