@@ -25,11 +25,12 @@ Result<std::vector<DirtyJournal>> find_dirty_journals(BlockDevice& dev, const on
     } else {
       state = "no committed transactions to apply";
     }
-    state += std::string("; the log ends ") +
-             (scan.end == journal::LogEnd::kDamaged ? "in DAMAGE, replay stops there: "
-              : scan.end == journal::LogEnd::kTorn  ? "with an interrupted commit, which replay discards: "
-                                                    : "cleanly: ") +
-             scan.end_reason;
+    switch (scan.end) {
+      case journal::LogEnd::kClean: state += "; replay stops at the end of the log: "; break;
+      case journal::LogEnd::kTorn: state += "; the log ends with an interrupted commit, which replay discards: "; break;
+      case journal::LogEnd::kDamaged: state += "; the log is DAMAGED and replay stops there: "; break;
+    }
+    state += scan.end_reason;
     out.push_back({slot, std::move(state)});
   }
   return out;
