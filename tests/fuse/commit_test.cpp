@@ -3,6 +3,7 @@
 // seconds and not before; fsck refuses a mounted LUN and replays a dead daemon's journal.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -132,6 +133,23 @@ TEST_F(CommitHourly, FsckReplaysTheJournalOfAKilledDaemon) {
   for (int i = 0; i < 4; ++i) EXPECT_EQ(slurp(path("acked" + std::to_string(i))), kData) << i;
   EXPECT_NE(access(path("unsynced").c_str(), F_OK), 0);
 }
+
+// The lock works both ways: while fsck holds the device (here: the test takes fsck's
+// exclusive lock), mount.lunfs refuses to start.
+TEST_F(CommitHourly, MountRefusesWhileFsckHoldsTheDevice) {
+  unmount_fs();
+  int fd = open(lun_.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(flock(fd, LOCK_EX), 0);
+  const std::string log = dir_ + "/refused.log";
+  int rc = run(bin("mount.lunfs") + " " + lun_ + " " + mnt_ + " -f -o lockproto=nolock > " + log + " 2>&1");
+  close(fd);
+  EXPECT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 32) << rc;
+  EXPECT_NE(slurp(log).find("fsck.lunfs is checking it on this host"), std::string::npos) << slurp(log);
+  EXPECT_FALSE(is_mounted(mnt_));
+  mount_fs(mount_options());  // and mounts once fsck is done
+}
+
 
 }  // namespace
 }  // namespace lunfs::testing
