@@ -126,10 +126,6 @@ int main(int argc, char** argv) {
                                     "slot " + std::to_string(d.slot) + ": journal needs replay: " + d.state});
       }
     }
-    if (verbose) {
-      std::cout << "Journal replay of slot(s) " << slot_list(*dirty) << (write ? "" : " (in memory only)") << ": "
-                << ms.count() << " ms\n";
-    }
     replayed = write;
     if (!write && !check_only) {  // the journal findings above are errors: exit 4
       std::cout << "fsck.lunfs: not replaying the journal(s) of slot(s) " << slot_list(*dirty)
@@ -141,6 +137,10 @@ int main(int argc, char** argv) {
       std::cout << "fsck.lunfs: the journal(s) of slot(s) " << slot_list(*dirty)
                 << " need replay; checking the file system as it will be after replay (replayed in memory, "
                    "nothing written)\n";
+    }
+    if (verbose) {
+      std::cout << "Journal replay of slot(s) " << slot_list(*dirty) << (write ? "" : " (in memory only)") << ": "
+                << ms.count() << " ms\n";
     }
   }
 
