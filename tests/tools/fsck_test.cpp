@@ -17,6 +17,7 @@
 #include "fs/glock.h"
 #include "fs/metadata_log.h"
 #include "fsck/checker.h"
+#include "fsck/overlay_device.h"
 #include "journal/area.h"
 #include "journal/journal.h"
 #include "journal/log_scan.h"
@@ -495,6 +496,38 @@ TEST_F(CrashedImage, JournalOfAnotherFileSystemIsNotReplayed) {
   EXPECT_NE(out.find("records of another file system or slot (first: journal block 0: journal record of another "
                      "file system (different UUID))"), std::string::npos) << out;
   EXPECT_NE(out.find("1 inodes (1 directories)"), std::string::npos) << out;
+}
+
+
+// fsck -n replays into this overlay, so it must read back exactly what was written over the
+// device, and never write the device.
+TEST(OverlayDevice, ReadsSeeWritesOverTheDeviceWhichStaysUnchanged) {
+  constexpr size_t kSize = 1 << 20;
+  auto base = make_memory_device(kSize, 512);
+  std::vector<std::byte> model(kSize);
+  for (size_t i = 0; i < kSize; ++i) model[i] = static_cast<std::byte>(i * 7 % 251);
+  ASSERT_TRUE(base->write(0, model));
+  const std::vector<std::byte> original = model;
+  OverlayDevice overlay(*base);
+  // Sector-aligned writes that cover units partly, exactly, across a boundary, and twice.
+  const std::pair<uint64_t, size_t> writes[] = {{512, 512}, {4096, 4096}, {7680, 9216}, {1024, 1536},
+                                                {kSize - 512, 512}, {8192, 512}};
+  uint8_t fill = 1;
+  for (auto [offset, len] : writes) {
+    std::vector<std::byte> data(len, static_cast<std::byte>(fill++));
+    ASSERT_TRUE(overlay.write(offset, data));
+    std::copy(data.begin(), data.end(), model.begin() + static_cast<ptrdiff_t>(offset));
+  }
+  std::vector<std::byte> got(kSize);
+  ASSERT_TRUE(overlay.read(0, got));
+  EXPECT_TRUE(got == model);
+  std::vector<std::byte> part(1536);  // a read that starts and ends inside overlay units
+  ASSERT_TRUE(overlay.read(7168, part));
+  EXPECT_TRUE(std::equal(part.begin(), part.end(), model.begin() + 7168));
+  ASSERT_TRUE(base->read(0, got));
+  EXPECT_TRUE(got == original) << "the overlay wrote to the device";
+  EXPECT_EQ(overlay.write(100, std::span(got).first(512)).err(), EINVAL);
+  EXPECT_EQ(overlay.write(kSize, std::span(got).first(512)).err(), ENOSPC);
 }
 
 
