@@ -36,6 +36,17 @@ struct FsckOptions {
   std::ostream* verbose = nullptr;  // phase progress goes here when set
 };
 
+// The superblock fsck trusts: the primary, or, when the primary is damaged, an intact
+// backup at the end of the device (primary_damage then says what is wrong with the primary).
+// Errors: not lunfs (EMEDIUMTYPE, naming what the device holds instead), no intact
+// superblock (EUCLEAN), unknown features, device errors.
+struct LocatedSuperblock {
+  ondisk::Superblock sb;
+  std::string primary_damage;  // empty when the primary is intact
+  uint64_t backup_block = 0;   // where the backup used instead was found
+};
+Result<LocatedSuperblock> locate_superblock(BlockDevice& dev);
+
 Result<FsckReport> check_filesystem(BlockDevice& dev, const FsckOptions& options = {});
 
 }  // namespace lunfs

@@ -1,32 +1,65 @@
-// fsck.lunfs: checks a lunfs device. Exit codes as fsck(8): 0 clean, 4 errors left
-// uncorrected, 8 operational error, 16 usage error.
+// fsck.lunfs: checks a lunfs device, after replaying its dirty journals. Exit codes as
+// fsck(8): 0 clean, 1 journals replayed and no errors left, 4 errors left uncorrected,
+// 8 operational error (including: the device is in use on this host), 16 usage error.
+//
+// Journal policy (docs/journal.md, "fsck"): the check always judges the file system as it
+// will be after replay. fsck writes the replay to the LUN only in repair mode and only when
+// the admin says every node has unmounted it (--all-nodes-unmounted): lunfs is a shared-disk
+// file system and no host can see from the LUN alone whether another host has it mounted,
+// while replaying a live node's journal under it would corrupt the file system. Otherwise
+// (and always with -n) the replay goes into an in-memory overlay and the LUN is not written.
 #include <getopt.h>
 
+#include <chrono>
 #include <iostream>
 #include <string>
 
 #include "fs/block_device.h"
 #include "fsck/checker.h"
+#include "fsck/device_claim.h"
+#include "fsck/journal_recovery.h"
+#include "fsck/overlay_device.h"
 
 namespace {
 
 constexpr int kExitClean = 0;
+constexpr int kExitCorrected = 1;
 constexpr int kExitUncorrected = 4;
 constexpr int kExitOperational = 8;
 constexpr int kExitUsage = 16;
 
 const char* kUsage =
-    "Usage: fsck.lunfs [-n] [-v] DEVICE\n"
+    "Usage: fsck.lunfs [-n | -y | -p | -a] [--all-nodes-unmounted] [-v] DEVICE\n"
     "\n"
-    "  -n          check only; never write (repair is not implemented yet, so every run is -n)\n"
-    "  -v          verbose: print each phase\n"
-    "  -h, --help  this text\n"
+    "  -n                     check only: write nothing. Dirty journals are replayed into\n"
+    "                         memory, so the check sees the file system as after replay.\n"
+    "  -y, -p, -a             repair mode (the default): replay dirty journals on the device,\n"
+    "                         if --all-nodes-unmounted is given, then check. (Repairs beyond\n"
+    "                         journal replay are not implemented yet.)\n"
+    "  --all-nodes-unmounted  the admin's word that no node of the cluster has the file\n"
+    "                         system mounted; fsck cannot see other hosts, so it replays\n"
+    "                         journals only with it. A mount on this host is always refused.\n"
+    "  -v                     verbose: print each phase\n"
+    "  -h, --help             this text\n"
     "\n"
-    "Exit status: 0 no errors, 4 errors left uncorrected, 8 operational error, 16 usage error.\n";
+    "Exit status: 0 no errors (a journal that needs replay is a warning under -n),\n"
+    "1 journals replayed and no errors left, 4 errors left uncorrected (or replay refused),\n"
+    "8 operational error (for example: the device is mounted on this host), 16 usage error.\n";
 
 int usage_error(const std::string& message) {
   std::cerr << "fsck.lunfs: " << message << "\nTry 'fsck.lunfs --help' for more information.\n";
   return kExitUsage;
+}
+
+int operational_error(const std::string& path, const lunfs::Status& st) {
+  std::cerr << "fsck.lunfs: " << path << ": " << st.message() << "\n";
+  return kExitOperational;
+}
+
+std::string slot_list(const std::vector<lunfs::DirtyJournal>& dirty) {
+  std::string s;
+  for (const auto& d : dirty) s += (s.empty() ? "" : ", ") + std::to_string(d.slot);
+  return s;
 }
 
 }  // namespace
@@ -34,39 +67,88 @@ int usage_error(const std::string& message) {
 int main(int argc, char** argv) {
   bool verbose = false;
   bool check_only = false;
-  static const option long_options[] = {{"help", no_argument, nullptr, 'h'}, {nullptr, 0, nullptr, 0}};
+  bool repair_flag = false;
+  bool all_nodes_unmounted = false;
+  enum { kAllNodesUnmounted = 1000 };
+  static const option long_options[] = {{"help", no_argument, nullptr, 'h'},
+                                        {"all-nodes-unmounted", no_argument, nullptr, kAllNodesUnmounted},
+                                        {nullptr, 0, nullptr, 0}};
   opterr = 0;
   int c;
-  // -a, -p and -y are what fsck(8) passes to every checker; they ask for repairs, which do
-  // not exist yet, so they are accepted and the run stays read-only.
   while ((c = getopt_long(argc, argv, "nvhapy", long_options, nullptr)) != -1) {
     switch (c) {
       case 'n': check_only = true; break;
       case 'v': verbose = true; break;
-      case 'a': case 'p': case 'y': break;
+      case 'a': case 'p': case 'y': repair_flag = true; break;
+      case kAllNodesUnmounted: all_nodes_unmounted = true; break;
       case 'h': std::cout << kUsage; return kExitClean;
       default:
         if (optopt) return usage_error(std::string("unknown option -") + static_cast<char>(optopt));
         return usage_error(std::string("unknown option ") + argv[optind - 1]);
     }
   }
+  if (check_only && repair_flag) return usage_error("-n (write nothing) contradicts -y, -p and -a (repair)");
   if (optind >= argc) return usage_error("no device given");
   if (argc - optind > 1) return usage_error("more than one device given");
   const std::string path = argv[optind];
 
-  auto dev = lunfs::FileBlockDevice::open(path, {.read_only = true});
+  auto dev = lunfs::FileBlockDevice::open(path, {.read_only = check_only});
   if (!dev) {
     std::cerr << "fsck.lunfs: " << dev.status().to_string() << "\n";
     return kExitOperational;
   }
   if (verbose && !(*dev)->fallback_note().empty()) std::cerr << "fsck.lunfs: note: " << (*dev)->fallback_note() << "\n";
+  // Held until fsck exits: no mount.lunfs on this host can start meanwhile.
+  auto claim = lunfs::DeviceClaim::take(path, (*dev)->fd(), (*dev)->is_block_device());
+  if (!claim) return operational_error(path, claim.status());
+  auto located = lunfs::locate_superblock(**dev);
+  if (!located) return operational_error(path, located.status());
+  auto dirty = lunfs::find_dirty_journals(**dev, located->sb);
+  if (!dirty) return operational_error(path, dirty.status());
+
+  lunfs::BlockDevice* target = dev->get();
+  lunfs::OverlayDevice overlay(**dev);
+  bool replayed = false;
+  std::vector<lunfs::FsckFinding> journal_findings;
+  if (!dirty->empty()) {
+    const bool write = !check_only && all_nodes_unmounted;
+    if (!write) target = &overlay;
+    const auto start = std::chrono::steady_clock::now();
+    auto reports = lunfs::replay_journals(*target, located->sb, *dirty);
+    if (!reports) return operational_error(path, reports.status());
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+    for (size_t i = 0; i < dirty->size(); ++i) {
+      const auto& d = (*dirty)[i];
+      if (write) {
+        std::cout << "fsck.lunfs: " << (*reports)[i].to_string() << "\n";
+      } else {
+        journal_findings.push_back({check_only ? lunfs::FsckFinding::Kind::kWarning : lunfs::FsckFinding::Kind::kError,
+                                    "slot " + std::to_string(d.slot) + ": journal needs replay: " + d.state});
+      }
+    }
+    replayed = write;
+    if (!write && !check_only) {  // the journal findings above are errors: exit 4
+      std::cout << "fsck.lunfs: not replaying the journal(s) of slot(s) " << slot_list(*dirty)
+                << ": lunfs is a shared-disk file system and fsck cannot see whether another host has it "
+                   "mounted. Unmount it on every node, then run again with --all-nodes-unmounted (or mount "
+                   "it, which replays its own slot's journal). Nothing was written; the check below is of the "
+                   "file system as it will be after replay.\n";
+    } else if (!write) {
+      std::cout << "fsck.lunfs: the journal(s) of slot(s) " << slot_list(*dirty)
+                << " need replay; checking the file system as it will be after replay (replayed in memory, "
+                   "nothing written)\n";
+    }
+    if (verbose) {
+      std::cout << "Journal replay of slot(s) " << slot_list(*dirty) << (write ? "" : " (in memory only)") << ": "
+                << ms.count() << " ms\n";
+    }
+  }
+
   lunfs::FsckOptions options;
   if (verbose) options.verbose = &std::cout;
-  auto report = lunfs::check_filesystem(**dev, options);
-  if (!report) {
-    std::cerr << "fsck.lunfs: " << path << ": " << report.status().message() << "\n";
-    return kExitOperational;
-  }
+  auto report = lunfs::check_filesystem(*target, options);
+  if (!report) return operational_error(path, report.status());
+  report->findings.insert(report->findings.begin(), journal_findings.begin(), journal_findings.end());
   for (const auto& f : report->findings) {
     std::cout << (f.kind == lunfs::FsckFinding::Kind::kError ? "ERROR: " : "warning: ") << f.text << "\n";
   }
@@ -76,8 +158,8 @@ int main(int argc, char** argv) {
             << report->used_blocks << " of " << g.data_blocks_total() << " data blocks used; "
             << report->errors() << " error(s), " << report->warnings() << " warning(s)\n";
   if (report->errors() > 0) {
-    if (!check_only) std::cout << "fsck.lunfs: repair is not implemented yet; nothing was changed\n";
+    if (!check_only) std::cout << "fsck.lunfs: repairs beyond journal replay are not implemented yet\n";
     return kExitUncorrected;
   }
-  return kExitClean;
+  return replayed ? kExitCorrected : kExitClean;
 }

@@ -3,8 +3,10 @@
 // SIGHUP unmount cleanly: the session ends, the core syncs and releases its locks).
 #include <malloc.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -40,6 +42,15 @@ int main(int argc, char** argv) {
     return 32;
   }
   if (!(*dev)->fallback_note().empty()) std::fprintf(stderr, "mount.lunfs: %s\n", (*dev)->fallback_note().c_str());
+  // A shared lock on the device for as long as this daemon runs: fsck.lunfs takes it
+  // exclusively, so it never replays or checks under a live mount of this host, and a
+  // mount never starts under a running fsck (fsck/device_claim.h).
+  if (flock((*dev)->fd(), LOCK_SH | LOCK_NB) != 0) {
+    std::fprintf(stderr, "mount.lunfs: %s: %s\n", cmd->device.c_str(),
+                 errno == EWOULDBLOCK ? "fsck.lunfs is checking it on this host; mount it when fsck has finished"
+                                      : "cannot lock the device");
+    return 32;
+  }
   // A writable mount replays its slot's journal and logs every metadata change to it; a
   // read-only mount writes nothing (and refuses a journal that needs replay).
   auto sb = FileSystem::read_superblock(**dev);
@@ -61,7 +72,7 @@ int main(int argc, char** argv) {
     }
     log = std::make_unique<WriteThroughLog>(**dev);  // never written: the mount is read-only
   } else {
-    auto journal = journal::Journal::open(**dev, *sb, cmd->slot);
+    auto journal = journal::Journal::open(**dev, *sb, cmd->slot, {.commit_interval = cmd->commit_interval});
     if (!journal) {
       std::fprintf(stderr, "mount.lunfs: %s: journal of slot %u: %s\n", cmd->device.c_str(), cmd->slot,
                    journal.status().to_string().c_str());

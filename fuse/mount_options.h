@@ -3,6 +3,7 @@
 // generic mount options that FUSE understands are passed through, the rest are refused.
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -20,8 +21,13 @@ struct MountCommand {
   bool foreground = false;
   unsigned slot = 0;
   unsigned threads = 10;
+  // commit=SECONDS: the journal's timer commit, what metadata nobody fsynced may lose at
+  // most. 1..kMaxCommitSeconds; default 5.
+  std::chrono::seconds commit_interval{5};
   std::vector<std::string> fuse_options;  // passed to the kernel mount
 };
+
+inline constexpr unsigned kMaxCommitSeconds = 3600;
 
 Result<MountCommand> parse_mount_command(const std::vector<std::string>& args);
 std::string mount_usage();

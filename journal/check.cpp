@@ -1,7 +1,8 @@
 // fsck's view of one journal: the log from the tail (as replay would see it), then a sweep
 // of the whole journal for records newer than the log's end, which a correctly written
 // journal never holds (transaction N+1 is written only after N's commit is durable), so
-// finding one means committed transactions were lost to damage.
+// finding one means committed transactions were lost to damage. The sweep also notices
+// records of another file system or slot, which replay ignores.
 #include "journal/check.h"
 
 #include <algorithm>
@@ -48,8 +49,8 @@ JournalCheck check_journal(BlockDevice& dev, const ondisk::Superblock& sb, uint3
   const uint64_t newest_allowed = scan->next_sequence;
   const uint32_t chunk = 16;  // small reads: stays below malloc's mmap threshold
   AlignedBuffer buf(uint64_t{chunk} * area.block_size);
-  size_t beyond = 0;
-  std::string first_beyond;
+  size_t beyond = 0, foreign = 0;
+  std::string first_beyond, first_foreign;
   for (uint32_t start = 0; start < area.blocks; start += chunk) {
     const uint32_t count = std::min(chunk, area.blocks - start);
     auto part = buf.span().first(uint64_t{count} * area.block_size);
@@ -62,6 +63,9 @@ JournalCheck check_journal(BlockDevice& dev, const ondisk::Superblock& sb, uint3
                               area.id, area.absolute(start + i), area.device_blocks);
       const bool ours = r.kind == Record::Kind::kDescriptor || r.kind == Record::Kind::kRevoke ||
                         r.kind == Record::Kind::kCommit;
+      if (r.kind == Record::Kind::kForeign && foreign++ == 0) {
+        first_foreign = "journal block " + n(start + i) + ": " + r.problem;
+      }
       if (ours && r.sequence > newest_allowed) {
         if (beyond++ == 0) {
           first_beyond = "journal block " + n(start + i) + " holds transaction " + n(r.sequence);
@@ -73,6 +77,13 @@ JournalCheck check_journal(BlockDevice& dev, const ondisk::Superblock& sb, uint3
     add(true, "journal damaged: " + n(beyond) + " records newer than the end of the log (" +
                   first_beyond + ", the log ends before transaction " + n(newest_allowed) +
                   "); committed transactions were lost");
+  }
+  // Never replayed, so harmless; but worth a word: either the LUN held another lunfs before
+  // this mkfs, or a block was copied here from another journal.
+  if (foreign > 0) {
+    add(false, "journal holds " + n(foreign) + " records of another file system or slot (first: " +
+                   first_foreign + "); they are ignored by replay (left over from an earlier file system on "
+                   "this LUN?)");
   }
   return out;
 }

@@ -25,5 +25,29 @@ TEST(MountOptions, RefusesUnknown) {
   EXPECT_EQ(parse_mount_command({"a", "b", "-o", "threads=0"}).err(), EINVAL);
 }
 
+TEST(MountOptions, CommitIntervalDefaultsToFiveSeconds) {
+  auto c = parse_mount_command({"/dev/sdb", "/mnt", "-o", "lockproto=nolock"});
+  ASSERT_TRUE(c) << c.status().to_string();
+  EXPECT_EQ(c->commit_interval, std::chrono::seconds(5));
+}
+
+TEST(MountOptions, CommitIntervalTakesWholeSecondsInRange) {
+  for (auto [text, seconds] : {std::pair{"1", 1}, {"30", 30}, {"3600", 3600}}) {
+    auto c = parse_mount_command({"a", "b", "-o", std::string("commit=") + text});
+    ASSERT_TRUE(c) << text << ": " << c.status().to_string();
+    EXPECT_EQ(c->commit_interval, std::chrono::seconds(seconds)) << text;
+  }
+}
+
+TEST(MountOptions, CommitIntervalOutOfRangeOrNotANumberIsRefusedInWords) {
+  for (const char* bad : {"commit=0", "commit=-1", "commit=", "commit", "commit=5s", "commit=1.5", "commit=abc",
+                          "commit=3601", "commit=99999999999999999999", "commit= 5"}) {
+    auto c = parse_mount_command({"a", "b", "-o", bad});
+    EXPECT_EQ(c.err(), EINVAL) << bad;
+    EXPECT_NE(c.status().message().find("commit= takes whole seconds from 1 to 3600"), std::string::npos)
+        << bad << ": " << c.status().message();
+  }
+}
+
 }  // namespace
 }  // namespace lunfs

@@ -1,0 +1,155 @@
+// The journal's commit timer through a real mount (mount option commit=), and fsck.lunfs
+// on a LUN whose daemon was SIGKILLed: work nobody fsynced is durable after `commit=`
+// seconds and not before; fsck refuses a mounted LUN and replays a dead daemon's journal.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <thread>
+
+#include "tests/fuse/mount_fixture.h"
+
+namespace lunfs::testing {
+namespace {
+
+const std::string kData(20000, 'v');  // several blocks: an allocating write
+
+// Creates `p` holding kData, without fsync.
+void write_unsynced(const std::string& p) {
+  int fd = open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  ASSERT_GE(fd, 0) << p;
+  ASSERT_EQ(write(fd, kData.data(), kData.size()), static_cast<ssize_t>(kData.size()));
+  ASSERT_EQ(close(fd), 0);
+}
+
+void write_synced(const std::string& p) {
+  int fd = open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  ASSERT_GE(fd, 0) << p;
+  ASSERT_EQ(write(fd, kData.data(), kData.size()), static_cast<ssize_t>(kData.size()));
+  ASSERT_EQ(fsync(fd), 0);
+  ASSERT_EQ(close(fd), 0);
+}
+
+std::string slurp(const std::string& p) {
+  FILE* f = std::fopen(p.c_str(), "rb");
+  if (!f) return "<missing>";
+  std::string s;
+  char buf[65536];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) s.append(buf, n);
+  std::fclose(f);
+  return s;
+}
+
+class CommitMount : public LunfsMount {
+ protected:
+  uint64_t lun_mib() const override { return 256; }
+
+  // SIGKILL the daemon we started (by pid) and drop its dead mount.
+  void kill_daemon() {
+    ASSERT_GT(pid_, 0);
+    kill(pid_, SIGKILL);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    if (is_mounted(mnt_) && run("fusermount3 -u -z " + mnt_ + " 2>/dev/null") != 0) run("umount -l " + mnt_);
+    ASSERT_FALSE(is_mounted(mnt_));
+  }
+
+  int fsck(const std::string& args, std::string* out) {
+    const std::string log = dir_ + "/fsck.log";
+    int rc = run(bin("fsck.lunfs") + " " + args + " " + lun_ + " > " + log + " 2>&1");
+    *out = slurp(log);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  }
+
+  std::string md5() {
+    const std::string log = dir_ + "/md5";
+    EXPECT_EQ(run("md5sum " + lun_ + " > " + log), 0);
+    return slurp(log).substr(0, 32);
+  }
+};
+
+class CommitEverySecond : public CommitMount {
+ protected:
+  std::string mount_options() const override { return "lockproto=nolock,commit=1"; }
+};
+
+class CommitHourly : public CommitMount {
+ protected:
+  std::string mount_options() const override { return "lockproto=nolock,commit=3600"; }
+};
+
+TEST_F(CommitEverySecond, UnsyncedFileSurvivesSigkillAfterTheInterval) {
+  ASSERT_EQ(mkdir(path("dir").c_str(), 0755), 0);
+  write_unsynced(path("dir/file"));
+  std::this_thread::sleep_for(std::chrono::seconds(3));  // three timer commits
+  kill_daemon();
+  mount_fs(mount_options());  // replays the journal
+  EXPECT_EQ(slurp(path("dir/file")), kData) << "the timer should have committed it";
+}
+
+// The same workload with a long interval: lost, so it was the timer above, not the
+// unmount path or anything else, that made the file durable.
+TEST_F(CommitHourly, UnsyncedFileIsLostOnSigkillBeforeTheInterval) {
+  ASSERT_EQ(mkdir(path("dir").c_str(), 0755), 0);
+  write_unsynced(path("dir/file"));
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  kill_daemon();
+  mount_fs(mount_options());
+  EXPECT_NE(access(path("dir").c_str(), F_OK), 0) << "nothing committed it, yet it survived";
+}
+
+TEST_F(CommitHourly, FsckRefusesAMountedLun) {
+  write_synced(path("file"));
+  std::string out;
+  EXPECT_EQ(fsck("-n", &out), 8) << out;
+  EXPECT_NE(out.find("in use by mount.lunfs on this host (mounted on " + mnt_ + ")"), std::string::npos) << out;
+  EXPECT_EQ(fsck("--all-nodes-unmounted", &out), 8) << out;
+  EXPECT_EQ(slurp(path("file")), kData);
+}
+
+TEST_F(CommitHourly, FsckReplaysTheJournalOfAKilledDaemon) {
+  for (int i = 0; i < 4; ++i) write_synced(path("acked" + std::to_string(i)));
+  write_unsynced(path("unsynced"));
+  kill_daemon();
+  const std::string before = md5();
+  std::string out;
+  EXPECT_EQ(fsck("-n", &out), 0) << out;
+  EXPECT_NE(out.find("warning: slot 0: journal needs replay"), std::string::npos) << out;
+  EXPECT_NE(out.find("5 inodes (1 directories)"), std::string::npos) << out;  // root + 4 acknowledged
+  EXPECT_EQ(md5(), before) << "fsck -n wrote to the LUN";
+  EXPECT_EQ(fsck("--all-nodes-unmounted", &out), 1) << out;
+  EXPECT_NE(out.find("slot 0: replayed"), std::string::npos) << out;
+  EXPECT_EQ(fsck("-n", &out), 0) << out;
+  EXPECT_NE(out.find("0 error(s), 0 warning(s)"), std::string::npos) << out;
+  mount_fs(mount_options());
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(slurp(path("acked" + std::to_string(i))), kData) << i;
+  EXPECT_NE(access(path("unsynced").c_str(), F_OK), 0);
+}
+
+// The lock works both ways: while fsck holds the device (here: the test takes fsck's
+// exclusive lock), mount.lunfs refuses to start.
+TEST_F(CommitHourly, MountRefusesWhileFsckHoldsTheDevice) {
+  unmount_fs();
+  int fd = open(lun_.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(flock(fd, LOCK_EX), 0);
+  const std::string log = dir_ + "/refused.log";
+  int rc = run(bin("mount.lunfs") + " " + lun_ + " " + mnt_ + " -f -o lockproto=nolock > " + log + " 2>&1");
+  close(fd);
+  EXPECT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 32) << rc;
+  EXPECT_NE(slurp(log).find("fsck.lunfs is checking it on this host"), std::string::npos) << slurp(log);
+  EXPECT_FALSE(is_mounted(mnt_));
+  mount_fs(mount_options());  // and mounts once fsck is done
+}
+
+
+}  // namespace
+}  // namespace lunfs::testing
