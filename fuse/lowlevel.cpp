@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "fs/aligned_buffer.h"
+#include "fuse/open_reply.h"
 
 namespace lunfs {
 
@@ -169,7 +170,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   } else {
     fi->keep_cache = 1;  // this node holds the inode glock: cached pages stay valid
   }
-  fuse_reply_open(req, fi);
+  reply_open(req, *fi);  // direct opens: parallel direct writes (fuse/open_reply.h)
 }
 
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
