@@ -17,6 +17,8 @@ namespace lunfs {
 
 namespace {
 
+constexpr unsigned kMaxBackground = 128;
+
 FuseContext& ctx(fuse_req_t req) { return *static_cast<FuseContext*>(fuse_req_userdata(req)); }
 FileSystem& fs(fuse_req_t req) { return *ctx(req).fs; }
 
@@ -85,6 +87,10 @@ void op_init(void*, fuse_conn_info* conn) {
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
   conn->max_write = 1 << 20;
   conn->max_readahead = 1 << 20;
+  // Asynchronous direct I/O travels as background requests, of which the kernel keeps at
+  // most max_background in flight (default 12): a VM at queue depth 32 would see 12.
+  conn->max_background = kMaxBackground;
+  conn->congestion_threshold = kMaxBackground * 3 / 4;
 }
 
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
