@@ -11,10 +11,13 @@
 #include <vector>
 
 #include "fs/aligned_buffer.h"
+#include "fuse/open_reply.h"
 
 namespace lunfs {
 
 namespace {
+
+constexpr unsigned kMaxBackground = 128;
 
 FuseContext& ctx(fuse_req_t req) { return *static_cast<FuseContext*>(fuse_req_userdata(req)); }
 FileSystem& fs(fuse_req_t req) { return *ctx(req).fs; }
@@ -84,6 +87,10 @@ void op_init(void*, fuse_conn_info* conn) {
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
   conn->max_write = 1 << 20;
   conn->max_readahead = 1 << 20;
+  // Asynchronous direct I/O travels as background requests, of which the kernel keeps at
+  // most max_background in flight (default 12): a VM at queue depth 32 would see 12.
+  conn->max_background = kMaxBackground;
+  conn->congestion_threshold = kMaxBackground * 3 / 4;
 }
 
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -169,7 +176,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   } else {
     fi->keep_cache = 1;  // this node holds the inode glock: cached pages stay valid
   }
-  fuse_reply_open(req, fi);
+  reply_open(req, *fi);  // direct opens: parallel direct writes (fuse/open_reply.h)
 }
 
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {

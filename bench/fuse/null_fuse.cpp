@@ -1,22 +1,29 @@
 // The FUSE "null" ceiling: a low-level FUSE server with one file, "/img", that answers
 // reads with zeros and accepts writes without storing them. fio against it measures what
 // the kernel <-> daemon transport alone costs, with the same session settings as
-// mount.lunfs (multi-threaded, 1 MiB requests, async direct I/O, aligned write copy).
+// mount.lunfs (multi-threaded, 1 MiB requests, async direct I/O, parallel direct writes,
+// aligned write copy). At exit it reports how many writes the kernel had in flight at
+// once: the check that FOPEN_PARALLEL_DIRECT_WRITES reaches the kernel.
 // usage: null_fuse MOUNTPOINT SIZE_BYTES   (foreground; unmount to stop)
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
 #include <sys/stat.h>
 
+#include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 
 #include "fs/aligned_buffer.h"
+#include "fuse/open_reply.h"
 
 namespace {
 
 uint64_t g_size = 0;
 constexpr fuse_ino_t kImg = 2;
+std::atomic<int> g_writes_in_flight{0};
+std::atomic<int> g_max_writes_in_flight{0};
 
 void fill(fuse_ino_t ino, struct stat* st) {
   std::memset(st, 0, sizeof *st);
@@ -52,7 +59,7 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
 }
 void op_open(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   if (fi->flags & O_DIRECT) fi->direct_io = 1;
-  fuse_reply_open(req, fi);
+  lunfs::reply_open(req, *fi);
 }
 void op_read(fuse_req_t req, fuse_ino_t, size_t size, off_t, fuse_file_info*) {
   static thread_local lunfs::AlignedBuffer zeros(1 << 20);
@@ -60,8 +67,13 @@ void op_read(fuse_req_t req, fuse_ino_t, size_t size, off_t, fuse_file_info*) {
 }
 void op_write(fuse_req_t req, fuse_ino_t, const char* data, size_t size, off_t, fuse_file_info*) {
   // The same aligned copy mount.lunfs makes before an O_DIRECT write.
+  int now = ++g_writes_in_flight;
+  int seen = g_max_writes_in_flight.load();
+  while (now > seen && !g_max_writes_in_flight.compare_exchange_weak(seen, now)) {
+  }
   static thread_local lunfs::AlignedBuffer bounce(1 << 20);
   std::memcpy(bounce.data(), data, size);
+  --g_writes_in_flight;
   fuse_reply_write(req, size);
 }
 
@@ -92,5 +104,6 @@ int main(int argc, char** argv) {
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);
+  std::fprintf(stderr, "null_fuse: at most %d writes were in flight at once\n", g_max_writes_in_flight.load());
   return rc == 0 ? 0 : 1;
 }

@@ -4,6 +4,8 @@
 #   on the host file system that holds the LUN file ("raw") vs the FUSE null server;
 #   the same jobs on thin (sparse) images, first write pass; metadata (create, stat,
 #   readdir, unlink of N files, flat and tree) through the mount vs the host file system.
+#   The "-8thr" jobs are 8 threads doing blocking pread/pwrite on one file (QEMU's
+#   aio=threads); the others are one libaio queue (aio=native).
 # Jobs of one kind run back to back on each target (raw, lunfs, null) so that drift of the
 # disk hits all of them alike. Results: WORK/results.tsv; a table with ratios on stdout.
 # usage: bench/fuse/run_bench.sh BUILD_DIR WORK_DIR [FIO_RUNTIME_S] [META_FILES]
@@ -30,7 +32,7 @@ rm -f "$LUN" "$RAW" "$W/raw-thin.img"
 truncate -s 8G "$LUN"
 "$BIN/mkfs.lunfs" -q -f -t bench:fs -j 2 "$LUN"
 "$BIN/mount.lunfs" "$LUN" "$W/mnt" -o lockproto=nolock -f & PIDS+=($!)
-"$BIN/null_fuse" "$W/null" $((4 << 30)) & PIDS+=($!)
+"$BIN/null_fuse" "$W/null" $((4 << 30)) 2>"$W/null.log" & PIDS+=($!)
 for _ in $(seq 100); do mountpoint -q "$W/mnt" && mountpoint -q "$W/null" && break; sleep 0.1; done
 mountpoint -q "$W/mnt" || { echo "mount.lunfs did not mount" >&2; exit 1; }
 
@@ -47,15 +49,17 @@ import json,sys
 j=json.load(open(sys.argv[1]))["jobs"][0]
 s=j["read"] if j["read"]["io_bytes"]>0 else j["write"]
 print("%.1f\t%.0f\t%.1f"%(s["bw_bytes"]/1e6, s["iops"], s["clat_ns"]["mean"]/1000))' "$1"; }
-run_fio() { # group job target file rw bs depth [extra]
-  local out=$W/fio-$1-$2-$3.json
-  fio --name="$2" --filename="$4" --rw="$5" --bs="$6" --iodepth="$7" --direct=1 --ioengine=libaio \
+run_fio() { # group job target file rw bs depth|Nthr [extra]
+  local out=$W/fio-$1-$2-$3.json queue="--ioengine=libaio --iodepth=$7"
+  [[ $7 == *thr ]] && queue="--ioengine=psync --numjobs=${7%thr} --thread"
+  fio --name="$2" --filename="$4" --rw="$5" --bs="$6" $queue --direct=1 \
       --size=4G --runtime="$RT" ${8:-} --group_reporting --output-format=json --output="$out" >/dev/null
   echo -e "$1\t$2\t$3\t$(parse "$out")" | tee -a "$RESULTS" >&2
 }
 JOBS=("seq-read-1M-qd16 read 1M 16" "seq-write-1M-qd16 write 1M 16"
       "rand-read-4k-qd1 randread 4k 1" "rand-read-4k-qd32 randread 4k 32"
-      "rand-write-4k-qd1 randwrite 4k 1" "rand-write-4k-qd32 randwrite 4k 32")
+      "rand-write-4k-qd1 randwrite 4k 1" "rand-write-4k-qd32 randwrite 4k 32"
+      "rand-read-4k-8thr randread 4k 8thr" "rand-write-4k-8thr randwrite 4k 8thr")
 for j in "${JOBS[@]}"; do
   set -- $j
   run_fio written "$1" raw "$RAW" "$2" "$3" "$4" --time_based
@@ -83,12 +87,17 @@ for target in host lunfs; do
   done
 done
 
-# Ratios: lunfs / baseline of each job.
+# The null server saw this many writes to its one file at once (parallel direct writes).
+fusermount3 -u "$W/null" && for _ in $(seq 50); do [[ -s $W/null.log ]] && break; sleep 0.1; done
+cat "$W/null.log" >&2
+
+# Ratios: lunfs / baseline of each job. At QD1, own_us = lunfs latency - raw latency - the
+# null server's latency: what lunfs's own work adds beyond the disk and the FUSE round trip.
 python3 - "$RESULTS" <<'PY'
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
 by = {(r["group"], r["job"], r["target"]): r for r in rows}
-print("%-10s %-20s %12s %12s %12s %8s %10s" % ("group", "job", "baseline", "lunfs", "null", "ratio", "added_us"))
+print("%-10s %-20s %12s %12s %12s %8s %10s %8s" % ("group", "job", "baseline", "lunfs", "null", "ratio", "added_us", "own_us"))
 for (g, job, t), r in by.items():
     if t != "lunfs": continue
     base = by.get((g, job, "raw")) or by.get((g, job, "host"))
@@ -96,5 +105,8 @@ for (g, job, t), r in by.items():
     key = "MBps" if job.startswith("seq") else "IOPS"
     b, l = float(base[key]), float(r[key])
     added = "-" if r["lat_us"] == "-" else "%.0f" % (float(r["lat_us"]) - float(base["lat_us"]))
-    print("%-10s %-20s %12s %12s %12s %8.2f %10s" % (g, job, base[key], r[key], null[key] if null else "-", l / b, added))
+    own = "-"
+    if job.endswith("qd1") and null:
+        own = "%.0f" % (float(r["lat_us"]) - float(base["lat_us"]) - float(null["lat_us"]))
+    print("%-10s %-20s %12s %12s %12s %8.2f %10s %8s" % (g, job, base[key], r[key], null[key] if null else "-", l / b, added, own))
 PY
