@@ -158,6 +158,11 @@ class EpochChecker {
 
 Result<CrashStats> run_crash_test(const Scenario& scenario, const CrashOptions& options) {
   auto disk = make_memory_device(64ull << 20);
+  if (!scenario.disk_fill.empty()) {
+    AlignedBuffer chunk(1 << 20);
+    for (size_t i = 0; i < chunk.size(); ++i) chunk.data()[i] = std::byte(scenario.disk_fill[i % scenario.disk_fill.size()]);
+    for (uint64_t off = 0; off < disk->size_bytes(); off += chunk.size()) LUNFS_TRY(disk->write(off, chunk.span()));
+  }
   MkfsOptions mkfs;
   mkfs.cluster_name = "crash";
   mkfs.fs_name = "crashfs";
