@@ -9,6 +9,7 @@
 #include <optional>
 #include <random>
 
+#include "fs/aligned_buffer.h"
 #include "tests/crash/fs_workload_support.h"
 
 namespace lunfs::crash {
@@ -368,23 +369,24 @@ class Verifier {
     }
     LUNFS_ASSIGN(std::string data, read_file(fs, attr->ino, size));
     LUNFS_ASSIGN(auto regions, data_regions(fs, attr->ino, size));
+    size_t region = 0;  // the first data region that does not end before the chunk
     auto in_data = [&](uint64_t offset) {
-      return std::any_of(regions.begin(), regions.end(),
-                         [&](const Interval& r) { return r.begin <= offset && offset < r.end; });
+      while (region < regions.size() && regions[region].end <= offset) ++region;
+      return region < regions.size() && regions[region].begin <= offset;
     };
     for (uint64_t o = 0; o + kChunk <= size; o += kChunk) {
       const std::string_view got = std::string_view(data).substr(o, kChunk);
       const bool zero = all_zero(got);
-      const std::string where = name + " offset " + std::to_string(o);
+      auto where = [&] { return name + " offset " + std::to_string(o); };
       if (!zero) {
         auto id = parse_chunk(got);
         if (!id || id->file != f || id->offset != o) {
-          return error(EIO, where + " exposes " + describe_chunk(got, disk_fill_) + at_);
+          return error(EIO, where() + " exposes " + describe_chunk(got, disk_fill_) + at_);
         }
-        if (!in_data(o)) return error(EIO, where + " holds data but SEEK_HOLE reports a hole there" + at_);
+        if (!in_data(o)) return error(EIO, where() + " holds data but SEEK_HOLE reports a hole there" + at_);
       }
       if (std::none_of(candidates.begin(), candidates.end(), [&](const FileState* c) { return c->chunk_at(o) == got; })) {
-        return error(EIO, where + " holds " + (zero ? std::string("zeros") : describe_chunk(got, disk_fill_)) +
+        return error(EIO, where() + " holds " + (zero ? std::string("zeros") : describe_chunk(got, disk_fill_)) +
                               ", the acknowledged state has " +
                               (all_zero(candidates.front()->chunk_at(o))
                                    ? std::string("zeros")
@@ -438,7 +440,16 @@ Scenario file_ops_scenario(std::string name, std::vector<FileOp> ops, std::strin
   Scenario s;
   s.name = std::move(name);
   s.disk_fill = disk_fill;
-  s.run = [shared_ops](RecordingDevice& dev, const ondisk::Superblock& sb) {
+  s.run = [shared_ops, disk_fill](RecordingDevice& dev, const ondisk::Superblock& sb) {
+    if (!disk_fill.empty()) {
+      // The check is only worth something if free space does hold the marker.
+      const ondisk::RgrpLocation rg = sb.geometry.rgrp(0);
+      AlignedBuffer free_block(sb.geometry.block_size);
+      LUNFS_TRY(dev.read((rg.first_data + rg.data_blocks - 1) * sb.geometry.block_size, free_block.span()));
+      if (std::string_view(reinterpret_cast<const char*>(free_block.data()), disk_fill.size()) != disk_fill) {
+        return error(EINVAL, "free space does not hold the fill marker");
+      }
+    }
     return with_mount(dev, sb, [&](FileSystem& fs) -> Status {
       std::map<uint32_t, uint64_t> inos;
       for (uint64_t k = 1; k <= shared_ops->size(); ++k) {

@@ -25,30 +25,36 @@ void expect_survives(const Scenario& s, const CrashOptions& options, size_t min_
               stats->points, stats->epochs, stats->recovery_crashes);
 }
 
-void full(const Scenario& s, size_t min_points) { expect_survives(s, CrashOptions::from_environment(), min_points); }
-
-// A third of the samples per epoch (LUNFS_CRASH_SOAK still multiplies them).
-void quick(const Scenario& s, size_t min_points) {
+// `thinning` divides the samples per epoch, for workloads whose points are expensive
+// (LUNFS_CRASH_SOAK still multiplies them).
+CrashOptions sampled(uint32_t thinning) {
   CrashOptions o = CrashOptions::from_environment();
-  o.prefixes = std::max(1u, o.prefixes / 3);
-  o.torn = std::max(1u, o.torn / 3);
-  o.subsets = std::max(1u, o.subsets / 3);
-  expect_survives(s, o, min_points);
+  o.prefixes = std::max(1u, o.prefixes / thinning);
+  o.torn = std::max(1u, o.torn / thinning);
+  o.subsets = std::max(1u, o.subsets / thinning);
+  return o;
+}
+
+void full(const Scenario& s, size_t min_points, uint32_t thinning = 1) {
+  expect_survives(s, sampled(thinning), min_points);
+}
+void quick(const Scenario& s, size_t min_points, uint32_t thinning = 3) {
+  expect_survives(s, sampled(thinning), min_points);
 }
 
 TEST(FsCrash, SmallFilesRenameOverAndUnlink) { full(small_files_scenario(14), 700); }
 TEST(FsCrash, VmImageOverwritesAndAppends) { full(vm_image_scenario(14), 280); }
-TEST(FsCrash, DirectoryGrowth) { full(directory_growth_scenario(60), 1000); }
-TEST(FsCrash, FallocatePunchZeroRange) { full(fallocate_scenario(200), 1000); }
-TEST(FsCrash, Xattrs) { full(xattr_scenario(150), 1000); }
-TEST(FsCrash, StaleDataNeverExposed) { full(stale_data_scenario(200), 1000); }
+TEST(FsCrash, DirectoryGrowth) { full(directory_growth_scenario(30), 950, 3); }
+TEST(FsCrash, FallocatePunchZeroRange) { full(fallocate_scenario(200), 2900); }
+TEST(FsCrash, Xattrs) { full(xattr_scenario(180), 2800); }
+TEST(FsCrash, StaleDataNeverExposed) { full(stale_data_scenario(200), 2200); }
 
-TEST(FsCrashQuick, SmallFilesRenameOverAndUnlink) { quick(small_files_scenario(6), 50); }
-TEST(FsCrashQuick, VmImageOverwritesAndAppends) { quick(vm_image_scenario(6), 50); }
-TEST(FsCrashQuick, DirectoryGrowth) { quick(directory_growth_scenario(12), 50); }
-TEST(FsCrashQuick, FallocatePunchZeroRange) { quick(fallocate_scenario(30), 50); }
-TEST(FsCrashQuick, Xattrs) { quick(xattr_scenario(30), 50); }
-TEST(FsCrashQuick, StaleDataNeverExposed) { quick(stale_data_scenario(30), 50); }
+TEST(FsCrashQuick, SmallFilesRenameOverAndUnlink) { quick(small_files_scenario(6), 120); }
+TEST(FsCrashQuick, VmImageOverwritesAndAppends) { quick(vm_image_scenario(6), 60); }
+TEST(FsCrashQuick, DirectoryGrowth) { quick(directory_growth_scenario(12), 160, 6); }
+TEST(FsCrashQuick, FallocatePunchZeroRange) { quick(fallocate_scenario(30), 160); }
+TEST(FsCrashQuick, Xattrs) { quick(xattr_scenario(30), 200); }
+TEST(FsCrashQuick, StaleDataNeverExposed) { quick(stale_data_scenario(30), 120); }
 
 }  // namespace
 }  // namespace lunfs::crash

@@ -90,7 +90,7 @@ Plan make_plan(uint64_t ops, uint64_t hash_seed, uint32_t depth, uint64_t seed) 
       p.steps[k].push_back({true, i});
       p.names.push_back(n);
       live.push_back(i);
-      if (rng() % 4 == 0) {
+      if (rng() % 8 == 0) {  // most removals free an inode, which commits at once (flushes)
         const size_t pos = rng() % live.size();
         Name& gone = p.names[live[pos]];
         gone.removed_op = k;

@@ -2,6 +2,7 @@
 #include "tests/crash/fs_workload_support.h"
 
 #include <sys/stat.h>
+#include <xxhash.h>
 
 #include "fsck/checker.h"
 #include "journal/replay.h"
@@ -57,13 +58,6 @@ Status fsck_clean(BlockDevice& image) {
   return Status::ok();
 }
 
-uint64_t digest(const std::string& text, uint64_t seed) {
-  uint64_t h = seed;
-  for (unsigned char c : text) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
+uint64_t digest(const std::string& text, uint64_t seed) { return XXH64(text.data(), text.size(), seed); }
 
 }  // namespace lunfs::crash

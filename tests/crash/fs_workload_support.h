@@ -49,7 +49,7 @@ Result<uint64_t> with_read_only_mount(BlockDevice& image, Body body) {
   return state;
 }
 
-// A 64-bit digest of a state description (FNV-1a), so a verifier can say which state it saw.
-uint64_t digest(const std::string& text, uint64_t seed = 14695981039346656037ull);
+// A 64-bit digest (xxHash64) of a state description, so a verifier can say which state it saw.
+uint64_t digest(const std::string& text, uint64_t seed = 0);
 
 }  // namespace lunfs::crash

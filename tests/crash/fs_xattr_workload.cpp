@@ -177,12 +177,12 @@ Status run_op(FileSystem& fs, std::vector<uint64_t>& inos, const XattrOp& op) {
   return op.fsync ? fs.fsync(inos[op.inode], false) : Status::ok();
 }
 
-// What the mounted image shows of inode i (nullopt: it does not exist).
-Result<std::optional<InodeState>> observe(FileSystem& fs, uint32_t i) {
-  auto attr = fs.lookup(fs.root(), inode_name(i));
-  if (!attr && attr.err() == ENOENT) return std::optional<InodeState>();
-  if (!attr) return attr.status();
+// What the mounted image shows of inode i (exists = false: there is no such name).
+Result<InodeState> observe(FileSystem& fs, uint32_t i) {
   InodeState s;
+  auto attr = fs.lookup(fs.root(), inode_name(i));
+  if (!attr && attr.err() == ENOENT) return s;
+  if (!attr) return attr.status();
   s.exists = true;
   s.mode = attr->mode & 0777;
   auto names = fs.listxattr(attr->ino);
@@ -199,7 +199,7 @@ Result<std::optional<InodeState>> observe(FileSystem& fs, uint32_t i) {
   }
   (void)fs.forget(attr->ino, 1);
   if (!st) return error(st.err(), std::string(inode_name(i)) + ": " + st.message());
-  return std::optional<InodeState>(std::move(s));
+  return s;
 }
 
 std::string describe(const InodeState& s) {
@@ -234,8 +234,7 @@ Scenario xattr_scenario(uint64_t ops) {
     return with_read_only_mount(image, [&](FileSystem& fs) -> Result<uint64_t> {
       State seen(3);
       for (uint32_t i = 0; i < 3; ++i) {
-        LUNFS_ASSIGN(auto s, observe(fs, i));
-        if (s) seen[i] = *s;
+        LUNFS_ASSIGN(seen[i], observe(fs, i));
       }
       uint64_t last = acked + 1;
       while (last < shared_ops->size() && !(*shared_ops)[last - 1].fsync) ++last;
