@@ -1,8 +1,8 @@
 // The crash checker: runs a workload once on a recording device over a freshly formatted
 // disk, then for many crash points builds the disk as a power loss there would leave it,
 // runs recovery and asks the workload's verifier whether everything acknowledged before the
-// crash is present and nothing is half-applied. Workloads are pluggable (journal-level ones
-// today; file-system-level ones when the core lands).
+// crash is present and nothing is half-applied. Workloads are pluggable (journal-level ones,
+// and file-system-level ones that mount the core and run fsck).
 //
 // Crash points, per flush epoch (the writes between two flushes): none of the epoch's writes
 // (the previous flush boundary), prefixes in issue order, a prefix whose next write is torn

@@ -168,7 +168,7 @@ class Generator {
   }
 
  private:
-  static constexpr uint64_t kBlock = 4096;
+  static constexpr uint64_t kBlock = 4096;  // the crash checker formats 4 KiB blocks: aligned ops hit whole blocks
 
   uint64_t offset() {
     return rng_() % 2 ? rng_() % (mix_.max_size / kBlock) * kBlock : rng_() % (mix_.max_size / kChunk) * kChunk;

@@ -20,7 +20,6 @@
 #include <memory>
 #include <optional>
 #include <random>
-#include <set>
 
 #include "fs/aligned_buffer.h"
 #include "fs/dir_format.h"
