@@ -1,8 +1,8 @@
 // The crash checker: runs a workload once on a recording device over a freshly formatted
 // disk, then for many crash points builds the disk as a power loss there would leave it,
 // runs recovery and asks the workload's verifier whether everything acknowledged before the
-// crash is present and nothing is half-applied. Workloads are pluggable (journal-level ones
-// today; file-system-level ones when the core lands).
+// crash is present and nothing is half-applied. Workloads are pluggable (journal-level ones,
+// and file-system-level ones that mount the core and run fsck).
 //
 // Crash points, per flush epoch (the writes between two flushes): none of the epoch's writes
 // (the previous flush boundary), prefixes in issue order, a prefix whose next write is torn
@@ -23,6 +23,9 @@ namespace lunfs::crash {
 
 struct Scenario {
   std::string name;
+  // Repeated over the whole disk before mkfs: what free space holds ("stale" contents that
+  // no file may ever show). Empty: zeros.
+  std::string disk_fill;
   // The workload: runs against `dev` and calls dev.mark(k) once operation k (and every
   // operation before it) is acknowledged durable.
   std::function<Status(RecordingDevice& dev, const ondisk::Superblock& sb)> run;
@@ -53,7 +56,7 @@ struct CrashStats {
   std::vector<std::string> failure_texts;  // the first few
 };
 
-// The disk: a 64 MiB memory device formatted with 2 journals of 8 MiB, 4 KiB blocks and a
+// The disk: a 64 MiB memory device (filled with scenario.disk_fill) formatted with 2 journals of 8 MiB, 4 KiB blocks and a
 // fixed UUID. Errors: the workload itself failed.
 Result<CrashStats> run_crash_test(const Scenario& scenario, const CrashOptions& options);
 

@@ -13,6 +13,14 @@ void SectorLayer::put(uint64_t offset, std::span<const std::byte> data) {
 
 void SectorLayer::overlay(uint64_t offset, std::span<std::byte> buf) const {
   if (sectors_.empty()) return;
+  const uint64_t first = offset / kSector, count = buf.size() / kSector;
+  if (sectors_.size() < count) {
+    // A large read (fsck sweeps whole journals) over a small layer: walk the layer.
+    for (const auto& [sector, data] : sectors_) {
+      if (sector >= first && sector < first + count) std::memcpy(buf.data() + (sector - first) * kSector, data.data(), kSector);
+    }
+    return;
+  }
   for (size_t pos = 0; pos + kSector <= buf.size(); pos += kSector) {
     auto it = sectors_.find((offset + pos) / kSector);
     if (it != sectors_.end()) std::memcpy(buf.data() + pos, it->second.data(), kSector);

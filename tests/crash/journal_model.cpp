@@ -112,7 +112,10 @@ Result<uint64_t> JournalModel::verify(BlockDevice& disk, uint64_t acked) const {
     return error(EIO, "lost acknowledged transactions: disk holds " + std::to_string(state) +
                           " transactions, " + std::to_string(acked) + " were acknowledged");
   }
-  for (const auto& [block, events] : events_) {
+  for (const auto& entry : events_) {
+    // Not a structured binding: clang 14 cannot capture one in the lambda below.
+    const uint64_t block = entry.first;
+    const auto& events = entry.second;
     auto it = std::upper_bound(events.begin(), events.end(), state,
                                [](uint64_t s, const Event& e) { return s < e.txn; });
     LUNFS_TRY(disk.read(block * bs, got.span()));

@@ -1,0 +1,29 @@
+// File-system-level crash workloads: each is a Scenario for the crash checker that mounts
+// the core over slot 0's journal on the recording device, and whose verifier replays the
+// slot, runs fsck and mounts the image read-only to check everything acknowledged.
+// `ops` sizes a workload: the CI tests run a full and a reduced size (for sanitizer builds).
+#pragma once
+
+#include <cstdint>
+
+#include "tests/crash/crash_checker.h"
+
+namespace lunfs::crash {
+
+// Small files with fsync, the rename-over-an-old-file pattern, unlink + directory fsync.
+Scenario small_files_scenario(uint64_t ops);
+// A preallocated VM image: overwrites with fdatasync, appends with fsync.
+Scenario vm_image_scenario(uint64_t ops);
+// One directory grown from empty past leaf splits and a hash-table doubling (long names),
+// with removals and directory fsyncs.
+Scenario directory_growth_scenario(uint64_t ops);
+// fallocate (default, KEEP_SIZE), PUNCH_HOLE, ZERO_RANGE, truncate and writes into
+// unwritten extents with fsync/fdatasync; sizes, contents and SEEK_DATA/SEEK_HOLE.
+Scenario fallocate_scenario(uint64_t ops);
+// user.* xattrs of small and large values and POSIX ACLs, set/replaced/removed with fsync.
+Scenario xattr_scenario(uint64_t ops);
+// Free space holds a marker before mkfs; allocating writes, unwritten conversion and
+// blocks freed by deleted files and reused: no file may ever show a byte it did not own.
+Scenario stale_data_scenario(uint64_t ops);
+
+}  // namespace lunfs::crash
