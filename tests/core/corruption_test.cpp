@@ -26,6 +26,7 @@
 #include "fs/superblock.h"
 #include "mkfs/formatter.h"
 #include "tests/crash/crash_image.h"
+#include "tests/support/image_builder.h"
 
 namespace lunfs {
 namespace {
@@ -73,12 +74,8 @@ class Corruption : public ::testing::Test {
   // symlinks, inline and block xattrs, an ACL. Kept as a flat image.
   static void populate() {
     auto dev = make_memory_device(96ull << 20);
-    MkfsOptions o;
-    o.cluster_name = "test";
-    o.fs_name = "fs";
-    o.journals = 2;
-    o.journal_mib = 8;
-    o.rgrp_mib = 32;
+    MkfsOptions o = testing::ImageBuilder::default_options();
+    o.rgrp_mib = 32;  // three resource groups
     auto sb = plan_filesystem(*dev, o);
     ASSERT_TRUE(sb) << sb.status().to_string();
     ASSERT_TRUE(write_filesystem(*dev, *sb));

@@ -9,6 +9,7 @@
 #include "fs/aligned_buffer.h"
 #include "mkfs/formatter.h"
 #include "tests/crash/crash_image.h"
+#include "tests/support/image_builder.h"
 
 namespace lunfs::crash {
 
@@ -166,14 +167,7 @@ Result<CrashStats> run_crash_test(const Scenario& scenario, const CrashOptions& 
     for (size_t i = 0; i < chunk.size(); ++i) chunk.data()[i] = std::byte(scenario.disk_fill[i % scenario.disk_fill.size()]);
     for (uint64_t off = 0; off < disk->size_bytes(); off += chunk.size()) LUNFS_TRY(disk->write(off, chunk.span()));
   }
-  MkfsOptions mkfs;
-  mkfs.cluster_name = "crash";
-  mkfs.fs_name = "crashfs";
-  mkfs.journals = 2;
-  mkfs.journal_mib = 8;
-  mkfs.uuid = std::array<uint8_t, 16>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
-  mkfs.now_sec = 1;
-  LUNFS_ASSIGN(ondisk::Superblock sb, plan_filesystem(*disk, mkfs));
+  LUNFS_ASSIGN(ondisk::Superblock sb, plan_filesystem(*disk, testing::ImageBuilder::default_options()));
   LUNFS_TRY(write_filesystem(*disk, sb));
   std::vector<std::byte> durable(disk->size_bytes());
   LUNFS_TRY(disk->read(0, durable));

@@ -28,51 +28,21 @@ void write_unsynced(const std::string& p) {
   ASSERT_EQ(close(fd), 0);
 }
 
-void write_synced(const std::string& p) {
-  int fd = open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  ASSERT_GE(fd, 0) << p;
-  ASSERT_EQ(write(fd, kData.data(), kData.size()), static_cast<ssize_t>(kData.size()));
-  ASSERT_EQ(fsync(fd), 0);
-  ASSERT_EQ(close(fd), 0);
-}
-
-std::string slurp(const std::string& p) {
-  FILE* f = std::fopen(p.c_str(), "rb");
-  if (!f) return "<missing>";
-  std::string s;
-  char buf[65536];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) s.append(buf, n);
-  std::fclose(f);
-  return s;
-}
-
 class CommitMount : public LunfsMount {
  protected:
   uint64_t lun_mib() const override { return 256; }
 
-  // SIGKILL the daemon we started (by pid) and drop its dead mount.
-  void kill_daemon() {
-    ASSERT_GT(pid_, 0);
-    kill(pid_, SIGKILL);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    if (is_mounted(mnt_) && run("fusermount3 -u -z " + mnt_ + " 2>/dev/null") != 0) run("umount -l " + mnt_);
-    ASSERT_FALSE(is_mounted(mnt_));
-  }
-
   int fsck(const std::string& args, std::string* out) {
     const std::string log = dir_ + "/fsck.log";
     int rc = run(bin("fsck.lunfs") + " " + args + " " + lun_ + " > " + log + " 2>&1");
-    *out = slurp(log);
+    *out = read_file(log);
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
   }
 
   std::string md5() {
     const std::string log = dir_ + "/md5";
     EXPECT_EQ(run("md5sum " + lun_ + " > " + log), 0);
-    return slurp(log).substr(0, 32);
+    return read_file(log).substr(0, 32);
   }
 };
 
@@ -92,7 +62,7 @@ TEST_F(CommitEverySecond, UnsyncedFileSurvivesSigkillAfterTheInterval) {
   std::this_thread::sleep_for(std::chrono::seconds(3));  // three timer commits
   kill_daemon();
   mount_fs(mount_options());  // replays the journal
-  EXPECT_EQ(slurp(path("dir/file")), kData) << "the timer should have committed it";
+  EXPECT_EQ(read_file(path("dir/file")), kData) << "the timer should have committed it";
 }
 
 // The same workload with a long interval: lost, so it was the timer above, not the
@@ -107,16 +77,16 @@ TEST_F(CommitHourly, UnsyncedFileIsLostOnSigkillBeforeTheInterval) {
 }
 
 TEST_F(CommitHourly, FsckRefusesAMountedLun) {
-  write_synced(path("file"));
+  ASSERT_TRUE(write_synced(path("file"), kData));
   std::string out;
   EXPECT_EQ(fsck("-n", &out), 8) << out;
   EXPECT_NE(out.find("in use by mount.lunfs on this host (mounted on " + mnt_ + ")"), std::string::npos) << out;
   EXPECT_EQ(fsck("--all-nodes-unmounted", &out), 8) << out;
-  EXPECT_EQ(slurp(path("file")), kData);
+  EXPECT_EQ(read_file(path("file")), kData);
 }
 
 TEST_F(CommitHourly, FsckReplaysTheJournalOfAKilledDaemon) {
-  for (int i = 0; i < 4; ++i) write_synced(path("acked" + std::to_string(i)));
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(write_synced(path("acked" + std::to_string(i)), kData));
   write_unsynced(path("unsynced"));
   kill_daemon();
   const std::string before = md5();
@@ -130,7 +100,7 @@ TEST_F(CommitHourly, FsckReplaysTheJournalOfAKilledDaemon) {
   EXPECT_EQ(fsck("-n", &out), 0) << out;
   EXPECT_NE(out.find("0 error(s), 0 warning(s)"), std::string::npos) << out;
   mount_fs(mount_options());
-  for (int i = 0; i < 4; ++i) EXPECT_EQ(slurp(path("acked" + std::to_string(i))), kData) << i;
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(read_file(path("acked" + std::to_string(i))), kData) << i;
   EXPECT_NE(access(path("unsynced").c_str(), F_OK), 0);
 }
 
@@ -145,11 +115,10 @@ TEST_F(CommitHourly, MountRefusesWhileFsckHoldsTheDevice) {
   int rc = run(bin("mount.lunfs") + " " + lun_ + " " + mnt_ + " -f -o lockproto=nolock > " + log + " 2>&1");
   close(fd);
   EXPECT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 32) << rc;
-  EXPECT_NE(slurp(log).find("fsck.lunfs is checking it on this host"), std::string::npos) << slurp(log);
+  EXPECT_NE(read_file(log).find("fsck.lunfs is checking it on this host"), std::string::npos) << read_file(log);
   EXPECT_FALSE(is_mounted(mnt_));
   mount_fs(mount_options());  // and mounts once fsck is done
 }
-
 
 }  // namespace
 }  // namespace lunfs::testing

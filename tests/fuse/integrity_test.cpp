@@ -21,18 +21,6 @@ namespace {
 
 constexpr uint64_t kSuperblockOffset = 64 * 1024;
 
-bool write_file(const std::string& p, const std::string& data) {
-  int fd = open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) return false;
-  bool ok = write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size()) && fsync(fd) == 0;
-  return close(fd) == 0 && ok;
-}
-
-std::string read_file(const std::string& p) {
-  std::ifstream f(p, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(f)), {});
-}
-
 // Reads the first block of `p` with O_DIRECT, so the daemon serves it (no page cache).
 bool read_direct(const std::string& p) {
   int fd = open(p.c_str(), O_RDONLY | O_DIRECT);

@@ -22,46 +22,7 @@ std::string content(int round, int file, size_t size) {
   return s;
 }
 
-// Writes `data` to `p` and fsyncs it; false on any error.
-bool write_synced(const std::string& p, const std::string& data) {
-  int fd = open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) return false;
-  bool ok = write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size()) && fsync(fd) == 0;
-  return close(fd) == 0 && ok;
-}
-
-bool fsync_dir(const std::string& p) {
-  int fd = open(p.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return false;
-  bool ok = fsync(fd) == 0;
-  close(fd);
-  return ok;
-}
-
-std::string slurp(const std::string& p) {
-  FILE* f = std::fopen(p.c_str(), "rb");
-  if (!f) return "<missing>";
-  std::string s;
-  char buf[65536];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) s.append(buf, n);
-  std::fclose(f);
-  return s;
-}
-
-class KillDaemon : public LunfsMount {
- protected:
-  // SIGKILL the daemon we started (by pid) and drop its dead mount.
-  void kill_daemon() {
-    ASSERT_GT(pid_, 0);
-    kill(pid_, SIGKILL);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    if (is_mounted(mnt_) && run("fusermount3 -u -z " + mnt_ + " 2>/dev/null") != 0) run("umount -l " + mnt_);
-    ASSERT_FALSE(is_mounted(mnt_));
-  }
-};
+using KillDaemon = LunfsMount;
 
 TEST_F(KillDaemon, FsyncedWorkSurvivesSigkillAndReplay) {
   constexpr int kRounds = 3, kFiles = 12;
@@ -102,11 +63,11 @@ TEST_F(KillDaemon, FsyncedWorkSurvivesSigkillAndReplay) {
         if (removed) {
           EXPECT_NE(access(p.c_str(), F_OK), 0) << p << " was unlinked and fsynced before the kill";
         } else {
-          EXPECT_EQ(slurp(p), content(r, f, 1000 + f * 20000)) << p << " after kill #" << round + 1;
+          EXPECT_EQ(read_file(p), content(r, f, 1000 + f * 20000)) << p << " after kill #" << round + 1;
         }
       }
     }
-    EXPECT_EQ(slurp(path("config")), content(round, 99, 3000));
+    EXPECT_EQ(read_file(path("config")), content(round, 99, 3000));
     EXPECT_NE(access(path("config.tmp").c_str(), F_OK), 0);
   }
 }

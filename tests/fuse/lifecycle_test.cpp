@@ -16,18 +16,6 @@
 namespace lunfs::testing {
 namespace {
 
-bool write_file(const std::string& p, const std::string& data) {
-  std::ofstream f(p, std::ios::binary);
-  f << data;
-  return static_cast<bool>(f.flush());
-}
-
-std::string read_file(const std::string& p) {
-  std::ifstream f(p, std::ios::binary);
-  if (!f) return "<missing>";
-  return std::string((std::istreambuf_iterator<char>(f)), {});
-}
-
 class Lifecycle : public LunfsMount, public ::testing::WithParamInterface<int> {};
 
 TEST_P(Lifecycle, SignalUnmountsCleanlyAndKeepsUnsyncedWork) {

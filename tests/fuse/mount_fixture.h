@@ -14,7 +14,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <cstdlib>
 #include <fstream>
 #include <string>
@@ -23,6 +25,42 @@
 namespace lunfs::testing {
 
 inline int run(const std::string& cmd) { return std::system(cmd.c_str()); }
+
+// The whole content of `p`, or "<open failed: ...>" so that a comparison names the cause.
+inline std::string read_file(const std::string& p) {
+  int fd = open(p.c_str(), O_RDONLY);
+  if (fd < 0) return "<open failed: " + std::string(std::strerror(errno)) + ">";
+  std::string out;
+  char buf[65536];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  close(fd);
+  return out;
+}
+
+// Writes `data` to `p` opened with `flags`; false on any error.
+inline bool write_file(const std::string& p, const std::string& data, int flags = O_WRONLY | O_CREAT | O_TRUNC) {
+  int fd = open(p.c_str(), flags, 0644);
+  if (fd < 0) return false;
+  bool ok = write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size());
+  return close(fd) == 0 && ok;
+}
+
+// Replaces `p` with `data` and fsyncs it: acknowledged durable when it returns true.
+inline bool write_synced(const std::string& p, const std::string& data) {
+  int fd = open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) return false;
+  bool ok = write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size()) && fsync(fd) == 0;
+  return close(fd) == 0 && ok;
+}
+
+inline bool fsync_dir(const std::string& p) {
+  int fd = open(p.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return false;
+  bool ok = fsync(fd) == 0;
+  close(fd);
+  return ok;
+}
 
 inline bool is_mounted(const std::string& dir) {
   std::ifstream m("/proc/self/mounts");
@@ -113,6 +151,17 @@ class LunfsMount : public ::testing::Test {
       }
       pid_ = -1;
     }
+  }
+
+  // SIGKILLs the daemon this test started (by pid) and drops its dead mount.
+  void kill_daemon() {
+    ASSERT_GT(pid_, 0);
+    kill(pid_, SIGKILL);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    if (is_mounted(mnt_) && run("fusermount3 -u -z " + mnt_ + " 2>/dev/null") != 0) run("umount -l " + mnt_);
+    ASSERT_FALSE(is_mounted(mnt_));
   }
 
   std::string daemon_log() {

@@ -26,24 +26,6 @@ namespace {
 
 using Posix = LunfsMount;
 
-std::string read_file(const std::string& p) {
-  int fd = open(p.c_str(), O_RDONLY);
-  if (fd < 0) return "<open failed: " + std::string(strerror(errno)) + ">";
-  std::string out;
-  char buf[65536];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
-  close(fd);
-  return out;
-}
-
-void write_file(const std::string& p, const std::string& data, int flags = O_WRONLY | O_CREAT | O_TRUNC) {
-  int fd = open(p.c_str(), flags, 0644);
-  ASSERT_GE(fd, 0) << p << ": " << strerror(errno);
-  ASSERT_EQ(write(fd, data.data(), data.size()), static_cast<ssize_t>(data.size()));
-  ASSERT_EQ(close(fd), 0);
-}
-
 // Runs `fn` in a child with uid/gid 65534; returns the errno it reports (0 = success).
 int as_nobody(const std::function<int()>& fn) {
   pid_t p = fork();
@@ -59,14 +41,14 @@ int as_nobody(const std::function<int()>& fn) {
 int errno_of(int rc) { return rc < 0 ? errno : 0; }
 
 TEST_F(Posix, CreateReadWriteAndErrors) {
-  write_file(path("a"), "hello world");
+  ASSERT_TRUE(write_file(path("a"), "hello world"));
   EXPECT_EQ(read_file(path("a")), "hello world");
   EXPECT_EQ(open(path("a").c_str(), O_CREAT | O_EXCL | O_WRONLY, 0644), -1);
   EXPECT_EQ(errno, EEXIST);
   EXPECT_EQ(open(path("missing").c_str(), O_RDONLY), -1);
   EXPECT_EQ(errno, ENOENT);
   std::string n255(255, 'n'), n256(256, 'n');
-  write_file(path(n255), "x");
+  ASSERT_TRUE(write_file(path(n255), "x"));
   EXPECT_EQ(open(path(n256).c_str(), O_CREAT | O_WRONLY, 0644), -1);
   EXPECT_EQ(errno, ENAMETOOLONG);
   EXPECT_EQ(mkdir(path(n256).c_str(), 0755), -1);
@@ -76,7 +58,7 @@ TEST_F(Posix, CreateReadWriteAndErrors) {
   EXPECT_EQ(unlink(path("missing").c_str()), -1);
   EXPECT_EQ(errno, ENOENT);
   // Append and partial overwrite.
-  write_file(path("a"), "!!", O_WRONLY | O_APPEND);
+  ASSERT_TRUE(write_file(path("a"), "!!", O_WRONLY | O_APPEND));
   EXPECT_EQ(read_file(path("a")), "hello world!!");
   int fd = open(path("a").c_str(), O_RDWR);
   ASSERT_EQ(pwrite(fd, "J", 1, 0), 1);
@@ -117,7 +99,7 @@ TEST_F(Posix, DirectoriesLinksSymlinksNodes) {
   ASSERT_EQ(mkdir(path("d").c_str(), 0755), 0);
   EXPECT_EQ(mkdir(path("d").c_str(), 0755), -1);
   EXPECT_EQ(errno, EEXIST);
-  write_file(path("d/f"), "x");
+  ASSERT_TRUE(write_file(path("d/f"), "x"));
   EXPECT_EQ(rmdir(path("d").c_str()), -1);
   EXPECT_EQ(errno, ENOTEMPTY);
   EXPECT_EQ(rmdir(path("d/f").c_str()), -1);
@@ -150,7 +132,7 @@ TEST_F(Posix, DirectoriesLinksSymlinksNodes) {
 TEST_F(Posix, BigDirectoryReaddir) {
   ASSERT_EQ(mkdir(path("big").c_str(), 0755), 0);
   const int n = 5000;
-  for (int i = 0; i < n; ++i) write_file(path("big/entry-" + std::to_string(i)), "");
+  for (int i = 0; i < n; ++i) ASSERT_TRUE(write_file(path("big/entry-" + std::to_string(i)), ""));
   DIR* d = opendir(path("big").c_str());
   ASSERT_NE(d, nullptr);
   std::set<std::string> names;
@@ -166,8 +148,8 @@ TEST_F(Posix, BigDirectoryReaddir) {
 }
 
 TEST_F(Posix, RenameFlags) {
-  write_file(path("a"), "A");
-  write_file(path("b"), "B");
+  ASSERT_TRUE(write_file(path("a"), "A"));
+  ASSERT_TRUE(write_file(path("b"), "B"));
   EXPECT_EQ(syscall(SYS_renameat2, AT_FDCWD, path("a").c_str(), AT_FDCWD, path("b").c_str(), RENAME_NOREPLACE), -1);
   EXPECT_EQ(errno, EEXIST);
   ASSERT_EQ(syscall(SYS_renameat2, AT_FDCWD, path("a").c_str(), AT_FDCWD, path("b").c_str(), RENAME_EXCHANGE), 0);
@@ -189,7 +171,7 @@ TEST_F(Posix, RenameFlags) {
 }
 
 TEST_F(Posix, TruncateFallocateSeek) {
-  write_file(path("f"), std::string(10000, 'a'));
+  ASSERT_TRUE(write_file(path("f"), std::string(10000, 'a')));
   ASSERT_EQ(truncate(path("f").c_str(), 100), 0);
   ASSERT_EQ(truncate(path("f").c_str(), 5000), 0);
   std::string s = read_file(path("f"));
@@ -223,7 +205,7 @@ TEST_F(Posix, TruncateFallocateSeek) {
 }
 
 TEST_F(Posix, AttributesAndTimes) {
-  write_file(path("f"), "x");
+  ASSERT_TRUE(write_file(path("f"), "x"));
   ASSERT_EQ(chmod(path("f").c_str(), 04755), 0);
   ASSERT_EQ(chown(path("f").c_str(), 1000, 1000), 0);
   struct stat st;
@@ -245,7 +227,7 @@ TEST_F(Posix, AttributesAndTimes) {
 }
 
 TEST_F(Posix, Xattrs) {
-  write_file(path("f"), "x");
+  ASSERT_TRUE(write_file(path("f"), "x"));
   ASSERT_EQ(setxattr(path("f").c_str(), "user.k", "v", 1, 0), 0);
   char buf[16];
   ASSERT_EQ(getxattr(path("f").c_str(), "user.k", buf, sizeof buf), 1);
@@ -266,9 +248,9 @@ TEST_F(Posix, Xattrs) {
 }
 
 TEST_F(Posix, PermissionsAsUnprivilegedUser) {
-  write_file(path("secret"), "s");
+  ASSERT_TRUE(write_file(path("secret"), "s"));
   ASSERT_EQ(chmod(path("secret").c_str(), 0600), 0);
-  write_file(path("public"), "p");
+  ASSERT_TRUE(write_file(path("public"), "p"));
   ASSERT_EQ(mkdir(path("open").c_str(), 0777), 0);
   ASSERT_EQ(chmod(path("open").c_str(), 0777), 0);  // mkdir applied the umask
   std::string secret = path("secret"), pub = path("public"), root_new = path("new"), open_new = path("open/mine");
@@ -285,7 +267,7 @@ TEST_F(Posix, PermissionsAsUnprivilegedUser) {
 }
 
 TEST_F(Posix, AclGrantsAccess) {
-  write_file(path("secret"), "s");
+  ASSERT_TRUE(write_file(path("secret"), "s"));
   ASSERT_EQ(chmod(path("secret").c_str(), 0600), 0);
   // system.posix_acl_access: version 2, then (tag, perm, id) entries.
   struct Entry {
@@ -325,7 +307,7 @@ TEST_F(Posix, AclGrantsAccess) {
 }
 
 TEST_F(Posix, OpenUnlinkedFileKeepsData) {
-  write_file(path("f"), std::string(100000, 'k'));
+  ASSERT_TRUE(write_file(path("f"), std::string(100000, 'k')));
   int fd = open(path("f").c_str(), O_RDONLY);
   ASSERT_GE(fd, 0);
   ASSERT_EQ(unlink(path("f").c_str()), 0);
@@ -337,7 +319,7 @@ TEST_F(Posix, OpenUnlinkedFileKeepsData) {
 }
 
 TEST_F(Posix, FsyncAndCopyFileRange) {
-  write_file(path("src"), std::string(300000, 'c'));
+  ASSERT_TRUE(write_file(path("src"), std::string(300000, 'c')));
   int in = open(path("src").c_str(), O_RDONLY);
   int out = open(path("dst").c_str(), O_RDWR | O_CREAT, 0644);
   ASSERT_GE(in, 0);
@@ -353,7 +335,7 @@ TEST_F(Posix, FsyncAndCopyFileRange) {
 }
 
 TEST_F(Posix, DataSurvivesRemount) {
-  write_file(path("keep"), "persisted");
+  ASSERT_TRUE(write_file(path("keep"), "persisted"));
   ASSERT_EQ(mkdir(path("dir").c_str(), 0700), 0);
   unmount_fs();
   mount_fs(mount_options());
