@@ -67,6 +67,7 @@ Result<std::unique_ptr<FileSystem>> FileSystem::mount(BlockDevice& dev, Metadata
   }
   auto vol = std::make_unique<Volume>(dev, log, sb, lm, options.slot, options.read_only);
   vol->logger = options.logger;
+  vol->max_dir_depth = std::min(options.max_dir_depth, kMaxDirDepth);
   if (auto st = vol->alloc.load(); !st && !options.read_only) return st;
   std::unique_ptr<FileSystem> fs(new FileSystem(std::move(vol)));
   fs->noatime_ = options.noatime;
