@@ -53,6 +53,7 @@ Result<DirLeaf> Directory::read_leaf(uint64_t blocknr) {
 }
 
 void Directory::write_leaf(uint64_t blocknr, const DirLeaf& leaf) {
+  looked_up_.reset();
   auto img = txn_->new_block();
   encode_dir_leaf(leaf, img->span(), blocknr, txn_->sequence(), vol_.sb.csum_seed);
   txn_->put(blocknr, img);
@@ -85,6 +86,7 @@ Result<uint64_t> Directory::table_pointer(uint64_t index) {
 }
 
 Status Directory::set_pointers(uint64_t first, uint64_t count, uint64_t leaf) {
+  looked_up_.reset();
   const uint32_t per = dir_hash_pointers_per_block(vol_.bs);
   const uint64_t size = uint64_t{1} << dir_.d.dir_depth;
   for (uint64_t t = first / per; t * per < first + count; ++t) {
@@ -123,6 +125,7 @@ Result<std::vector<uint64_t>> Directory::read_table() {
 }
 
 Status Directory::write_table(const std::vector<uint64_t>& table) {
+  looked_up_.reset();
   const uint32_t per = dir_hash_pointers_per_block(vol_.bs);
   ExtentTree tree(vol_, dir_, txn_);
   for (uint64_t t = 0; t * per < table.size(); ++t) {
@@ -141,6 +144,11 @@ Status Directory::write_table(const std::vector<uint64_t>& table) {
 }
 
 Result<Directory::Bucket> Directory::read_bucket(uint64_t head) {
+  if (looked_up_ && looked_up_->blocks.front() == head) {
+    Bucket b = std::move(*looked_up_);
+    looked_up_.reset();
+    return b;
+  }
   Bucket b;
   for (uint64_t blocknr = head; blocknr != 0;) {
     // A chain longer than the blocks the directory owns loops.
@@ -186,6 +194,7 @@ size_t Directory::leaves_needed(const std::vector<DirEntry>& entries) const {
 }
 
 Status Directory::free_leaf(uint64_t blocknr) {
+  looked_up_.reset();
   LUNFS_TRY(vol_.alloc.free_blocks(*txn_, blocknr, 1));
   txn_->revoke(blocknr);
   dir_.d.blocks -= 1;
@@ -224,19 +233,22 @@ Status Directory::write_bucket(Bucket& b) {
 
 Result<std::optional<DirEntry>> Directory::lookup(std::string_view name) {
   const uint32_t hash = dir_name_hash(vol_.sb.dir_hash_seed, name);
-  std::vector<DirEntry> entries;
-  if (hashed()) {
-    LUNFS_ASSIGN(Bucket b, bucket_of(hash));
-    entries = std::move(b.entries);
-  } else {
-    LUNFS_ASSIGN(entries, inline_entries());
+  auto find = [&](const std::vector<DirEntry>& entries) {
+    auto it = std::lower_bound(entries.begin(), entries.end(), hash,
+                               [](const DirEntry& e, uint32_t h) { return e.hash < h; });
+    for (; it != entries.end() && it->hash == hash; ++it) {
+      if (it->name == name) return std::optional<DirEntry>(*it);
+    }
+    return std::optional<DirEntry>();
+  };
+  if (!hashed()) {
+    LUNFS_ASSIGN(auto entries, inline_entries());
+    return find(entries);
   }
-  auto it = std::lower_bound(entries.begin(), entries.end(), hash,
-                             [](const DirEntry& e, uint32_t h) { return e.hash < h; });
-  for (; it != entries.end() && it->hash == hash; ++it) {
-    if (it->name == name) return std::optional<DirEntry>(std::move(*it));
-  }
-  return std::optional<DirEntry>();
+  LUNFS_ASSIGN(Bucket b, bucket_of(hash));
+  auto found = find(b.entries);
+  looked_up_ = std::move(b);
+  return found;
 }
 
 Status Directory::modify_inline(const std::function<Status(std::vector<DirEntry>&)>& fn) {

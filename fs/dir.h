@@ -78,6 +78,9 @@ class Directory {
   Volume& vol_;
   CoreInode& dir_;
   Transaction* txn_;
+  // The bucket lookup() just decoded, handed to the next read of the same bucket (create
+  // looks a name up, then adds it: one decode instead of two). Any write drops it.
+  std::optional<Bucket> looked_up_;
 };
 
 }  // namespace lunfs

@@ -11,6 +11,7 @@
 #include <set>
 #include <string>
 
+#include "fs/dir_format.h"
 #include "tests/core/fs_fixture.h"
 
 namespace lunfs {
@@ -154,6 +155,47 @@ TEST(Directories, ReaddirOffsetsSurviveAddsAndRemovals) {
   for (const auto& name : throughout) EXPECT_EQ(seen.count(name), 1u) << name << " skipped";
   EXPECT_GT(throughout.size(), 1000u);
   t.expect_clean();
+}
+
+// fsck checks chains: swapping the contents of a chain's first two leaves leaves every
+// leaf valid on its own but the chain out of order.
+TEST(Directories, FsckFindsAChainOutOfOrder) {
+  FsFixture t(kSmallBlocks, depth_limit(6));
+  ASSERT_TRUE(t.ok());
+  FileSystem& fs = t.fs();
+  auto d = fs.mkdir(t.root(), "d", 0755, {});
+  ASSERT_TRUE(d);
+  for (int i = 0; i < 4000; ++i) ASSERT_NE(t.mkfile(d->ino, name_of(i)), 0u);
+  auto table = fs.extents(d->ino);
+  ASSERT_TRUE(table && !table->empty());
+  const ondisk::Superblock sb = fs.superblock();
+  const uint32_t bs = sb.geometry.block_size;
+  t.expect_clean();
+
+  BlockDevice& dev = t.dev();
+  AlignedBuffer buf(bs);
+  ASSERT_TRUE(dev.read(table->front().physical * bs, buf.span()));
+  auto hb = ondisk::decode_dir_hash(buf.span(), table->front().physical, sb.csum_seed, d->ino, 0,
+                                    ondisk::dir_hash_pointers_per_block(bs), sb.geometry);
+  ASSERT_TRUE(hb) << hb.status().to_string();
+  auto read_leaf = [&](uint64_t nr) {
+    EXPECT_TRUE(dev.read(nr * bs, buf.span()));
+    return ondisk::decode_dir_leaf(buf.span(), nr, sb.csum_seed, sb.dir_hash_seed, d->ino, sb.geometry);
+  };
+  auto write_leaf = [&](uint64_t nr, const ondisk::DirLeaf& leaf) {
+    ondisk::encode_dir_leaf(leaf, buf.span(), nr, 1, sb.csum_seed);
+    EXPECT_TRUE(dev.write(nr * bs, buf.span()));
+  };
+  auto head = read_leaf(hb->leaves[0]);
+  ASSERT_TRUE(head && head->next != 0) << "no chain at slot 0";
+  auto second = read_leaf(head->next);
+  ASSERT_TRUE(second);
+  std::swap(head->entries, second->entries);
+  write_leaf(hb->leaves[0], *head);
+  write_leaf(head->next, *second);
+  auto report = check_filesystem(dev);
+  ASSERT_TRUE(report);
+  EXPECT_TRUE(report->mentions("does not continue its chain's order"));
 }
 
 TEST(Directories, DepthLimitBelowTheInitialTableIsRaisedToIt) {
