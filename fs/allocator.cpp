@@ -16,9 +16,22 @@ void Allocator::Rgrp::set(uint32_t i, BlockState s) {
   byte = static_cast<uint8_t>((byte & ~(3u << (i % 4 * 2))) | (static_cast<unsigned>(s) << (i % 4 * 2)));
 }
 
-Allocator::Allocator(const Superblock& sb, BlockCache& cache, GlockTable& glocks, uint32_t slot,
-                     std::function<void(const std::string&)> withdraw)
-    : sb_(sb), g_(sb.geometry), cache_(cache), glocks_(glocks), slot_(slot), withdraw_(std::move(withdraw)) {}
+void Allocator::Rgrp::pin(uint32_t i, bool on) {
+  if (pinned.empty()) pinned.assign((loc.data_blocks + 63) / 64, 0);
+  const uint64_t mask = uint64_t{1} << (i % 64);
+  if (on) {
+    pinned[i / 64] |= mask;
+    ++pinned_count;
+  } else {
+    pinned[i / 64] &= ~mask;
+    --pinned_count;
+  }
+}
+
+Allocator::Allocator(const Superblock& sb, BlockCache& cache, MetadataLog& log, GlockTable& glocks,
+                     uint32_t slot, std::function<void(const std::string&)> withdraw)
+    : sb_(sb), g_(sb.geometry), cache_(cache), log_(log), glocks_(glocks), slot_(slot),
+      withdraw_(std::move(withdraw)) {}
 
 Status Allocator::damaged(Rgrp& r, const Status& why) {
   r.damaged = true;
@@ -102,7 +115,7 @@ void Allocator::touch(Transaction& txn, Rgrp& r, uint32_t first, uint32_t last) 
 
 bool Allocator::find_run(Rgrp& r, uint32_t from, uint32_t want, uint32_t* start, uint32_t* len) {
   const uint32_t n = r.loc.data_blocks;
-  if (r.header.free_blocks == 0) return false;
+  if (r.header.free_blocks <= r.pinned_count) return false;
   auto scan = [&](uint32_t lo, uint32_t hi) -> bool {
     for (uint32_t i = lo; i < hi;) {
       if (i % 4 == 0) {
@@ -113,12 +126,12 @@ bool Allocator::find_run(Rgrp& r, uint32_t from, uint32_t want, uint32_t* start,
           continue;
         }
       }
-      if (r.state(i) != BlockState::kFree) {
+      if (!r.allocatable(i)) {
         ++i;
         continue;
       }
       uint32_t j = i + 1;
-      while (j < n && j - i < want && r.state(j) == BlockState::kFree) ++j;
+      while (j < n && j - i < want && r.allocatable(j)) ++j;
       *start = i;
       *len = j - i;
       return true;
@@ -134,13 +147,23 @@ uint32_t Allocator::preferred_rgrp() const {
 }
 
 Result<Allocator::Run> Allocator::alloc_blocks(Transaction& txn, uint64_t goal, uint32_t want) {
+  release_durable();
+  auto run = try_alloc(txn, goal, want);
+  if (run || run.err() != ENOSPC || pins_.empty()) return run;
+  // Only blocks waiting for a commit are left: commit, then take them.
+  LUNFS_TRY(log_.commit());
+  release_durable();
+  return try_alloc(txn, goal, want);
+}
+
+Result<Allocator::Run> Allocator::try_alloc(Transaction& txn, uint64_t goal, uint32_t want) {
   want = std::max<uint32_t>(want, 1);
   int64_t goal_rg = goal ? g_.rgrp_of(goal) : -1;
   uint32_t first = goal_rg >= 0 ? static_cast<uint32_t>(goal_rg) : preferred_rgrp();
   for (uint32_t k = 0; k < g_.rgrp_count; ++k) {
     uint32_t idx = (first + k) % g_.rgrp_count;
     Rgrp& r = rgrps_[idx];
-    if (r.damaged || r.header.free_blocks == 0) continue;
+    if (r.damaged || r.header.free_blocks <= r.pinned_count) continue;
     LUNFS_TRY(lock_rgrp(txn, idx));
     if (!load_bitmaps(r)) continue;
     uint32_t from = (k == 0 && goal_rg >= 0) ? static_cast<uint32_t>(goal - r.loc.first_data) : r.next_hint;
@@ -155,6 +178,32 @@ Result<Allocator::Run> Allocator::alloc_blocks(Transaction& txn, uint64_t goal, 
     return Run{r.loc.first_data + start, len};
   }
   return error(ENOSPC, "no free blocks left");
+}
+
+void Allocator::set_pins(const Pin& p, bool on) {
+  Rgrp& r = rgrps_[g_.rgrp_of(p.start)];
+  const auto first = static_cast<uint32_t>(p.start - r.loc.first_data);
+  for (uint32_t i = first; i < first + p.length; ++i) r.pin(i, on);
+  if (on) {
+    pinned_total_ += p.length;
+  } else {
+    pinned_total_ -= p.length;
+  }
+}
+
+void Allocator::pin_freed(uint64_t start, uint64_t length) {
+  Pin p{0, start, length};
+  set_pins(p, true);
+  pending_pins_.push_back(p);
+}
+
+void Allocator::release_durable() {
+  if (pins_.empty()) return;
+  const uint64_t durable = log_.durable_sequence();
+  while (!pins_.empty() && pins_.front().sequence <= durable) {
+    set_pins(pins_.front(), false);
+    pins_.pop_front();
+  }
 }
 
 Result<uint64_t> Allocator::alloc_inode(Transaction& txn, uint64_t goal, uint64_t* generation) {
@@ -203,14 +252,14 @@ Status Allocator::change_state(Transaction& txn, uint64_t start, uint64_t length
 Status Allocator::free_blocks(Transaction& txn, uint64_t start, uint64_t length) {
   // A file's extent may not cross an rgrp (the codec checks it), so one call is one rgrp.
   LUNFS_TRY(change_state(txn, start, length, bit(BlockState::kUsed), BlockState::kFree));
-  txn.note_blocks_freed();
+  pin_freed(start, length);
   delta_.free_blocks += static_cast<int64_t>(length);
   return Status::ok();
 }
 
 Status Allocator::free_inode(Transaction& txn, uint64_t block) {
   LUNFS_TRY(change_state(txn, block, 1, bit(BlockState::kDinode) | bit(BlockState::kUnlinked), BlockState::kFree));
-  txn.note_blocks_freed();
+  pin_freed(block, 1);
   delta_.free_blocks += 1;
   delta_.dinodes -= 1;
   return Status::ok();
@@ -273,18 +322,31 @@ void Allocator::encode_into(Transaction& txn) {
       encode_bitmap(bm, bimg->span(), r.loc.header + 1 + b, txn.sequence(), sb_.csum_seed);
       txn.put(r.loc.header + 1 + b, bimg);
     }
-    r.dirty = false;
-    r.dirty_bitmaps.clear();
   }
   if (delta_dirty_) {
     auto img = txn.new_block();
     encode_statfs(delta_, img->span(), g_.statfs_delta(slot_), sb_.csum_seed);
     txn.put(g_.statfs_delta(slot_), img);
-    delta_dirty_ = false;
   }
 }
 
+void Allocator::committed(uint64_t log_sequence) {
+  for (Rgrp& r : rgrps_) {
+    r.dirty = false;
+    r.dirty_bitmaps.clear();
+  }
+  delta_dirty_ = false;
+  for (Pin& p : pending_pins_) {
+    p.sequence = log_sequence;
+    pins_.push_back(p);
+  }
+  pending_pins_.clear();
+}
+
 void Allocator::rollback() {
+  // The frees did not happen: those blocks are in use again, not pinned.
+  for (const Pin& p : pending_pins_) set_pins(p, false);
+  pending_pins_.clear();
   for (Rgrp& r : rgrps_) {
     if (!r.dirty) continue;
     r.dirty = false;

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <set>
 #include <vector>
@@ -28,11 +29,19 @@ struct AllocStats {
   uint64_t inodes = 0;  // dinodes + unlinked
 };
 
+// Freed blocks are reused only after the journal commit that frees them is durable
+// (deferred reuse, as jbd2/ext4): until then they are free in the bitmaps — on disk and in
+// memory, and in stats() — but "pinned", so no allocation hands them out. A crash before
+// that commit brings the old owner back with its blocks, so new file data (written
+// straight to the LUN, not journaled) must not be in them yet, nor may a checkpoint of the
+// old owner's logged images land on a reused block. When nothing else is free, an
+// allocation commits the log and takes the pinned blocks, so a pinned block never causes
+// ENOSPC — except for blocks the allocating transaction itself freed.
 class Allocator final : public TxnParticipant {
  public:
   // `withdraw` is called with a message when a shared structure is found damaged.
-  Allocator(const ondisk::Superblock& sb, BlockCache& cache, GlockTable& glocks, uint32_t slot,
-            std::function<void(const std::string&)> withdraw);
+  Allocator(const ondisk::Superblock& sb, BlockCache& cache, MetadataLog& log, GlockTable& glocks,
+            uint32_t slot, std::function<void(const std::string&)> withdraw);
 
   // Reads every rgrp header and this slot's statfs delta.
   Status load();
@@ -57,10 +66,15 @@ class Allocator final : public TxnParticipant {
   // Inodes in state "unlinked" (left by a crash or an unclean unmount).
   Result<std::vector<uint64_t>> unlinked_inodes();
 
+  // Free blocks count pinned ones: they become allocatable with the next commit (the timer
+  // commits within seconds, and an allocation that needs them commits at once).
   AllocStats stats() const;
+  // Blocks freed but not reusable yet (tests, statistics).
+  uint64_t pinned_blocks() const { return pinned_total_; }
 
   void encode_into(Transaction& txn) override;
   void rollback() override;
+  void committed(uint64_t log_sequence) override;
 
  private:
   struct Rgrp {
@@ -72,10 +86,22 @@ class Allocator final : public TxnParticipant {
     std::set<uint32_t> dirty_bitmaps;
     bool dirty = false;
     uint32_t next_hint = 0;  // where the last allocation ended
+    // Free blocks not to be handed out yet, one bit per data block (sized at first pin).
+    std::vector<uint64_t> pinned;
+    uint32_t pinned_count = 0;
     ondisk::BlockState state(uint32_t i) const {
       return static_cast<ondisk::BlockState>((bits[i / 4] >> (i % 4 * 2)) & 3);
     }
     void set(uint32_t i, ondisk::BlockState s);
+    bool is_pinned(uint32_t i) const { return pinned_count && (pinned[i / 64] >> (i % 64) & 1); }
+    bool allocatable(uint32_t i) const { return state(i) == ondisk::BlockState::kFree && !is_pinned(i); }
+    void pin(uint32_t i, bool on);
+  };
+  // Blocks freed by one transaction, waiting for its commit.
+  struct Pin {
+    uint64_t sequence;  // the log's transaction that frees them; 0 = not submitted yet
+    uint64_t start;
+    uint64_t length;
   };
 
   Status lock_rgrp(Transaction& txn, uint32_t index);
@@ -90,16 +116,27 @@ class Allocator final : public TxnParticipant {
   bool find_run(Rgrp& r, uint32_t from, uint32_t want, uint32_t* start, uint32_t* len);
   uint32_t preferred_rgrp() const;
   Status damaged(Rgrp& r, const Status& why);
+  // Pins freed blocks until the current transaction's commit is durable.
+  void pin_freed(uint64_t start, uint64_t length);
+  void set_pins(const Pin& p, bool on);
+  // Returns blocks whose freeing commit is durable to the allocatable pool.
+  void release_durable();
+  // One pass over the rgrps for alloc_blocks.
+  Result<Run> try_alloc(Transaction& txn, uint64_t goal, uint32_t want);
 
   const ondisk::Superblock& sb_;
   const ondisk::Geometry& g_;
   BlockCache& cache_;
+  MetadataLog& log_;
   GlockTable& glocks_;
   const uint32_t slot_;
   std::function<void(const std::string&)> withdraw_;
   std::vector<Rgrp> rgrps_;
   ondisk::Statfs delta_;
   bool delta_dirty_ = false;
+  std::deque<Pin> pins_;             // submitted, in sequence order
+  std::vector<Pin> pending_pins_;    // freed by the open transaction
+  uint64_t pinned_total_ = 0;
 };
 
 }  // namespace lunfs

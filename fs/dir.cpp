@@ -53,20 +53,25 @@ Result<DirLeaf> Directory::read_leaf(uint64_t blocknr) {
 }
 
 void Directory::write_leaf(uint64_t blocknr, const DirLeaf& leaf) {
+  looked_up_.reset();
   auto img = txn_->new_block();
   encode_dir_leaf(leaf, img->span(), blocknr, txn_->sequence(), vol_.sb.csum_seed);
   txn_->put(blocknr, img);
 }
 
-Result<uint64_t> Directory::table_pointer(uint64_t index) {
-  const uint32_t per = dir_hash_pointers_per_block(vol_.bs);
-  const uint64_t t = index / per;
+Result<uint64_t> Directory::table_block(uint64_t t) {
   ExtentTree tree(vol_, dir_, txn_);
   LUNFS_ASSIGN(auto ext, tree.find(t));
   if (!ext || ext->logical > t) {
     return error(EIO, "directory " + std::to_string(dir_.ino()) + ": hash table block " + std::to_string(t) + " missing");
   }
-  uint64_t phys = ext->physical + (t - ext->logical);
+  return ext->physical + (t - ext->logical);
+}
+
+Result<uint64_t> Directory::table_pointer(uint64_t index) {
+  const uint32_t per = dir_hash_pointers_per_block(vol_.bs);
+  const uint64_t t = index / per;
+  LUNFS_ASSIGN(uint64_t phys, table_block(t));
   auto img = txn_ ? txn_->read(phys) : vol_.cache.get(phys);
   if (!img) return img.status();
   const uint64_t size = uint64_t{1} << dir_.d.dir_depth;
@@ -78,6 +83,25 @@ Result<uint64_t> Directory::table_pointer(uint64_t index) {
     return hb.status();
   }
   return hb->leaves[index % per];
+}
+
+Status Directory::set_pointers(uint64_t first, uint64_t count, uint64_t leaf) {
+  looked_up_.reset();
+  const uint32_t per = dir_hash_pointers_per_block(vol_.bs);
+  const uint64_t size = uint64_t{1} << dir_.d.dir_depth;
+  for (uint64_t t = first / per; t * per < first + count; ++t) {
+    LUNFS_ASSIGN(uint64_t phys, table_block(t));
+    LUNFS_ASSIGN(BlockRef img, txn_->read(phys));
+    const auto pointers = static_cast<uint32_t>(std::min<uint64_t>(per, size - t * per));
+    LUNFS_ASSIGN(DirHashBlock hb, decode_dir_hash(img->span(), phys, vol_.sb.csum_seed, dir_.ino(),
+                                                  static_cast<uint32_t>(t), pointers, vol_.g));
+    const uint64_t lo = std::max(first, t * per), hi = std::min(first + count, t * per + pointers);
+    for (uint64_t i = lo; i < hi; ++i) hb.leaves[i - t * per] = leaf;
+    auto out = txn_->new_block();
+    encode_dir_hash(hb, out->span(), phys, txn_->sequence(), vol_.sb.csum_seed);
+    txn_->put(phys, out);
+  }
+  return Status::ok();
 }
 
 Result<std::vector<uint64_t>> Directory::read_table() {
@@ -101,6 +125,7 @@ Result<std::vector<uint64_t>> Directory::read_table() {
 }
 
 Status Directory::write_table(const std::vector<uint64_t>& table) {
+  looked_up_.reset();
   const uint32_t per = dir_hash_pointers_per_block(vol_.bs);
   ExtentTree tree(vol_, dir_, txn_);
   for (uint64_t t = 0; t * per < table.size(); ++t) {
@@ -118,20 +143,112 @@ Status Directory::write_table(const std::vector<uint64_t>& table) {
   return Status::ok();
 }
 
+Result<Directory::Bucket> Directory::read_bucket(uint64_t head) {
+  if (looked_up_ && looked_up_->blocks.front() == head) {
+    Bucket b = std::move(*looked_up_);
+    looked_up_.reset();
+    return b;
+  }
+  Bucket b;
+  for (uint64_t blocknr = head; blocknr != 0;) {
+    // A chain longer than the blocks the directory owns loops.
+    if (b.blocks.size() > dir_.d.blocks) {
+      return error(EIO, "directory " + std::to_string(dir_.ino()) + ": overflow chain from leaf " +
+                            std::to_string(head) + " loops");
+    }
+    LUNFS_ASSIGN(DirLeaf leaf, read_leaf(blocknr));
+    if (b.blocks.empty()) {
+      b.hash_prefix = leaf.hash_prefix;
+      b.depth = leaf.depth;
+    } else if (leaf.depth != b.depth || leaf.hash_prefix != b.hash_prefix) {
+      return error(EIO, "directory " + std::to_string(dir_.ino()) + ": chained leaf " + std::to_string(blocknr) +
+                            " covers another hash range than its head " + std::to_string(head));
+    } else if (!leaf.entries.empty() && !b.entries.empty() && !entry_less(b.entries.back(), leaf.entries.front())) {
+      return error(EIO, "directory " + std::to_string(dir_.ino()) + ": chained leaf " + std::to_string(blocknr) +
+                            " is out of order");
+    }
+    b.blocks.push_back(blocknr);
+    b.entries.insert(b.entries.end(), std::make_move_iterator(leaf.entries.begin()),
+                     std::make_move_iterator(leaf.entries.end()));
+    blocknr = leaf.next;
+  }
+  return b;
+}
+
+Result<Directory::Bucket> Directory::bucket_of(uint32_t hash) {
+  LUNFS_ASSIGN(uint64_t head, table_pointer(slot_of(hash, dir_.d.dir_depth)));
+  return read_bucket(head);
+}
+
+size_t Directory::leaves_needed(const std::vector<DirEntry>& entries) const {
+  const size_t cap = dir_leaf_capacity_bytes(vol_.bs);
+  size_t leaves = 1, used = 0;
+  for (const auto& e : entries) {
+    if (used + e.encoded_size() > cap) {
+      ++leaves;
+      used = 0;
+    }
+    used += e.encoded_size();
+  }
+  return leaves;
+}
+
+Status Directory::free_leaf(uint64_t blocknr) {
+  looked_up_.reset();
+  LUNFS_TRY(vol_.alloc.free_blocks(*txn_, blocknr, 1));
+  txn_->revoke(blocknr);
+  dir_.d.blocks -= 1;
+  return Status::ok();
+}
+
+Status Directory::write_bucket(Bucket& b) {
+  const size_t needed = leaves_needed(b.entries);
+  while (b.blocks.size() < needed) {
+    uint64_t goal = b.blocks.empty() ? dir_.ino() : b.blocks.back() + 1;
+    LUNFS_ASSIGN(Allocator::Run run, vol_.alloc.alloc_blocks(*txn_, goal, 1));
+    dir_.d.blocks += 1;
+    b.blocks.push_back(run.start);
+  }
+  while (b.blocks.size() > needed) {
+    LUNFS_TRY(free_leaf(b.blocks.back()));
+    b.blocks.pop_back();
+  }
+  const size_t cap = dir_leaf_capacity_bytes(vol_.bs);
+  auto it = b.entries.begin();
+  for (size_t k = 0; k < b.blocks.size(); ++k) {
+    DirLeaf leaf;
+    leaf.owner = dir_.ino();
+    leaf.hash_prefix = b.hash_prefix;
+    leaf.depth = b.depth;
+    leaf.next = k + 1 < b.blocks.size() ? b.blocks[k + 1] : 0;
+    size_t used = 0;
+    while (it != b.entries.end() && used + it->encoded_size() <= cap) {
+      used += it->encoded_size();
+      leaf.entries.push_back(*it++);
+    }
+    write_leaf(b.blocks[k], leaf);
+  }
+  return Status::ok();
+}
+
 Result<std::optional<DirEntry>> Directory::lookup(std::string_view name) {
   const uint32_t hash = dir_name_hash(vol_.sb.dir_hash_seed, name);
-  std::vector<DirEntry> entries;
-  if (hashed()) {
-    LUNFS_ASSIGN(uint64_t leaf_block, table_pointer(slot_of(hash, dir_.d.dir_depth)));
-    LUNFS_ASSIGN(DirLeaf leaf, read_leaf(leaf_block));
-    entries = std::move(leaf.entries);
-  } else {
-    LUNFS_ASSIGN(entries, inline_entries());
+  auto find = [&](const std::vector<DirEntry>& entries) {
+    auto it = std::lower_bound(entries.begin(), entries.end(), hash,
+                               [](const DirEntry& e, uint32_t h) { return e.hash < h; });
+    for (; it != entries.end() && it->hash == hash; ++it) {
+      if (it->name == name) return std::optional<DirEntry>(*it);
+    }
+    return std::optional<DirEntry>();
+  };
+  if (!hashed()) {
+    LUNFS_ASSIGN(auto entries, inline_entries());
+    return find(entries);
   }
-  for (auto& e : entries) {
-    if (e.hash == hash && e.name == name) return std::optional<DirEntry>(std::move(e));
-  }
-  return std::optional<DirEntry>();
+  LUNFS_ASSIGN(Bucket b, bucket_of(hash));
+  auto found = find(b.entries);
+  looked_up_ = std::move(b);
+  return found;
 }
 
 Status Directory::modify_inline(const std::function<Status(std::vector<DirEntry>&)>& fn) {
@@ -143,15 +260,15 @@ Status Directory::modify_inline(const std::function<Status(std::vector<DirEntry>
   return Status::ok();
 }
 
-Status Directory::modify_leaf(std::string_view name, const std::function<Status(std::vector<DirEntry>&)>& fn) {
-  const uint32_t hash = dir_name_hash(vol_.sb.dir_hash_seed, name);
-  LUNFS_ASSIGN(uint64_t leaf_block, table_pointer(slot_of(hash, dir_.d.dir_depth)));
-  LUNFS_ASSIGN(DirLeaf leaf, read_leaf(leaf_block));
-  size_t before = leaf.entries.size();
-  LUNFS_TRY(fn(leaf.entries));
-  dir_.d.dir_entries = dir_.d.dir_entries + leaf.entries.size() - before;
-  write_leaf(leaf_block, leaf);
+Status Directory::modify_bucket(std::string_view name,
+                                const std::function<Status(std::vector<DirEntry>&)>& fn) {
+  LUNFS_ASSIGN(Bucket b, bucket_of(dir_name_hash(vol_.sb.dir_hash_seed, name)));
+  size_t before = b.entries.size();
+  LUNFS_TRY(fn(b.entries));
+  dir_.d.dir_entries = dir_.d.dir_entries + b.entries.size() - before;
+  LUNFS_TRY(write_bucket(b));
   dir_.dirty(*txn_);
+  if (b.entries.size() < before) return merge_up(std::move(b));
   return Status::ok();
 }
 
@@ -166,19 +283,27 @@ Status Directory::add(std::string_view name, uint64_t inode, uint8_t type) {
     if (bytes_of(entries) + e.encoded_size() <= inode_content_capacity(vol_.bs)) return modify_inline(insert_sorted);
     LUNFS_TRY(convert_to_hashed());
   }
+  // The table never grows beyond the limit, nor shrinks below the depth it started at.
+  const uint32_t max_depth =
+      std::max<uint32_t>(vol_.max_dir_depth, std::countr_zero(dir_hash_pointers_per_block(vol_.bs)));
   for (int attempts = 0; attempts < 64; ++attempts) {
     uint64_t index = slot_of(e.hash, dir_.d.dir_depth);
-    LUNFS_ASSIGN(uint64_t leaf_block, table_pointer(index));
-    LUNFS_ASSIGN(DirLeaf leaf, read_leaf(leaf_block));
-    if (bytes_of(leaf.entries) + e.encoded_size() <= dir_leaf_capacity_bytes(vol_.bs)) {
-      return modify_leaf(name, insert_sorted);
-    }
-    if (leaf.depth < dir_.d.dir_depth) {
-      LUNFS_TRY(split_leaf(index, leaf_block, leaf));
-    } else if (dir_.d.dir_depth < kMaxDirDepth) {
+    LUNFS_ASSIGN(uint64_t head, table_pointer(index));
+    LUNFS_ASSIGN(Bucket b, read_bucket(head));
+    std::vector<DirEntry> grown = b.entries;
+    insert_sorted(grown);
+    const bool fits = leaves_needed(grown) <= b.blocks.size();
+    if (!fits && b.depth < dir_.d.dir_depth) {
+      LUNFS_TRY(split_bucket(index, b));
+    } else if (!fits && dir_.d.dir_depth < max_depth) {
       LUNFS_TRY(double_table());
     } else {
-      return error(ENOSPC, "directory " + std::to_string(dir_.ino()) + ": hash leaf full at the maximum depth");
+      // It fits, or the table may not grow: the chain takes it.
+      b.entries = std::move(grown);
+      dir_.d.dir_entries += 1;
+      LUNFS_TRY(write_bucket(b));
+      dir_.dirty(*txn_);
+      return Status::ok();
     }
   }
   return error(ENOSPC, "directory " + std::to_string(dir_.ino()) + ": too many names with one hash");
@@ -206,28 +331,24 @@ Status Directory::convert_to_hashed() {
   return Status::ok();
 }
 
-Status Directory::split_leaf(uint64_t index, uint64_t leaf_block, DirLeaf& leaf) {
+Status Directory::split_bucket(uint64_t index, Bucket& b) {
   const uint32_t depth = dir_.d.dir_depth;
-  LUNFS_ASSIGN(Allocator::Run run, vol_.alloc.alloc_blocks(*txn_, leaf_block + 1, 1));
-  dir_.d.blocks += 1;
-  DirLeaf low, high;
-  low.owner = high.owner = dir_.ino();
-  low.depth = high.depth = static_cast<uint16_t>(leaf.depth + 1);
-  low.hash_prefix = leaf.hash_prefix << 1;
-  high.hash_prefix = (leaf.hash_prefix << 1) | 1;
-  for (auto& e : leaf.entries) {
+  Bucket low, high;
+  low.depth = high.depth = static_cast<uint16_t>(b.depth + 1);
+  low.hash_prefix = b.hash_prefix << 1;
+  high.hash_prefix = (b.hash_prefix << 1) | 1;
+  for (auto& e : b.entries) {
     bool upper = (e.hash >> (32 - low.depth)) & 1;
     (upper ? high : low).entries.push_back(std::move(e));
   }
-  low.next = leaf.next;
-  write_leaf(leaf_block, low);
-  write_leaf(run.start, high);
-  // The old leaf covered 2^(depth - leaf.depth) slots; the upper half now points at `high`.
-  LUNFS_ASSIGN(auto table, read_table());
-  uint64_t span = uint64_t{1} << (depth - leaf.depth);
+  low.blocks = std::move(b.blocks);
+  high.blocks.clear();
+  LUNFS_TRY(write_bucket(low));
+  LUNFS_TRY(write_bucket(high));
+  // The old leaf covered 2^(depth - b.depth) slots; the upper half now points at `high`.
+  uint64_t span = uint64_t{1} << (depth - b.depth);
   uint64_t first = index / span * span;
-  for (uint64_t k = first + span / 2; k < first + span; ++k) table[k] = run.start;
-  return write_table(table);
+  return set_pointers(first + span / 2, span / 2, high.blocks.front());
 }
 
 Status Directory::double_table() {
@@ -250,6 +371,36 @@ Status Directory::double_table() {
   return write_table(bigger);
 }
 
+Status Directory::merge_up(Bucket b) {
+  const size_t half = dir_leaf_capacity_bytes(vol_.bs) / 2;
+  while (b.depth > 0 && b.blocks.size() == 1 && bytes_of(b.entries) <= half) {
+    const uint32_t depth = dir_.d.dir_depth;
+    const uint64_t span = uint64_t{1} << (depth - b.depth);
+    const uint32_t buddy_prefix = b.hash_prefix ^ 1;
+    LUNFS_ASSIGN(uint64_t buddy_head, table_pointer(uint64_t{buddy_prefix} * span));
+    LUNFS_ASSIGN(Bucket buddy, read_bucket(buddy_head));
+    if (buddy.depth != b.depth || buddy.blocks.size() != 1 || bytes_of(b.entries) + bytes_of(buddy.entries) > half) {
+      break;
+    }
+    // The lower prefix keeps its block; its entries sort first.
+    Bucket& low = (b.hash_prefix & 1) ? buddy : b;
+    Bucket& high = (b.hash_prefix & 1) ? b : buddy;
+    Bucket merged;
+    merged.blocks = low.blocks;
+    merged.depth = static_cast<uint16_t>(b.depth - 1);
+    merged.hash_prefix = b.hash_prefix >> 1;
+    merged.entries = std::move(low.entries);
+    merged.entries.insert(merged.entries.end(), std::make_move_iterator(high.entries.begin()),
+                          std::make_move_iterator(high.entries.end()));
+    LUNFS_TRY(free_leaf(high.blocks.front()));
+    LUNFS_TRY(write_bucket(merged));
+    LUNFS_TRY(set_pointers(uint64_t{high.hash_prefix} * span, span, merged.blocks.front()));
+    dir_.dirty(*txn_);
+    b = std::move(merged);
+  }
+  return Status::ok();
+}
+
 Status Directory::remove(std::string_view name) {
   const uint32_t hash = dir_name_hash(vol_.sb.dir_hash_seed, name);
   auto erase = [&](std::vector<DirEntry>& v) {
@@ -258,7 +409,7 @@ Status Directory::remove(std::string_view name) {
     v.erase(it);
     return Status::ok();
   };
-  return hashed() ? modify_leaf(name, erase) : modify_inline(erase);
+  return hashed() ? modify_bucket(name, erase) : modify_inline(erase);
 }
 
 Status Directory::retarget(std::string_view name, uint64_t inode, uint8_t type) {
@@ -273,7 +424,7 @@ Status Directory::retarget(std::string_view name, uint64_t inode, uint8_t type) 
     }
     return error(ENOENT, std::string(name) + ": no such entry");
   };
-  return hashed() ? modify_leaf(name, change) : modify_inline(change);
+  return hashed() ? modify_bucket(name, change) : modify_inline(change);
 }
 
 Status Directory::list(uint64_t offset, const std::function<bool(const DirEntry&, uint64_t)>& fn) {
@@ -296,13 +447,13 @@ Status Directory::list(uint64_t offset, const std::function<bool(const DirEntry&
   const uint32_t depth = dir_.d.dir_depth;
   const uint64_t table_size = uint64_t{1} << depth;
   uint64_t start_hash = offset > kFirstEntryOffset ? ((offset - kFirstEntryOffset) >> 16) : 0;
-  // One table lookup per leaf: a readdir call touches a few leaves, not the whole table.
+  // One table lookup per bucket: a readdir call touches a few leaves, not the whole table.
   for (uint64_t i = slot_of(static_cast<uint32_t>(std::min<uint64_t>(start_hash, 0xFFFFFFFFu)), depth);
        i < table_size && !stop;) {
-    LUNFS_ASSIGN(uint64_t leaf_block, table_pointer(i));
-    LUNFS_ASSIGN(DirLeaf leaf, read_leaf(leaf_block));
-    emit(leaf.entries, &stop);
-    uint64_t span = uint64_t{1} << (depth - std::min<uint32_t>(leaf.depth, depth));
+    LUNFS_ASSIGN(uint64_t head, table_pointer(i));
+    LUNFS_ASSIGN(Bucket b, read_bucket(head));
+    emit(b.entries, &stop);
+    uint64_t span = uint64_t{1} << (depth - std::min<uint32_t>(b.depth, depth));
     i = (i / span + 1) * span;
   }
   return Status::ok();
@@ -313,10 +464,9 @@ Status Directory::release_blocks() {
   LUNFS_ASSIGN(auto table, read_table());
   std::sort(table.begin(), table.end());
   table.erase(std::unique(table.begin(), table.end()), table.end());
-  for (uint64_t leaf : table) {
-    LUNFS_TRY(vol_.alloc.free_blocks(*txn_, leaf, 1));
-    txn_->revoke(leaf);
-    dir_.d.blocks -= 1;
+  for (uint64_t head : table) {
+    LUNFS_ASSIGN(Bucket b, read_bucket(head));
+    for (uint64_t leaf : b.blocks) LUNFS_TRY(free_leaf(leaf));
   }
   ExtentTree tree(vol_, dir_, txn_);
   std::vector<Extent> freed;

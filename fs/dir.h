@@ -2,8 +2,10 @@
 // conversion from inline entries (in the inode) to a hashed directory (GFS2-style
 // extendible hashing: a table of leaf pointers stored as the directory's logical blocks,
 // leaves of entries sorted by (hash, name)). Full leaves split; when a leaf is already as
-// deep as the table, the table doubles. readdir cookies are built from the name hash, so
-// they stay valid while entries come and go.
+// deep as the table, the table doubles; when the table is as deep as it may grow
+// (Volume::max_dir_depth), the leaf grows an overflow chain. Removals shrink chains and
+// merge a leaf with its buddy when both fit in half a leaf. readdir cookies are built from
+// the name hash, so they stay valid while entries come and go.
 #pragma once
 
 #include <cstdint>
@@ -39,22 +41,46 @@ class Directory {
   static constexpr uint64_t kFirstEntryOffset = 3;
 
  private:
+  // The entries of one hash prefix: the leaf the table points at and its overflow chain,
+  // entries in (hash, name) order across the whole chain.
+  struct Bucket {
+    std::vector<uint64_t> blocks;  // head first; empty for a bucket not written yet
+    uint32_t hash_prefix = 0;
+    uint16_t depth = 0;
+    std::vector<ondisk::DirEntry> entries;
+  };
+
   bool hashed() const;
+  Result<uint64_t> table_block(uint64_t t);
   Result<uint64_t> table_pointer(uint64_t index);
+  // Points table slots [first, first+count) at `leaf`, rewriting only the blocks they are in.
+  Status set_pointers(uint64_t first, uint64_t count, uint64_t leaf);
   Status write_table(const std::vector<uint64_t>& table);
   Result<std::vector<uint64_t>> read_table();
   Result<ondisk::DirLeaf> read_leaf(uint64_t blocknr);
   void write_leaf(uint64_t blocknr, const ondisk::DirLeaf& leaf);
+  Result<Bucket> read_bucket(uint64_t head);
+  Result<Bucket> bucket_of(uint32_t hash);
+  // Packs the entries into the bucket's leaves in order, allocating leaves for a longer
+  // chain and freeing the ones a shorter chain no longer needs.
+  Status write_bucket(Bucket& b);
+  size_t leaves_needed(const std::vector<ondisk::DirEntry>& entries) const;
+  Status free_leaf(uint64_t blocknr);
   Status convert_to_hashed();
-  Status split_leaf(uint64_t index, uint64_t leaf_block, ondisk::DirLeaf& leaf);
+  Status split_bucket(uint64_t index, Bucket& b);
   Status double_table();
+  // Merges `b` with its buddy while both are single leaves that fit in half a leaf.
+  Status merge_up(Bucket b);
   Status modify_inline(const std::function<Status(std::vector<ondisk::DirEntry>&)>& fn);
-  Status modify_leaf(std::string_view name, const std::function<Status(std::vector<ondisk::DirEntry>&)>& fn);
+  Status modify_bucket(std::string_view name, const std::function<Status(std::vector<ondisk::DirEntry>&)>& fn);
   Result<std::vector<ondisk::DirEntry>> inline_entries();
 
   Volume& vol_;
   CoreInode& dir_;
   Transaction* txn_;
+  // The bucket lookup() just decoded, handed to the next read of the same bucket (create
+  // looks a name up, then adds it: one decode instead of two). Any write drops it.
+  std::optional<Bucket> looked_up_;
 };
 
 }  // namespace lunfs

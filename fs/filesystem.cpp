@@ -67,6 +67,7 @@ Result<std::unique_ptr<FileSystem>> FileSystem::mount(BlockDevice& dev, Metadata
   }
   auto vol = std::make_unique<Volume>(dev, log, sb, lm, options.slot, options.read_only);
   vol->logger = options.logger;
+  vol->max_dir_depth = std::min(options.max_dir_depth, kMaxDirDepth);
   if (auto st = vol->alloc.load(); !st && !options.read_only) return st;
   std::unique_ptr<FileSystem> fs(new FileSystem(std::move(vol)));
   fs->noatime_ = options.noatime;
@@ -173,7 +174,9 @@ Result<Attr> FileSystem::create(uint64_t dir, const std::string& name, uint32_t 
   std::lock_guard lock(vol_->meta_mu);
   LUNFS_ASSIGN(auto d, dir_inode(dir));
   if (d->d.nlink == 0) return error(ENOENT, "directory was removed");
-  Directory directory(*vol_, *d, nullptr);
+  // One Directory for the lookup and the add: the add reuses the bucket the lookup decoded.
+  auto txn = vol_->begin();
+  Directory directory(*vol_, *d, txn.get());
   LUNFS_ASSIGN(auto existing, directory.lookup(name));
   if (existing) return error(EEXIST, name + ": file exists");
   const uint32_t type = mode & S_IFMT;
@@ -182,7 +185,6 @@ Result<Attr> FileSystem::create(uint64_t dir, const std::string& name, uint32_t 
   }
   if (type == S_IFDIR && d->d.nlink >= 0xFFFFFFF0u) return error(EMLINK, "too many subdirectories");
 
-  auto txn = vol_->begin();
   uint64_t generation = 0;
   LUNFS_ASSIGN(uint64_t ino, vol_->alloc.alloc_inode(*txn, dir, &generation));
   auto node = vol_->inodes->create(ino);
@@ -226,8 +228,7 @@ Result<Attr> FileSystem::create(uint64_t dir, const std::string& name, uint32_t 
     n.mode &= ~(cred.umask & 0777);
   }
   node->dirty(*txn);
-  Directory in_txn(*vol_, *d, txn.get());
-  LUNFS_TRY(in_txn.add(name, ino, dirent_type(mode)));
+  LUNFS_TRY(directory.add(name, ino, dirent_type(mode)));
   if (type == S_IFDIR) d->d.nlink += 1;
   d->d.mtime = d->d.ctime = now;
   d->dirty(*txn);

@@ -32,6 +32,9 @@ struct MountOptions {
   bool noatime = false;
   uint32_t slot = 0;  // journal slot (statfs delta, preferred rgrps)
   size_t cache_blocks = 65536;
+  // The deepest hash table a directory grows to (at least the depth it starts with); full
+  // leaves chain beyond it. Below ondisk::kMaxDirDepth only to reach chains in tests.
+  uint32_t max_dir_depth = 24;
   std::function<void(const std::string&)> logger;  // default: stderr
 };
 

@@ -39,6 +39,11 @@ class MetadataLog {
   virtual Result<uint64_t> submit(TransactionRecord txn) = 0;
   // Makes every submitted transaction durable (fsync, sync, timer, glock demote).
   virtual Status commit() = 0;
+  // The newest sequence (as submit() returned it) whose transaction is durable. Blocks a
+  // transaction freed may be handed out again once this reaches its sequence: before, a
+  // crash would bring the old owner back, and replay or checkpoint would write the old
+  // owner's images over the blocks' new contents.
+  virtual uint64_t durable_sequence() const = 0;
   // Copies into `out` the newest image of `blocknr` that is committed or queued but not
   // yet written home; false when there is none (read the home location then).
   virtual bool lookup(uint64_t blocknr, std::span<std::byte> out) = 0;
@@ -48,6 +53,7 @@ class MetadataLog {
 };
 
 // Writes each transaction straight to the home locations at submit; commit() flushes.
+// Nothing is ever replayed, so every submitted transaction counts as durable for reuse.
 class WriteThroughLog final : public MetadataLog {
  public:
   explicit WriteThroughLog(BlockDevice& dev) : dev_(dev) {}
@@ -58,6 +64,7 @@ class WriteThroughLog final : public MetadataLog {
     return ++sequence_;
   }
   Status commit() override { return dev_.flush(); }
+  uint64_t durable_sequence() const override { return sequence_; }
   bool lookup(uint64_t, std::span<std::byte>) override { return false; }
   Status checkpoint() override { return commit(); }
 

@@ -42,9 +42,7 @@ Status Transaction::commit() {
     return seq.status();
   }
   for (auto& [nr, img] : images_) cache_.put(nr, img);
-  // The caller still holds the metadata lock, so no allocation can hand out the freed
-  // blocks before this commit is durable.
-  if (frees_blocks_) return log_.commit();
+  for (TxnParticipant* p : participants_) p->committed(*seq);
   return Status::ok();
 }
 

@@ -27,6 +27,9 @@ class TxnParticipant {
   virtual ~TxnParticipant() = default;
   virtual void encode_into(Transaction& txn) = 0;
   virtual void rollback() = 0;
+  // The log accepted the transaction as part of its transaction `log_sequence` (what
+  // MetadataLog::submit returned).
+  virtual void committed(uint64_t /*log_sequence*/) {}
 };
 
 class Transaction {
@@ -48,10 +51,6 @@ class Transaction {
   // A metadata block freed by this transaction: its older logged images must not be
   // replayed, and the cache forgets it.
   void revoke(uint64_t blocknr);
-  // The allocator calls this when the transaction frees blocks: such a transaction is made
-  // durable as it commits, because a freed block may be reused at once — as file data,
-  // written straight to the LUN — and a crash must not replay the old owner over it.
-  void note_blocks_freed() { frees_blocks_ = true; }
   void join(TxnParticipant* p) { participants_.insert(p); }
   // Glocks taken for the transaction stay held until it ends (commit or rollback).
   bool holds(const GlockName& name) const { return glocks_.count(name) != 0; }
@@ -66,7 +65,6 @@ class Transaction {
   MetadataLog& log_;
   uint64_t sequence_;
   bool done_ = false;
-  bool frees_blocks_ = false;
   std::map<uint64_t, std::shared_ptr<AlignedBuffer>> images_;
   std::set<uint64_t> revokes_;
   std::set<TxnParticipant*> participants_;

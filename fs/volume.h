@@ -37,6 +37,7 @@ struct Volume {
   Allocator alloc;
   std::unique_ptr<InodeCache> inodes;
   std::atomic<uint64_t> next_sequence{1};
+  uint32_t max_dir_depth = 24;  // MountOptions::max_dir_depth
   std::atomic<bool> withdrawn{false};
   // Serialises metadata changes and cache lookups of this node. Cluster-wide exclusion is
   // the glocks' job; this mutex only protects the in-memory structures.

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <map>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -411,6 +412,14 @@ class Checker {
         if (next->depth != leaf->depth || next->hash_prefix != leaf->hash_prefix) {
           error(where + ": chained leaf " + n(chain_block) + " covers a different hash range");
           break;
+        }
+        // A chain is one run sorted by (hash, name) — readdir cookies count equal hashes
+        // across it — and the core never keeps an empty leaf in a chain.
+        if (next->entries.empty()) error(where + ": chained leaf " + n(chain_block) + " is empty");
+        if (!next->entries.empty() && !current.entries.empty() &&
+            std::tie(current.entries.back().hash, current.entries.back().name) >=
+                std::tie(next->entries.front().hash, next->entries.front().name)) {
+          error(where + ": chained leaf " + n(chain_block) + " does not continue its chain's order");
         }
         current = std::move(*next);
       }

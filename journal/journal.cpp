@@ -185,6 +185,11 @@ Status Journal::commit_locked() {
   return Status::ok();
 }
 
+uint64_t Journal::durable_sequence() const {
+  std::lock_guard lock(state_mu_);
+  return durable_sequence_;
+}
+
 bool Journal::lookup(uint64_t blocknr, std::span<std::byte> out) {
   std::lock_guard lock(state_mu_);
   auto copy = [&](const std::shared_ptr<const AlignedBuffer>& data) {

@@ -5,8 +5,9 @@
 //
 // Rules for the caller (the core), relied on for crash consistency:
 //  - ordered data: data writes of extents a transaction allocates complete before submit;
-//  - a block freed by a transaction (revoked) is not reused before that transaction's
-//    commit() has returned, so a checkpoint never writes an old image over new contents.
+//  - a block freed by a transaction (revoked) is not reused before durable_sequence()
+//    reaches that transaction's sequence, so a checkpoint never writes an old image over
+//    new contents.
 #pragma once
 
 #include <chrono>
@@ -52,6 +53,7 @@ class Journal final : public MetadataLog {
 
   Result<uint64_t> submit(TransactionRecord txn) override;
   Status commit() override;
+  uint64_t durable_sequence() const override;
   bool lookup(uint64_t blocknr, std::span<std::byte> out) override;
   Status checkpoint() override;
 
