@@ -4,7 +4,8 @@
 // everything acknowledged. FsCrash runs the CI sample (label `slow`: excluded from the
 // sanitizer build); FsCrashQuick runs every workload smaller and with fewer points per
 // epoch, so the sanitizer build still covers each one. Each test prints its point count
-// and asserts a minimum, so coverage cannot shrink unnoticed.
+// and asserts a minimum, so coverage cannot shrink unnoticed; the FsCrash minima add up to
+// more than 10,000 points (the counts are deterministic: fixed seeds, no commit timer).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -42,19 +43,19 @@ void quick(const Scenario& s, size_t min_points, uint32_t thinning = 3) {
   expect_survives(s, sampled(thinning), min_points);
 }
 
-TEST(FsCrash, SmallFilesRenameOverAndUnlink) { full(small_files_scenario(14), 700); }
+TEST(FsCrash, SmallFilesRenameOverAndUnlink) { full(small_files_scenario(14), 720); }
 TEST(FsCrash, VmImageOverwritesAndAppends) { full(vm_image_scenario(14), 280); }
-TEST(FsCrash, DirectoryGrowth) { full(directory_growth_scenario(30), 950, 3); }
-TEST(FsCrash, FallocatePunchZeroRange) { full(fallocate_scenario(200), 2900); }
-TEST(FsCrash, Xattrs) { full(xattr_scenario(180), 2800); }
-TEST(FsCrash, StaleDataNeverExposed) { full(stale_data_scenario(200), 2200); }
+TEST(FsCrash, DirectoryGrowth) { full(directory_growth_scenario(30), 620); }
+TEST(FsCrash, FallocatePunchZeroRange) { full(fallocate_scenario(230), 3100); }
+TEST(FsCrash, Xattrs) { full(xattr_scenario(200), 2900); }
+TEST(FsCrash, StaleDataNeverExposed) { full(stale_data_scenario(280), 2450); }
 
 TEST(FsCrashQuick, SmallFilesRenameOverAndUnlink) { quick(small_files_scenario(6), 120); }
 TEST(FsCrashQuick, VmImageOverwritesAndAppends) { quick(vm_image_scenario(6), 60); }
-TEST(FsCrashQuick, DirectoryGrowth) { quick(directory_growth_scenario(12), 160, 6); }
+TEST(FsCrashQuick, DirectoryGrowth) { quick(directory_growth_scenario(12), 140, 2); }
 TEST(FsCrashQuick, FallocatePunchZeroRange) { quick(fallocate_scenario(30), 160); }
 TEST(FsCrashQuick, Xattrs) { quick(xattr_scenario(30), 200); }
-TEST(FsCrashQuick, StaleDataNeverExposed) { quick(stale_data_scenario(30), 120); }
+TEST(FsCrashQuick, StaleDataNeverExposed) { quick(stale_data_scenario(36), 110); }
 
 }  // namespace
 }  // namespace lunfs::crash
