@@ -29,7 +29,8 @@ trap cleanup EXIT
 
 LUN=$W/lun.img RAW=$W/raw.img
 rm -f "$LUN" "$RAW" "$W/raw-thin.img"
-truncate -s 8G "$LUN"
+# Room for the written 4 GiB image and a whole 4 GiB thin image beside it (plus journals).
+truncate -s 12G "$LUN"
 "$BIN/mkfs.lunfs" -q -f -t bench:fs -j 2 "$LUN"
 "$BIN/mount.lunfs" "$LUN" "$W/mnt" -o lockproto=nolock -f & PIDS+=($!)
 "$BIN/null_fuse" "$W/null" $((4 << 30)) 2>"$W/null.log" & PIDS+=($!)
