@@ -48,16 +48,22 @@ void reply_error(fuse_req_t req, const Status& st) {
   fuse_reply_err(req, st.err() ? st.err() : EIO);
 }
 
-// Replies with an entry and records the kernel's new reference.
-void reply_entry(fuse_req_t req, const Result<Attr>& a) {
-  if (!a) return reply_error(req, a.status());
+// What the kernel caches for a name: the inode, its attributes and how long both stay valid.
+fuse_entry_param entry_param(fuse_req_t req, const Attr& a) {
   fuse_entry_param e{};
-  e.ino = to_fuse(req, a->ino);
-  e.generation = a->generation;
-  fill_stat(req, *a, &e.attr);
+  e.ino = to_fuse(req, a.ino);
+  e.generation = a.generation;
+  fill_stat(req, a, &e.attr);
   e.attr.st_ino = e.ino;
   e.attr_timeout = ctx(req).attr_timeout;
   e.entry_timeout = ctx(req).entry_timeout;
+  return e;
+}
+
+// Replies with an entry and records the kernel's new reference.
+void reply_entry(fuse_req_t req, const Result<Attr>& a) {
+  if (!a) return reply_error(req, a.status());
+  fuse_entry_param e = entry_param(req, *a);
   fs(req).hold(a->ino);
   if (fuse_reply_entry(req, &e) != 0) (void)fs(req).forget(a->ino, 1);
 }
@@ -182,13 +188,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
   auto a = fs(req).mknod(to_ino(req, parent), name, S_IFREG | (mode & 07777), 0, cred_of(req));
   if (!a) return reply_error(req, a.status());
-  fuse_entry_param e{};
-  e.ino = to_fuse(req, a->ino);
-  e.generation = a->generation;
-  fill_stat(req, *a, &e.attr);
-  e.attr.st_ino = e.ino;
-  e.attr_timeout = ctx(req).attr_timeout;
-  e.entry_timeout = ctx(req).entry_timeout;
+  fuse_entry_param e = entry_param(req, *a);
   if (fi->flags & O_DIRECT) fi->direct_io = 1;
   else fi->keep_cache = 1;
   fs(req).hold(a->ino);

@@ -79,6 +79,7 @@ class Corruption : public ::testing::Test {
     auto sb = plan_filesystem(*dev, o);
     ASSERT_TRUE(sb) << sb.status().to_string();
     ASSERT_TRUE(write_filesystem(*dev, *sb));
+    csum_seed_ = sb->csum_seed;
     WriteThroughLog log(*dev);
     NoLockManager lm;
     auto fs = FileSystem::mount(*dev, log, lm, quiet());
@@ -161,10 +162,7 @@ class Corruption : public ::testing::Test {
     for (size_t i = 0; i < 64; ++i) block[offset + i] = std::byte{static_cast<uint8_t>(0xA5 ^ i)};
     if (reseal) {
       ondisk::BlockHeader h = ondisk::peek_header(block);
-      uint64_t seed = 0;
-      if (h.type != ondisk::BlockType::kSuperblock) {
-        seed = FileSystem::read_superblock(*std::make_unique<CrashImage>(*image_, SectorLayer{}))->csum_seed;
-      }
+      const uint64_t seed = h.type == ondisk::BlockType::kSuperblock ? 0 : csum_seed_;
       ondisk::seal_block(block, h.type, h.blocknr, h.sequence, seed);
     }
     SectorLayer layer;
@@ -175,6 +173,7 @@ class Corruption : public ::testing::Test {
  protected:
   static std::vector<std::byte>* image_;
   static Manifest* manifest_;
+  static inline uint64_t csum_seed_ = 0;
 };
 
 std::vector<std::byte>* Corruption::image_ = nullptr;
@@ -342,14 +341,13 @@ void survive(CrashImage& disk, const Manifest& manifest, bool strict, Tally& tal
 }
 
 void damage_every_block(const std::vector<std::byte>& image, const Manifest& manifest,
-                        const std::vector<uint64_t>& blocks, bool reseal,
-                        SectorLayer (*damage)(uint64_t, size_t, bool)) {
+                        const std::vector<uint64_t>& blocks, bool reseal) {
   Tally tally;
   for (uint64_t b : blocks) {
     for (size_t offset : kDamageOffsets) {
       SCOPED_TRACE("damaged block " + std::to_string(b) + " at byte " + std::to_string(offset) +
                    (reseal ? " (re-sealed)" : ""));
-      CrashImage disk(image, damage(b, offset, reseal));
+      CrashImage disk(image, Corruption::damage(b, offset, reseal));
       survive(disk, manifest, !reseal, tally);
     }
   }
@@ -361,11 +359,11 @@ void damage_every_block(const std::vector<std::byte>& image, const Manifest& man
 TEST_F(Corruption, ChecksumDamageGivesRightDataOrEioNeverWrongData) {
   auto blocks = metadata_blocks();
   ASSERT_GT(blocks.size(), 60u) << "the populated image has too few metadata blocks to mean anything";
-  damage_every_block(*image_, *manifest_, blocks, false, &Corruption::damage);
+  damage_every_block(*image_, *manifest_, blocks, false);
 }
 
 TEST_F(Corruption, ResealedDamageNeverCrashes) {
-  damage_every_block(*image_, *manifest_, metadata_blocks(), true, &Corruption::damage);
+  damage_every_block(*image_, *manifest_, metadata_blocks(), true);
 }
 
 }  // namespace
