@@ -44,6 +44,7 @@ class BufferPool {
       if (!free.empty()) {
         AlignedBuffer b = std::move(free.back());
         free.pop_back();
+        kept_bytes_ -= b.size();
         return Lease(this, std::move(b), bytes);
       }
     }
@@ -53,9 +54,11 @@ class BufferPool {
  private:
   static constexpr size_t kSmallest = 4096;
   static constexpr size_t kClasses = 9;  // 4 KiB .. 1 MiB, FUSE's largest request
-  // Kept per class: enough for max_background requests in flight, capped at 64 MiB.
-  static constexpr size_t kKeptBytesPerClass = size_t{64} << 20;
-  static constexpr size_t kMaxKeptPerClass = 256;
+  // Kept: enough buffers of a class for the kernel's max_background (128) requests in
+  // flight, and at most 64 MiB in all, so a burst of 1 MiB requests does not pin a
+  // hypervisor host's memory after it ends.
+  static constexpr size_t kMaxKeptPerClass = 128;
+  static constexpr size_t kMaxKeptBytes = size_t{64} << 20;
 
   static size_t size_class(size_t bytes) {
     size_t cls = 0;
@@ -68,13 +71,15 @@ class BufferPool {
     if (cls >= kClasses || (kSmallest << cls) != buffer.size()) return;  // odd size: freed
     std::lock_guard lock(mu_);
     auto& free = free_[cls];
-    if (free.size() < kMaxKeptPerClass && (free.size() + 1) * buffer.size() <= kKeptBytesPerClass) {
+    if (free.size() < kMaxKeptPerClass && kept_bytes_ + buffer.size() <= kMaxKeptBytes) {
+      kept_bytes_ += buffer.size();
       free.push_back(std::move(buffer));
     }
   }
 
   std::mutex mu_;
   std::vector<AlignedBuffer> free_[kClasses];
+  size_t kept_bytes_ = 0;
 };
 
 }  // namespace lunfs

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "fs/buffer_pool.h"
 #include "fs_fixture.h"
 
 namespace lunfs {
@@ -52,6 +53,24 @@ Result<std::vector<std::byte>> read_sync(FileSystem& fs, uint64_t ino, uint64_t 
   LUNFS_ASSIGN(size_t n, fs.read(ino, off, buf));
   buf.resize(n);
   return buf;
+}
+
+TEST(BufferPool, HandsOutAlignedBuffersAndReusesReturnedOnes) {
+  BufferPool pool;
+  std::byte* first = nullptr;
+  {
+    auto a = pool.get(3000);
+    EXPECT_EQ(a.span().size(), 3000u);
+    EXPECT_TRUE(is_aligned(a.span().data(), kDirectIoMemoryAlignment));
+    first = a.span().data();
+    auto b = pool.get(3000);
+    EXPECT_NE(b.span().data(), first) << "a buffer on loan is not lent twice";
+  }
+  auto again = pool.get(4096);  // same size class (4 KiB); the last one returned comes first
+  EXPECT_EQ(again.span().data(), first);
+  auto big = pool.get(3 << 20);  // beyond the largest class: its own allocation
+  EXPECT_EQ(big.span().size(), size_t{3} << 20);
+  EXPECT_TRUE(is_aligned(big.span().data(), kDirectIoMemoryAlignment));
 }
 
 TEST(DirectIo, AsyncReadsGiveTheBytesOfSynchronousReadsInEveryLayout) {
