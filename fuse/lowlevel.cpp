@@ -214,8 +214,6 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off
                       });
 }
 
-void op_flush(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
-void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
 
 void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info*) {
   reply_status(req, fs(req).fsync(to_ino(req, ino), datasync != 0));
@@ -286,7 +284,6 @@ void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_fil
 void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
   do_readdir(req, ino, size, off, true);
 }
-void op_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
 void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info*) {
   reply_status(req, fs(req).fsync(to_ino(req, ino), datasync != 0));
 }
@@ -375,13 +372,14 @@ fuse_lowlevel_ops make_ops() {
   o.create = op_create;
   o.read = op_read;
   o.write = op_write;
-  o.flush = op_flush;
-  o.release = op_release;
+  // No flush: lunfs keeps nothing per open file to write back at close, and a missing
+  // handler answers ENOSYS, after which the kernel stops sending FLUSH at all — one round
+  // trip less for every close (a file create is lookup, create, flush, release).
+  // No release/releasedir either: libfuse answers them itself.
   o.fsync = op_fsync;
   o.opendir = op_opendir;
   o.readdir = op_readdir;
   o.readdirplus = op_readdirplus;
-  o.releasedir = op_releasedir;
   o.fsyncdir = op_fsyncdir;
   o.statfs = op_statfs;
   o.setxattr = op_setxattr;
