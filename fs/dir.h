@@ -26,6 +26,10 @@ class Directory {
  public:
   Directory(Volume& vol, CoreInode& dir, Transaction* txn) : vol_(vol), dir_(dir), txn_(txn) {}
 
+  // Reads and changes from now on go through `txn`. The bucket an earlier lookup()
+  // decoded is still used: the caller has held the directory's glock exclusively since.
+  void attach(Transaction* txn) { txn_ = txn; }
+
   Result<std::optional<ondisk::DirEntry>> lookup(std::string_view name);
   // Adds an entry whose name is not in the directory yet.
   Status add(std::string_view name, uint64_t inode, uint8_t type);

@@ -323,16 +323,18 @@ Result<FileSystem::Removal> FileSystem::lock_for_removal(uint64_t dir, const std
   LUNFS_ASSIGN(r.dir_glock, vol_->glocks.lock(inode_lock(dir), GlockMode::kExclusive));
   uint64_t target;
   {
+    // The directory's inode stays cached while its glock is held, so `r.dir` and the
+    // Directory built on it outlive this section.
     std::lock_guard lock(vol_->meta_mu);
-    LUNFS_ASSIGN(auto d, dir_inode(dir));
-    LUNFS_ASSIGN(auto entry, Directory(*vol_, *d, nullptr).lookup(name));
+    LUNFS_ASSIGN(r.dir, dir_inode(dir));
+    r.directory = std::make_unique<Directory>(*vol_, *r.dir, nullptr);
+    LUNFS_ASSIGN(auto entry, r.directory->lookup(name));
     if (!entry) return error(ENOENT, name + ": no such file or directory");
     target = entry->inode;
   }
   // Parent before child: the order every multi-inode operation uses.
   LUNFS_ASSIGN(r.target_glock, vol_->glocks.lock(inode_lock(target), GlockMode::kExclusive));
   r.meta = std::unique_lock(vol_->meta_mu);
-  LUNFS_ASSIGN(r.dir, dir_inode(dir));
   LUNFS_ASSIGN(r.target, inode(target));
   return r;
 }
@@ -343,7 +345,8 @@ Status FileSystem::unlink(uint64_t dir, const std::string& name) {
   CoreInode& node = *r.target;
   if (node.is_dir()) return error(EISDIR, name + " is a directory");
   auto txn = vol_->begin();
-  LUNFS_TRY(Directory(*vol_, d, txn.get()).remove(name));
+  r.directory->attach(txn.get());
+  LUNFS_TRY(r.directory->remove(name));
   d.d.mtime = d.d.ctime = now_timespec();
   d.dirty(*txn);
   LUNFS_TRY(drop_link(*txn, node));
@@ -361,7 +364,8 @@ Status FileSystem::rmdir(uint64_t dir, const std::string& name) {
   if (!node.is_dir()) return error(ENOTDIR, name + " is not a directory");
   if (node.d.dir_entries != 0) return error(ENOTEMPTY, name + ": directory not empty");
   auto txn = vol_->begin();
-  LUNFS_TRY(Directory(*vol_, d, txn.get()).remove(name));
+  r.directory->attach(txn.get());
+  LUNFS_TRY(r.directory->remove(name));
   Timespec now = now_timespec();
   d.d.nlink -= 1;
   d.d.mtime = d.d.ctime = now;

@@ -26,6 +26,7 @@
 
 namespace lunfs {
 
+class Directory;
 struct Volume;
 
 struct MountOptions {
@@ -138,11 +139,13 @@ class FileSystem {
 
  private:
   // What unlink and rmdir hold while they remove `name` from `dir`: both glocks (parent
-  // before child), then meta_mu, and the two inodes.
+  // before child), then meta_mu, the two inodes, and the directory that looked the name
+  // up (its decoded bucket serves the removal).
   struct Removal {
     GlockHolder dir_glock, target_glock;
     std::unique_lock<std::recursive_mutex> meta;
     std::shared_ptr<CoreInode> dir, target;
+    std::unique_ptr<Directory> directory;
   };
   Result<Removal> lock_for_removal(uint64_t dir, const std::string& name);
   explicit FileSystem(std::unique_ptr<Volume> vol);
