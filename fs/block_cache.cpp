@@ -32,7 +32,7 @@ Result<BlockRef> BlockCache::get(uint64_t blocknr) {
   // Another thread may have read or committed it meanwhile; the cached image is newer.
   auto it = index_.find(blocknr);
   if (it != index_.end()) return slots_[it->second].image;
-  insert_locked(blocknr, buf, false);
+  insert_locked(blocknr, buf);
   return BlockRef(buf);
 }
 
@@ -45,12 +45,12 @@ void BlockCache::put(uint64_t blocknr, BlockRef image) {
     slots_[it->second].referenced = true;
     return;
   }
-  insert_locked(blocknr, std::move(image), false);
+  insert_locked(blocknr, std::move(image));
 }
 
-void BlockCache::insert_locked(uint64_t blocknr, BlockRef image, bool referenced) {
+void BlockCache::insert_locked(uint64_t blocknr, BlockRef image) {
   size_t i = claim_slot_locked();
-  slots_[i] = Slot{blocknr, std::move(image), referenced};
+  slots_[i] = Slot{blocknr, std::move(image), false};
   index_.emplace(blocknr, i);
 }
 

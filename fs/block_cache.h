@@ -45,8 +45,9 @@ class BlockCache {
     BlockRef image;  // null: the slot is free
     bool referenced = false;
   };
-  // Stores `image` under `blocknr`; `referenced` gives it a second chance at the hand.
-  void insert_locked(uint64_t blocknr, BlockRef image, bool referenced);
+  // Stores a block the cache does not hold yet. It enters unreferenced: a block written
+  // or read once goes at the hand's next pass unless it is used again before.
+  void insert_locked(uint64_t blocknr, BlockRef image);
   // The slot the next block goes into: a free one, else the first unreferenced one at the
   // hand (clearing reference bits on the way), whose block is evicted.
   size_t claim_slot_locked();
