@@ -2,6 +2,7 @@
 #include "fs/allocator.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace lunfs {
 
@@ -9,6 +10,12 @@ using namespace ondisk;
 
 namespace {
 constexpr unsigned bit(BlockState s) { return 1u << static_cast<unsigned>(s); }
+
+// True when none of the 32 two-bit block states in `word` is kFree (0).
+constexpr bool no_free_state(uint64_t word) {
+  constexpr uint64_t kLowBits = 0x5555555555555555ull;
+  return ((word | word >> 1) & kLowBits) == kLowBits;
+}
 }  // namespace
 
 void Allocator::Rgrp::set(uint32_t i, BlockState s) {
@@ -118,6 +125,16 @@ bool Allocator::find_run(Rgrp& r, uint32_t from, uint32_t want, uint32_t* start,
   if (r.header.free_blocks <= r.pinned_count) return false;
   auto scan = [&](uint32_t lo, uint32_t hi) -> bool {
     for (uint32_t i = lo; i < hi;) {
+      // 32 blocks in use: skip the word. A goal-directed search (a new inode near its
+      // directory) otherwise steps through every inode allocated since.
+      if (i % 32 == 0 && i + 32 <= hi) {
+        uint64_t word;
+        std::memcpy(&word, &r.bits[i / 4], sizeof word);
+        if (no_free_state(word)) {
+          i += 32;
+          continue;
+        }
+      }
       if (i % 4 == 0) {
         uint8_t byte = r.bits[i / 4];
         // Four blocks in use: skip the byte.

@@ -37,6 +37,10 @@ uint64_t slot_of(uint32_t hash, uint32_t depth) { return depth == 0 ? 0 : hash >
 
 bool Directory::hashed() const { return dir_.d.flags & kInodeHashedDir; }
 
+uint32_t Directory::min_table_depth() const {
+  return static_cast<uint32_t>(std::countr_zero(dir_hash_pointers_per_block(vol_.bs)));
+}
+
 Result<std::vector<DirEntry>> Directory::inline_entries() {
   auto e = decode_dir_entries(dir_.d.content, dir_.d.dir_entries, vol_.sb.dir_hash_seed, vol_.g,
                               BlockType::kInode, dir_.ino());
@@ -268,8 +272,10 @@ Status Directory::modify_bucket(std::string_view name,
   dir_.d.dir_entries = dir_.d.dir_entries + b.entries.size() - before;
   LUNFS_TRY(write_bucket(b));
   dir_.dirty(*txn_);
-  if (b.entries.size() < before) return merge_up(std::move(b));
-  return Status::ok();
+  if (b.entries.size() >= before) return Status::ok();
+  LUNFS_ASSIGN(bool merged, merge_up(std::move(b)));
+  // Only a merge can leave every pair of buddy pointers equal.
+  return merged ? shrink_table() : Status::ok();
 }
 
 Status Directory::add(std::string_view name, uint64_t inode, uint8_t type) {
@@ -283,9 +289,7 @@ Status Directory::add(std::string_view name, uint64_t inode, uint8_t type) {
     if (bytes_of(entries) + e.encoded_size() <= inode_content_capacity(vol_.bs)) return modify_inline(insert_sorted);
     LUNFS_TRY(convert_to_hashed());
   }
-  // The table never grows beyond the limit, nor shrinks below the depth it started at.
-  const uint32_t max_depth =
-      std::max<uint32_t>(vol_.max_dir_depth, std::countr_zero(dir_hash_pointers_per_block(vol_.bs)));
+  const uint32_t max_depth = std::max<uint32_t>(vol_.max_dir_depth, min_table_depth());
   for (int attempts = 0; attempts < 64; ++attempts) {
     uint64_t index = slot_of(e.hash, dir_.d.dir_depth);
     LUNFS_ASSIGN(uint64_t head, table_pointer(index));
@@ -311,8 +315,7 @@ Status Directory::add(std::string_view name, uint64_t inode, uint8_t type) {
 
 Status Directory::convert_to_hashed() {
   LUNFS_ASSIGN(auto entries, inline_entries());
-  const uint32_t per = dir_hash_pointers_per_block(vol_.bs);
-  const uint32_t depth = static_cast<uint32_t>(std::countr_zero(per));
+  const uint32_t depth = min_table_depth();
   LUNFS_ASSIGN(Allocator::Run table, vol_.alloc.alloc_blocks(*txn_, dir_.ino(), 1));
   LUNFS_ASSIGN(Allocator::Run leaf_run, vol_.alloc.alloc_blocks(*txn_, table.start + 1, 1));
   dir_.d.blocks += 2;
@@ -371,7 +374,8 @@ Status Directory::double_table() {
   return write_table(bigger);
 }
 
-Status Directory::merge_up(Bucket b) {
+Result<bool> Directory::merge_up(Bucket b) {
+  bool merged_any = false;
   const size_t half = dir_leaf_capacity_bytes(vol_.bs) / 2;
   while (b.depth > 0 && b.blocks.size() == 1 && bytes_of(b.entries) <= half) {
     const uint32_t depth = dir_.d.dir_depth;
@@ -397,8 +401,9 @@ Status Directory::merge_up(Bucket b) {
     LUNFS_TRY(set_pointers(uint64_t{high.hash_prefix} * span, span, merged.blocks.front()));
     dir_.dirty(*txn_);
     b = std::move(merged);
+    merged_any = true;
   }
-  return Status::ok();
+  return merged_any;
 }
 
 Status Directory::remove(std::string_view name) {
@@ -468,16 +473,54 @@ Status Directory::release_blocks() {
     LUNFS_ASSIGN(Bucket b, read_bucket(head));
     for (uint64_t leaf : b.blocks) LUNFS_TRY(free_leaf(leaf));
   }
+  LUNFS_TRY(free_table_blocks(0));
+  return ExtentTree(vol_, dir_, txn_).clear_nodes();
+}
+
+Status Directory::free_table_blocks(uint64_t first) {
+  looked_up_.reset();
   ExtentTree tree(vol_, dir_, txn_);
   std::vector<Extent> freed;
-  LUNFS_TRY(tree.remove(0, UINT64_MAX, &freed));
+  LUNFS_TRY(tree.remove(first, UINT64_MAX - first, &freed));
   for (const Extent& e : freed) {
     LUNFS_TRY(vol_.alloc.free_blocks(*txn_, e.physical, e.length));
     for (uint64_t b = e.physical; b < e.physical + e.length; ++b) txn_->revoke(b);
     dir_.d.blocks -= e.length;
   }
-  LUNFS_TRY(tree.clear_nodes());
   return Status::ok();
+}
+
+Result<bool> Directory::table_can_halve() {
+  if (dir_.d.dir_depth <= min_table_depth()) return false;
+  const uint32_t per = dir_hash_pointers_per_block(vol_.bs);
+  const uint64_t size = uint64_t{1} << dir_.d.dir_depth;
+  // Block by block, stopping at the first pair that differs: in a directory whose leaves
+  // are mostly as deep as the table, that is within the first few pointers.
+  for (uint64_t t = 0; t * per < size; ++t) {
+    LUNFS_ASSIGN(uint64_t phys, table_block(t));
+    LUNFS_ASSIGN(BlockRef img, txn_->read(phys));
+    LUNFS_ASSIGN(DirHashBlock hb, decode_dir_hash(img->span(), phys, vol_.sb.csum_seed, dir_.ino(),
+                                                  static_cast<uint32_t>(t), per, vol_.g));
+    for (size_t i = 0; i + 1 < hb.leaves.size(); i += 2) {
+      if (hb.leaves[i] != hb.leaves[i + 1]) return false;
+    }
+  }
+  return true;
+}
+
+Status Directory::shrink_table() {
+  for (;;) {
+    LUNFS_ASSIGN(bool can_halve, table_can_halve());
+    if (!can_halve) return Status::ok();
+    LUNFS_ASSIGN(auto table, read_table());
+    std::vector<uint64_t> smaller(table.size() / 2);
+    for (uint64_t i = 0; i < smaller.size(); ++i) smaller[i] = table[2 * i];
+    const uint32_t per = dir_hash_pointers_per_block(vol_.bs);
+    LUNFS_TRY(free_table_blocks((smaller.size() + per - 1) / per));
+    dir_.d.dir_depth -= 1;
+    dir_.dirty(*txn_);
+    LUNFS_TRY(write_table(smaller));
+  }
 }
 
 }  // namespace lunfs

@@ -4,8 +4,9 @@
 // leaves of entries sorted by (hash, name)). Full leaves split; when a leaf is already as
 // deep as the table, the table doubles; when the table is as deep as it may grow
 // (Volume::max_dir_depth), the leaf grows an overflow chain. Removals shrink chains and
-// merge a leaf with its buddy when both fit in half a leaf. readdir cookies are built from
-// the name hash, so they stay valid while entries come and go.
+// merge a leaf with its buddy when both fit in half a leaf; when no leaf is left as deep
+// as the table, the table halves. readdir cookies are built from the name hash, so they
+// stay valid while entries come and go.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +25,10 @@ struct Volume;
 class Directory {
  public:
   Directory(Volume& vol, CoreInode& dir, Transaction* txn) : vol_(vol), dir_(dir), txn_(txn) {}
+
+  // Reads and changes from now on go through `txn`. The bucket an earlier lookup()
+  // decoded is still used: the caller has held the directory's glock exclusively since.
+  void attach(Transaction* txn) { txn_ = txn; }
 
   Result<std::optional<ondisk::DirEntry>> lookup(std::string_view name);
   // Adds an entry whose name is not in the directory yet.
@@ -69,8 +74,19 @@ class Directory {
   Status convert_to_hashed();
   Status split_bucket(uint64_t index, Bucket& b);
   Status double_table();
-  // Merges `b` with its buddy while both are single leaves that fit in half a leaf.
-  Status merge_up(Bucket b);
+  // Merges `b` with its buddy while both are single leaves that fit in half a leaf;
+  // true when it merged at least once.
+  Result<bool> merge_up(Bucket b);
+  // The table starts as one full block and never gets smaller than that.
+  uint32_t min_table_depth() const;
+  // True when every pair of buddy slots points at the same leaf (no leaf is as deep as
+  // the table), so the table can halve.
+  Result<bool> table_can_halve();
+  // Halves the table (the inverse of double_table) while it can, freeing the table
+  // blocks it no longer needs.
+  Status shrink_table();
+  // Unmaps and frees the directory's blocks from logical block `first` on.
+  Status free_table_blocks(uint64_t first);
   Status modify_inline(const std::function<Status(std::vector<ondisk::DirEntry>&)>& fn);
   Status modify_bucket(std::string_view name, const std::function<Status(std::vector<ondisk::DirEntry>&)>& fn);
   Result<std::vector<ondisk::DirEntry>> inline_entries();

@@ -317,64 +317,70 @@ Status FileSystem::free_inode(Transaction& txn, CoreInode& node) {
   return Status::ok();
 }
 
-Result<uint64_t> FileSystem::entry_target(uint64_t dir, const std::string& name) {
-  std::lock_guard lock(vol_->meta_mu);
-  LUNFS_ASSIGN(auto d, dir_inode(dir));
-  LUNFS_ASSIGN(auto entry, Directory(*vol_, *d, nullptr).lookup(name));
-  if (!entry) return error(ENOENT, name + ": no such file or directory");
-  return entry->inode;
+Result<FileSystem::Removal> FileSystem::lock_for_removal(uint64_t dir, const std::string& name) {
+  LUNFS_TRY(check_name(name));
+  LUNFS_TRY(vol_->check_writable());
+  Removal r;
+  LUNFS_ASSIGN(r.dir_glock, vol_->glocks.lock(inode_lock(dir), GlockMode::kExclusive));
+  uint64_t target;
+  {
+    // The directory's inode stays cached while its glock is held, so `r.dir` and the
+    // Directory built on it outlive this section.
+    std::lock_guard lock(vol_->meta_mu);
+    LUNFS_ASSIGN(r.dir, dir_inode(dir));
+    r.directory = std::make_unique<Directory>(*vol_, *r.dir, nullptr);
+    LUNFS_ASSIGN(auto entry, r.directory->lookup(name));
+    if (!entry) return error(ENOENT, name + ": no such file or directory");
+    target = entry->inode;
+  }
+  // Parent before child: the order every multi-inode operation uses.
+  LUNFS_ASSIGN(r.target_glock, vol_->glocks.lock(inode_lock(target), GlockMode::kExclusive));
+  r.meta = std::unique_lock(vol_->meta_mu);
+  LUNFS_ASSIGN(r.target, inode(target));
+  return r;
 }
 
 Status FileSystem::unlink(uint64_t dir, const std::string& name) {
-  LUNFS_TRY(check_name(name));
-  LUNFS_TRY(vol_->check_writable());
-  LUNFS_ASSIGN(auto gd, vol_->glocks.lock(inode_lock(dir), GlockMode::kExclusive));
-  LUNFS_ASSIGN(uint64_t target, entry_target(dir, name));
-  // Parent before child: the order every multi-inode operation uses.
-  LUNFS_ASSIGN(auto gt, vol_->glocks.lock(inode_lock(target), GlockMode::kExclusive));
-  std::lock_guard lock(vol_->meta_mu);
-  LUNFS_ASSIGN(auto d, dir_inode(dir));
-  LUNFS_ASSIGN(auto node, inode(target));
-  if (node->is_dir()) return error(EISDIR, name + " is a directory");
+  LUNFS_ASSIGN(Removal r, lock_for_removal(dir, name));
+  CoreInode& d = *r.dir;
+  CoreInode& node = *r.target;
+  if (node.is_dir()) return error(EISDIR, name + " is a directory");
   auto txn = vol_->begin();
-  LUNFS_TRY(Directory(*vol_, *d, txn.get()).remove(name));
-  d->d.mtime = d->d.ctime = now_timespec();
-  d->dirty(*txn);
-  LUNFS_TRY(drop_link(*txn, *node));
+  r.directory->attach(txn.get());
+  LUNFS_TRY(r.directory->remove(name));
+  d.d.mtime = d.d.ctime = now_timespec();
+  d.dirty(*txn);
+  LUNFS_TRY(drop_link(*txn, node));
   LUNFS_TRY(txn->commit());
-  if (node->freed) vol_->inodes->forget(target);
+  if (node.freed) vol_->inodes->forget(node.ino());
   return Status::ok();
 }
 
 Status FileSystem::rmdir(uint64_t dir, const std::string& name) {
   if (name == ".") return error(EINVAL, "cannot remove '.'");
   if (name == "..") return error(ENOTEMPTY, "cannot remove '..'");
-  LUNFS_TRY(check_name(name));
-  LUNFS_TRY(vol_->check_writable());
-  LUNFS_ASSIGN(auto gd, vol_->glocks.lock(inode_lock(dir), GlockMode::kExclusive));
-  LUNFS_ASSIGN(uint64_t target, entry_target(dir, name));
-  LUNFS_ASSIGN(auto gt, vol_->glocks.lock(inode_lock(target), GlockMode::kExclusive));
-  std::lock_guard lock(vol_->meta_mu);
-  LUNFS_ASSIGN(auto d, dir_inode(dir));
-  LUNFS_ASSIGN(auto node, inode(target));
-  if (!node->is_dir()) return error(ENOTDIR, name + " is not a directory");
-  if (node->d.dir_entries != 0) return error(ENOTEMPTY, name + ": directory not empty");
+  LUNFS_ASSIGN(Removal r, lock_for_removal(dir, name));
+  CoreInode& d = *r.dir;
+  CoreInode& node = *r.target;
+  if (!node.is_dir()) return error(ENOTDIR, name + " is not a directory");
+  if (node.d.dir_entries != 0) return error(ENOTEMPTY, name + ": directory not empty");
   auto txn = vol_->begin();
-  LUNFS_TRY(Directory(*vol_, *d, txn.get()).remove(name));
+  r.directory->attach(txn.get());
+  LUNFS_TRY(r.directory->remove(name));
   Timespec now = now_timespec();
-  d->d.nlink -= 1;
-  d->d.mtime = d->d.ctime = now;
-  d->dirty(*txn);
-  node->d.nlink = 0;
-  node->d.ctime = now;
-  node->dirty(*txn);
-  if (node->refs == 0) {
-    LUNFS_TRY(free_inode(*txn, *node));
+  d.d.nlink -= 1;
+  d.d.mtime = d.d.ctime = now;
+  d.dirty(*txn);
+  node.d.nlink = 0;
+  node.d.ctime = now;
+  node.dirty(*txn);
+  if (node.refs == 0) {
+    LUNFS_TRY(free_inode(*txn, node));
   } else {
-    LUNFS_TRY(vol_->alloc.mark_unlinked(*txn, target));
+    LUNFS_TRY(vol_->alloc.mark_unlinked(*txn, node.ino()));
   }
   LUNFS_TRY(txn->commit());
-  if (node->freed) vol_->inodes->forget(target);
+  if (node.freed) vol_->inodes->forget(node.ino());
   return Status::ok();
 }
 

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -25,6 +26,7 @@
 
 namespace lunfs {
 
+class Directory;
 struct Volume;
 struct Segment;
 class IoQueue;
@@ -150,8 +152,16 @@ class FileSystem {
   Status forget(uint64_t ino, uint64_t count);
 
  private:
-  // The inode `name` names in `dir` (ENOENT when none); the caller holds dir's glock.
-  Result<uint64_t> entry_target(uint64_t dir, const std::string& name);
+  // What unlink and rmdir hold while they remove `name` from `dir`: both glocks (parent
+  // before child), then meta_mu, the two inodes, and the directory that looked the name
+  // up (its decoded bucket serves the removal).
+  struct Removal {
+    GlockHolder dir_glock, target_glock;
+    std::unique_lock<std::recursive_mutex> meta;
+    std::shared_ptr<CoreInode> dir, target;
+    std::unique_ptr<Directory> directory;
+  };
+  Result<Removal> lock_for_removal(uint64_t dir, const std::string& name);
   explicit FileSystem(std::unique_ptr<Volume> vol);
   Attr attr_of(const CoreInode& node) const;
   Result<std::shared_ptr<CoreInode>> inode(uint64_t ino);

@@ -44,9 +44,7 @@ class Transaction {
   // The transaction's own image of `blocknr` if it wrote one, else the cached one.
   Result<BlockRef> read(uint64_t blocknr);
   // A fresh zeroed block buffer to encode into, then hand to put().
-  std::shared_ptr<AlignedBuffer> new_block() const {
-    return std::make_shared<AlignedBuffer>(cache_.block_size());
-  }
+  std::shared_ptr<AlignedBuffer> new_block() const { return cache_.new_image(); }
   void put(uint64_t blocknr, std::shared_ptr<AlignedBuffer> image);
   // A metadata block freed by this transaction: its older logged images must not be
   // replayed, and the cache forgets it.

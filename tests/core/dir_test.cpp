@@ -1,15 +1,18 @@
 // Hashed directories at their limits: overflow chains once the hash table may not grow
-// (MountOptions::max_dir_depth makes the limit small enough to reach), chains shrinking and
-// leaves merging as entries go, and readdir offsets that stay valid through all of it.
+// (MountOptions::max_dir_depth makes the limit small enough to reach), chains shrinking,
+// leaves merging and the table halving as entries go, and readdir offsets that stay valid
+// through all of it.
 #include <dirent.h>
 #include <sys/stat.h>
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <random>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "fs/dir_format.h"
 #include "tests/core/fs_fixture.h"
@@ -88,28 +91,82 @@ TEST(Directories, OverflowChainsAtTheDepthLimitGrowAndShrink) {
   t.expect_clean();
 }
 
-TEST(Directories, RemovingEveryEntryMergesLeavesBack) {
+uint64_t table_blocks(FileSystem& fs, uint64_t dir) {
+  auto extents = fs.extents(dir);
+  EXPECT_TRUE(extents);
+  uint64_t n = 0;
+  if (extents) {
+    for (const auto& e : *extents) n += e.length;
+  }
+  return n;
+}
+
+TEST(Directories, RemovingEveryEntryShrinksTheTableAndMergesLeavesBack) {
+  FsFixture t(kSmallBlocks);
+  ASSERT_TRUE(t.ok());
+  auto d = t.fs().mkdir(t.root(), "d", 0755, {});
+  ASSERT_TRUE(d);
+  const int n = 5000;
+  for (int i = 0; i < n; ++i) ASSERT_NE(t.mkfile(d->ino, name_of(i)), 0u);
+  const uint32_t bs = t.fs().superblock().geometry.block_size;
+  EXPECT_GT(dir_blocks(t.fs(), d->ino) / (bs / 512), 100u);
+  // The table doubled at least twice (one block holds 64 pointers).
+  EXPECT_GE(table_blocks(t.fs(), d->ino), 4u);
+  for (int i = 0; i < n; ++i) ASSERT_TRUE(t.fs().unlink(d->ino, name_of(i))) << name_of(i);
+  // Back to what the first overflow made: one table block and one leaf, plus the
+  // extent-tree node the table's extents needed while it was large.
+  EXPECT_EQ(table_blocks(t.fs(), d->ino), 1u);
+  EXPECT_LE(dir_blocks(t.fs(), d->ino) / (bs / 512), 3u);
+  EXPECT_TRUE(list_all(t.fs(), d->ino).empty());
+  t.expect_clean();
+  // After a remount the small table grows again as it did the first time.
+  t.mount();
+  for (int i = 0; i < n; ++i) ASSERT_NE(t.mkfile(d->ino, name_of(i)), 0u);
+  EXPECT_GE(table_blocks(t.fs(), d->ino), 4u);
+  EXPECT_EQ(list_all(t.fs(), d->ino).size(), static_cast<size_t>(n));
+  t.expect_clean();
+}
+
+// readdir in batches while removals halve the table under it: the names kept are
+// returned exactly once, no name twice.
+TEST(Directories, ReaddirOffsetsSurviveTheTableShrinking) {
   FsFixture t(kSmallBlocks);
   ASSERT_TRUE(t.ok());
   FileSystem& fs = t.fs();
   auto d = fs.mkdir(t.root(), "d", 0755, {});
   ASSERT_TRUE(d);
-  const int n = 5000;
-  for (int i = 0; i < n; ++i) ASSERT_NE(t.mkfile(d->ino, name_of(i)), 0u);
-  const uint32_t bs = fs.superblock().geometry.block_size;
-  EXPECT_GT(dir_blocks(fs, d->ino) / (bs / 512), 100u);
-  for (int i = 0; i < n; ++i) ASSERT_TRUE(fs.unlink(d->ino, name_of(i))) << name_of(i);
-  // The table stays as large as it grew, but the leaves merged back into one.
-  auto a = fs.getattr(d->ino);
-  ASSERT_TRUE(a);
-  const uint64_t leaves_and_table = a->blocks512 / (bs / 512) - 1;
-  auto table_blocks = fs.extents(d->ino);
-  ASSERT_TRUE(table_blocks);
-  uint64_t table = 0;
-  for (const auto& e : *table_blocks) table += e.length;
-  EXPECT_EQ(leaves_and_table, table + 1) << "leaves: " << leaves_and_table - table;
-  EXPECT_TRUE(list_all(fs, d->ino).empty());
-  ASSERT_TRUE(fs.rmdir(t.root(), "d"));
+  const int n = 6000;
+  std::vector<std::string> doomed;
+  std::set<std::string> kept;
+  for (int i = 0; i < n; ++i) {
+    ASSERT_NE(t.mkfile(d->ino, name_of(i)), 0u);
+    if (i % 100 == 0) {
+      kept.insert(name_of(i));
+    } else {
+      doomed.push_back(name_of(i));
+    }
+  }
+  std::shuffle(doomed.begin(), doomed.end(), std::mt19937(3));
+  const uint64_t table_before = table_blocks(fs, d->ino);
+  std::map<std::string, int> seen;
+  uint64_t off = 0;
+  for (;;) {
+    size_t got = 0;
+    ASSERT_TRUE(fs.readdir(d->ino, off, [&](const DirListing& l) {
+      if (l.name != "." && l.name != "..") seen[l.name]++;
+      off = l.next_offset;
+      return ++got < 5;
+    }));
+    if (got == 0) break;
+    for (int k = 0; k < 200 && !doomed.empty(); ++k) {
+      ASSERT_TRUE(fs.unlink(d->ino, doomed.back())) << doomed.back();
+      doomed.pop_back();
+    }
+  }
+  EXPECT_TRUE(doomed.empty()) << "readdir ended before the removals did";
+  EXPECT_LT(table_blocks(fs, d->ino), table_before) << "the table never shrank";
+  for (auto& [name, count] : seen) EXPECT_EQ(count, 1) << name << " returned " << count << " times";
+  for (const auto& name : kept) EXPECT_EQ(seen.count(name), 1u) << name << " skipped";
   t.expect_clean();
 }
 
