@@ -126,12 +126,14 @@ double lunfs_round(const Args& a, int threads, uint64_t seed) {
   return rate;
 }
 
-// Writes the whole LUN file once (see the header).
+// Writes the whole LUN file once (see the header), with bytes a virtual disk below the
+// host cannot drop as zeros (it would keep those ranges unallocated, and allocate them at
+// the first real write in clusters that serialise neighbouring writes).
 void prepare_lun(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_DIRECT, 0600);
   if (fd < 0) die("create " + path, error(errno, "open"));
   AlignedBuffer chunk(8 << 20);
-  std::memset(chunk.data(), 0, chunk.size());
+  std::memset(chunk.data(), 0xa5, chunk.size());  // not zeros: a virtual disk may skip zero writes
   for (uint64_t off = 0; off < kLunBytes; off += chunk.size()) {
     if (::pwrite(fd, chunk.data(), chunk.size(), static_cast<off_t>(off)) != static_cast<ssize_t>(chunk.size())) {
       die("fill " + path, error(errno, "pwrite"));
