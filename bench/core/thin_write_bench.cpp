@@ -25,10 +25,10 @@
 #include <thread>
 #include <vector>
 
+#include "bench/support/bench_lun.h"
 #include "fs/aligned_buffer.h"
 #include "fs/filesystem.h"
 #include "journal/journal.h"
-#include "mkfs/formatter.h"
 
 namespace lunfs {
 namespace {
@@ -36,16 +36,8 @@ namespace {
 constexpr uint64_t kLunBytes = uint64_t{2} << 30;
 constexpr uint64_t kImageBytes = uint64_t{1} << 30;  // the thin image's size; raw writes land in the same span
 
-[[noreturn]] void die(const std::string& what, const Status& st) {
-  std::fprintf(stderr, "%s: %s\n", what.c_str(), st.to_string().c_str());
-  std::exit(1);
-}
-
-template <typename T>
-T must(Result<T> r, const std::string& what) {
-  if (!r) die(what, r.status());
-  return std::move(*r);
-}
+using bench::die;
+using bench::must;
 
 struct Args {
   std::string lun;
@@ -102,12 +94,7 @@ double raw_round(const Args& a, int threads, uint64_t seed) {
 
 double lunfs_round(const Args& a, int threads, uint64_t seed) {
   auto dev = must(FileBlockDevice::open(a.lun), "open " + a.lun);
-  MkfsOptions mo;
-  mo.cluster_name = "bench";
-  mo.fs_name = "thin";
-  mo.journals = 2;
-  auto sb = must(plan_filesystem(*dev, mo), "mkfs");
-  if (auto st = write_filesystem(*dev, sb); !st) die("mkfs", st);
+  const ondisk::Superblock sb = bench::format_lun(*dev, "thin");
   auto log = must(journal::Journal::open(*dev, sb, 0), "journal");
   NoLockManager lm;
   MountOptions opts;
