@@ -9,6 +9,7 @@
 #include <span>
 #include <string>
 
+#include "fs/io_queue.h"
 #include "fs/result.h"
 
 namespace lunfs {
@@ -26,6 +27,8 @@ class BlockDevice {
   virtual Status flush() = 0;
   // What this device is, for messages ("/dev/sdb (block device, O_DIRECT)").
   virtual std::string describe() const = 0;
+  // A queue for asynchronous data transfers (io_queue.h); synchronous unless overridden.
+  virtual std::unique_ptr<IoQueue> make_io_queue();
 };
 
 struct FileDeviceOptions {
@@ -48,6 +51,8 @@ class FileBlockDevice final : public BlockDevice {
   Status write(uint64_t offset, std::span<const std::byte> buf) override;
   Status flush() override;
   std::string describe() const override;
+  // Linux native AIO when the device is open with O_DIRECT (buffered AIO would block).
+  std::unique_ptr<IoQueue> make_io_queue() override;
 
   bool is_block_device() const { return is_block_device_; }
   bool direct_io() const { return direct_; }

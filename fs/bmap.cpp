@@ -260,4 +260,24 @@ Status ExtentTree::clear_nodes() {
   return write_level(Level{ExtentNode{}, 0, 0});
 }
 
+Result<std::vector<Segment>> ExtentTree::map_range(uint64_t first, uint64_t count) {
+  std::vector<Segment> out;
+  uint64_t cur = first, end = first + count;
+  while (cur < end) {
+    LUNFS_ASSIGN(auto e, find(cur));
+    if (!e || e->logical >= end) {
+      out.push_back({cur, end - cur, 0, false});
+      break;
+    }
+    if (e->logical > cur) {
+      out.push_back({cur, e->logical - cur, 0, false});
+      cur = e->logical;
+    }
+    uint64_t stop = std::min(end, e->logical_end());
+    out.push_back({cur, stop - cur, e->physical + (cur - e->logical), (e->flags & kExtentUnwritten) != 0});
+    cur = stop;
+  }
+  return out;
+}
+
 }  // namespace lunfs

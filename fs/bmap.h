@@ -12,11 +12,28 @@
 #include "fs/allocator.h"
 #include "fs/extent_format.h"
 #include "fs/inode.h"
+#include "fs/io_queue.h"
 #include "fs/transaction.h"
 
 namespace lunfs {
 
 struct Volume;
+
+// A run of logical blocks and where it lives: physical 0 = hole.
+struct Segment {
+  uint64_t logical;
+  uint64_t length;
+  uint64_t physical;
+  bool unwritten;
+};
+
+// The device transfers of mapped segments, `buf` holding logical blocks from `first` on.
+// Reads zero-fill the holes and unwritten blocks of `buf` instead of reading them; writes
+// expect every segment to be mapped.
+std::vector<IoTransfer> device_reads(std::span<const Segment> segs, uint64_t first, uint32_t bs,
+                                     std::span<std::byte> buf);
+std::vector<IoTransfer> device_writes(std::span<const Segment> segs, uint64_t first, uint32_t bs,
+                                      std::span<std::byte> buf);
 
 class ExtentTree {
  public:
@@ -36,6 +53,8 @@ class ExtentTree {
   Status clear_nodes();
   // A good physical block to allocate for logical block `lb` (after its predecessor).
   uint64_t goal_for(uint64_t lb);
+  // The mapping of logical blocks [first, first+count) as consecutive segments, holes included.
+  Result<std::vector<Segment>> map_range(uint64_t first, uint64_t count);
 
  private:
   struct Level {

@@ -17,6 +17,7 @@
 #include "fs/aligned_buffer.h"
 #include "fs/bmap.h"
 #include "fs/filesystem.h"
+#include "fs/io_queue.h"
 #include "fs/scratch_buffer.h"
 #include "fs/volume.h"
 
@@ -24,41 +25,38 @@ namespace lunfs {
 
 using namespace ondisk;
 
-namespace {
-
-// A run of logical blocks and where it lives: physical 0 = hole.
-struct Segment {
-  uint64_t logical;
-  uint64_t length;
-  uint64_t physical;
-  bool unwritten;
-};
-
-// The mapping of logical blocks [first, first+count), holes included.
-Result<std::vector<Segment>> map_range(ExtentTree& tree, uint64_t first, uint64_t count) {
-  std::vector<Segment> out;
-  uint64_t cur = first, end = first + count;
-  while (cur < end) {
-    LUNFS_ASSIGN(auto e, tree.find(cur));
-    if (!e || e->logical >= end) {
-      out.push_back({cur, end - cur, 0, false});
-      break;
-    }
-    if (e->logical > cur) {
-      out.push_back({cur, e->logical - cur, 0, false});
-      cur = e->logical;
-    }
-    uint64_t stop = std::min(end, e->logical_end());
-    out.push_back({cur, stop - cur, e->physical + (cur - e->logical), (e->flags & kExtentUnwritten) != 0});
-    cur = stop;
-  }
-  return out;
-}
-
-}  // namespace
-
 uint64_t FileSystem::max_file_size() const {
   return ((uint64_t{1} << 63) / vol_->bs - 1) * vol_->bs;
+}
+
+Result<std::shared_ptr<CoreInode>> FileSystem::regular_file(uint64_t ino) {
+  LUNFS_ASSIGN(auto node, inode(ino));
+  if (node->is_dir()) return error(EISDIR, "is a directory");
+  if (!node->is_reg()) return error(EINVAL, "not a regular file");
+  return node;
+}
+
+std::vector<IoTransfer> device_reads(std::span<const Segment> segs, uint64_t first, uint32_t bs,
+                                     std::span<std::byte> dest) {
+  std::vector<IoTransfer> reads;
+  for (const Segment& s : segs) {
+    auto part = dest.subspan((s.logical - first) * bs, s.length * bs);
+    if (s.physical == 0 || s.unwritten) {
+      std::memset(part.data(), 0, part.size());
+    } else {
+      reads.push_back({IoTransfer::Kind::kRead, s.physical * bs, part});
+    }
+  }
+  return reads;
+}
+
+std::vector<IoTransfer> device_writes(std::span<const Segment> segs, uint64_t first, uint32_t bs,
+                                      std::span<std::byte> src) {
+  std::vector<IoTransfer> writes;
+  for (const Segment& s : segs) {
+    writes.push_back({IoTransfer::Kind::kWrite, s.physical * bs, src.subspan((s.logical - first) * bs, s.length * bs)});
+  }
+  return writes;
 }
 
 Result<size_t> FileSystem::read(uint64_t ino, uint64_t offset, std::span<std::byte> buf) {
@@ -68,9 +66,7 @@ Result<size_t> FileSystem::read(uint64_t ino, uint64_t offset, std::span<std::by
   uint64_t first = 0, len = 0;
   {
     std::lock_guard lock(vol_->meta_mu);
-    LUNFS_ASSIGN(auto node, inode(ino));
-    if (node->is_dir()) return error(EISDIR, "is a directory");
-    if (!node->is_reg()) return error(EINVAL, "not a regular file");
+    LUNFS_ASSIGN(auto node, regular_file(ino));
     const uint64_t size = node->d.size;
     if (offset >= size || buf.empty()) return size_t{0};
     len = std::min<uint64_t>(buf.size(), size - offset);
@@ -85,23 +81,32 @@ Result<size_t> FileSystem::read(uint64_t ino, uint64_t offset, std::span<std::by
     first = offset / bs;
     uint64_t last = (offset + len - 1) / bs;
     ExtentTree tree(*vol_, *node, nullptr);
-    LUNFS_ASSIGN(segs, map_range(tree, first, last - first + 1));
+    LUNFS_ASSIGN(segs, tree.map_range(first, last - first + 1));
   }
   // The glock (shared) keeps truncate and punch away while the data moves.
   const uint64_t nblocks = (offset + len - 1) / bs - first + 1;
   // Block-aligned requests into aligned memory (the frontend's direct I/O) need no bounce.
   const bool direct = offset % bs == 0 && len % bs == 0 && is_aligned(buf.data(), kDirectIoMemoryAlignment);
   std::span<std::byte> bounce = direct ? buf.first(len) : scratch_buffer(nblocks * bs);
-  for (const Segment& s : segs) {
-    auto part = bounce.subspan((s.logical - first) * bs, s.length * bs);
-    if (s.physical == 0 || s.unwritten) {
-      std::memset(part.data(), 0, part.size());
-    } else {
-      LUNFS_TRY(vol_->dev.read(s.physical * bs, part));
-    }
-  }
+  for (const IoTransfer& t : device_reads(segs, first, vol_->bs, bounce)) LUNFS_TRY(vol_->dev.read(t.offset, t.buf));
   if (!direct) std::memcpy(buf.data(), bounce.data() + (offset - first * bs), len);
   return static_cast<size_t>(len);
+}
+
+Result<std::optional<std::vector<Segment>>> FileSystem::plan_overwrite(CoreInode& node, uint64_t offset, size_t size) {
+  const uint64_t bs = vol_->bs;
+  const bool aligned = offset % bs == 0 && size % bs == 0;
+  const bool inside = offset + size <= node.d.size;
+  if (!aligned || !inside || !(node.d.flags & kInodeExtents)) return std::optional<std::vector<Segment>>();
+  ExtentTree tree(*vol_, node, nullptr);
+  LUNFS_ASSIGN(auto segs, tree.map_range(offset / bs, size / bs));
+  bool all_written = std::all_of(segs.begin(), segs.end(), [](const Segment& s) { return s.physical && !s.unwritten; });
+  if (!all_written) return std::optional<std::vector<Segment>>();
+  // Times are written lazily (inode.h).
+  Timespec now = now_timespec();
+  node.d.mtime = node.d.ctime = now;
+  node.times_dirty = true;
+  return std::optional(std::move(segs));
 }
 
 Result<size_t> FileSystem::write(uint64_t ino, uint64_t offset, std::span<const std::byte> buf) {
@@ -109,34 +114,22 @@ Result<size_t> FileSystem::write(uint64_t ino, uint64_t offset, std::span<const 
   if (buf.empty()) return size_t{0};
   if (offset > max_file_size() || buf.size() > max_file_size() - offset) return error(EFBIG, "write beyond the largest file");
   LUNFS_ASSIGN(auto gl, vol_->glocks.lock({GlockType::kInode, ino}, GlockMode::kShared));
-  const uint64_t bs = vol_->bs;
-  std::shared_ptr<CoreInode> node;
+  std::vector<Segment> segs;
   {
     std::unique_lock lock(vol_->meta_mu);
-    LUNFS_ASSIGN(node, inode(ino));
-    if (node->is_dir()) return error(EISDIR, "is a directory");
-    if (!node->is_reg()) return error(EINVAL, "not a regular file");
-    bool aligned = offset % bs == 0 && buf.size() % bs == 0;
-    bool inside = offset + buf.size() <= node->d.size;
-    if (!aligned || !inside || !(node->d.flags & kInodeExtents)) return write_locked(lock, *node, offset, buf);
-    ExtentTree tree(*vol_, *node, nullptr);
-    LUNFS_ASSIGN(auto segs, map_range(tree, offset / bs, buf.size() / bs));
-    bool all_written = std::all_of(segs.begin(), segs.end(), [](const Segment& s) { return s.physical && !s.unwritten; });
-    if (!all_written) return write_locked(lock, *node, offset, buf);
-    // Fast path: a pure overwrite. Times are written lazily (inode.h).
-    Timespec now = now_timespec();
-    node->d.mtime = node->d.ctime = now;
-    node->times_dirty = true;
-    lock.unlock();
-    // FUSE hands write data at an unaligned address: copy it for the O_DIRECT device.
-    std::span<std::byte> bounce = scratch_buffer(buf.size());
-    std::memcpy(bounce.data(), buf.data(), buf.size());
-    const uint64_t first = offset / bs;
-    for (const Segment& s : segs) {
-      LUNFS_TRY(vol_->dev.write(s.physical * bs, bounce.subspan((s.logical - first) * bs, s.length * bs)));
-    }
-    return buf.size();
+    LUNFS_ASSIGN(auto node, regular_file(ino));
+    LUNFS_ASSIGN(auto overwrite, plan_overwrite(*node, offset, buf.size()));
+    if (!overwrite) return write_locked(lock, *node, offset, buf);
+    segs = std::move(*overwrite);
   }
+  // A pure overwrite runs outside the mutex. FUSE hands write data at an unaligned
+  // address: copy it for the O_DIRECT device.
+  std::span<std::byte> bounce = scratch_buffer(buf.size());
+  std::memcpy(bounce.data(), buf.data(), buf.size());
+  for (const IoTransfer& t : device_writes(segs, offset / vol_->bs, vol_->bs, bounce)) {
+    LUNFS_TRY(vol_->dev.write(t.offset, t.buf));
+  }
+  return buf.size();
 }
 
 Result<size_t> FileSystem::write_inline(CoreInode& node, uint64_t offset, std::span<const std::byte> buf) {
@@ -170,7 +163,7 @@ Status FileSystem::unpack_inline(Transaction& txn, CoreInode& node) {
 
 Status FileSystem::allocate_range(Transaction& txn, CoreInode& node, uint64_t first, uint64_t count, bool unwritten) {
   ExtentTree tree(*vol_, node, &txn);
-  LUNFS_ASSIGN(auto segs, map_range(tree, first, count));
+  LUNFS_ASSIGN(auto segs, tree.map_range(first, count));
   for (const Segment& s : segs) {
     if (s.physical != 0) continue;
     for (uint64_t cur = s.logical; cur < s.logical + s.length;) {
@@ -195,7 +188,7 @@ Status FileSystem::ensure_extent_layout(Transaction& txn, CoreInode& node) {
 }
 
 Status FileSystem::mark_written(ExtentTree& tree, uint64_t first, uint64_t count) {
-  LUNFS_ASSIGN(auto segs, map_range(tree, first, count));
+  LUNFS_ASSIGN(auto segs, tree.map_range(first, count));
   for (const Segment& s : segs) {
     if (!s.unwritten) continue;
     LUNFS_TRY(tree.remove(s.logical, s.length, nullptr));
@@ -219,10 +212,10 @@ Result<size_t> FileSystem::write_locked(std::unique_lock<std::recursive_mutex>& 
   const uint64_t first = offset / bs, last = (end - 1) / bs;
   const uint64_t count = last - first + 1;
   ExtentTree tree(*vol_, node, txn.get());
-  LUNFS_ASSIGN(auto before, map_range(tree, first, count));
+  LUNFS_ASSIGN(auto before, tree.map_range(first, count));
   // Allocate the holes (written directly: the data goes there before the commit).
   LUNFS_TRY(allocate_range(*txn, node, first, count, false));
-  LUNFS_ASSIGN(auto segs, map_range(tree, first, count));
+  LUNFS_ASSIGN(auto segs, tree.map_range(first, count));
 
   std::span<std::byte> bounce = scratch_buffer(count * bs);
   // Edge blocks that already held data are read; the rest of the edge blocks is zeros.
@@ -268,10 +261,10 @@ Result<size_t> FileSystem::write_whole_blocks(std::unique_lock<std::recursive_mu
     auto txn = vol_->begin();
     LUNFS_TRY(ensure_extent_layout(*txn, node));
     ExtentTree tree(*vol_, node, txn.get());
-    LUNFS_ASSIGN(segs, map_range(tree, first, count));
+    LUNFS_ASSIGN(segs, tree.map_range(first, count));
     if (std::any_of(segs.begin(), segs.end(), [](const Segment& s) { return s.physical == 0; })) {
       LUNFS_TRY(allocate_range(*txn, node, first, count, true));
-      LUNFS_ASSIGN(segs, map_range(tree, first, count));
+      LUNFS_ASSIGN(segs, tree.map_range(first, count));
     }
     LUNFS_TRY(txn->commit());
   }
@@ -281,9 +274,7 @@ Result<size_t> FileSystem::write_whole_blocks(std::unique_lock<std::recursive_mu
   lock.unlock();
   std::span<std::byte> bounce = scratch_buffer(buf.size());
   std::memcpy(bounce.data(), buf.data(), buf.size());
-  for (const Segment& s : segs) {
-    LUNFS_TRY(vol_->dev.write(s.physical * bs, bounce.subspan((s.logical - first) * bs, s.length * bs)));
-  }
+  for (const IoTransfer& t : device_writes(segs, first, bs, bounce)) LUNFS_TRY(vol_->dev.write(t.offset, t.buf));
   lock.lock();
   // Transaction 2, submitted after the data writes completed (ordered data): the range
   // now holds data, and the size covers it.

@@ -97,6 +97,7 @@ Status FileSystem::free_orphans() {
 
 Status FileSystem::unmount() {
   if (!mounted_) return Status::ok();
+  drain_io();
   Status st = vol_->read_only ? Status::ok() : sync();
   // Everything home and the journal empty: the next mount replays nothing.
   if (st && !vol_->read_only) st = vol_->log.checkpoint();
@@ -482,14 +483,18 @@ void FileSystem::touch_atime(uint64_t ino) {
   if (noatime_ || vol_->read_only) return;
   std::lock_guard lock(vol_->meta_mu);
   auto node = inode(ino);
-  if (!node) return;
-  Inode& d = (*node)->d;
+  if (node) note_access(**node);
+}
+
+void FileSystem::note_access(CoreInode& node) {
+  if (noatime_ || vol_->read_only) return;
+  Inode& d = node.d;
   Timespec now = now_timespec();
   // relatime: only when atime is older than mtime/ctime, or a day old.
   auto older = [](const Timespec& a, const Timespec& b) { return a.sec < b.sec || (a.sec == b.sec && a.nsec < b.nsec); };
   if (older(d.atime, d.mtime) || older(d.atime, d.ctime) || now.sec - d.atime.sec >= 86400) {
     d.atime = now;
-    (*node)->times_dirty = true;
+    node.times_dirty = true;
   }
 }
 

@@ -28,6 +28,8 @@ namespace lunfs {
 
 class ExtentTree;
 struct Volume;
+struct Segment;
+class IoQueue;
 
 struct MountOptions {
   bool read_only = false;
@@ -132,6 +134,18 @@ class FileSystem {
   // Records an atime update for a read (relatime unless mounted noatime).
   void touch_atime(uint64_t ino);
 
+  // The FUSE data path (direct_io.cpp). Block-aligned reads, and overwrites of written
+  // blocks, go to the device's IoQueue and complete on its thread, so the caller's thread is
+  // free for the next request; anything else runs read()/write() and completes before the
+  // call returns. Reads update atime like read() + touch_atime(). The span a read's
+  // completion receives is valid only during the call.
+  using ReadCompletion = std::function<void(Result<std::span<const std::byte>>)>;
+  using WriteCompletion = std::function<void(Result<size_t>)>;
+  void read_async(uint64_t ino, uint64_t offset, size_t size, ReadCompletion done);
+  void write_async(uint64_t ino, uint64_t offset, std::span<const std::byte> data, WriteCompletion done);
+  // Returns when every asynchronous transfer has completed (before the frontend goes away).
+  void drain_io();
+
   // The frontend's references (FUSE lookup counts). An inode without links is freed when
   // its last reference goes.
   void hold(uint64_t ino);
@@ -144,6 +158,14 @@ class FileSystem {
   Attr attr_of(const CoreInode& node) const;
   Result<std::shared_ptr<CoreInode>> inode(uint64_t ino);
   Result<std::shared_ptr<CoreInode>> dir_inode(uint64_t ino);
+  // EISDIR / EINVAL unless `ino` is a regular file.
+  Result<std::shared_ptr<CoreInode>> regular_file(uint64_t ino);
+  // The segments of a write that only overwrites written blocks inside the file (its times
+  // are stamped), or nullopt when the write must allocate, convert or extend (write_locked).
+  Result<std::optional<std::vector<Segment>>> plan_overwrite(CoreInode& node, uint64_t offset, size_t size);
+  // relatime (or nothing under noatime); the caller holds meta_mu.
+  void note_access(CoreInode& node);
+  IoQueue& io_queue();
   Result<Attr> create(uint64_t dir, const std::string& name, uint32_t mode, uint64_t rdev,
                       const std::string& symlink_target, const Cred& cred);
   // Drops a link of `node` (in a transaction that already removed the entry).

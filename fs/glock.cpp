@@ -30,6 +30,35 @@ void GlockHolder::unlock() {
   gl_ = nullptr;
 }
 
+DirectIoPin GlockHolder::pin_direct_io() {
+  std::lock_guard lock(gl_->pins_mu_);
+  gl_->direct_io_pins_ += 1;
+  return DirectIoPin(gl_);
+}
+
+DirectIoPin& DirectIoPin::operator=(DirectIoPin&& o) noexcept {
+  if (this != &o) {
+    release();
+    gl_ = o.gl_;
+    o.gl_ = nullptr;
+  }
+  return *this;
+}
+
+void DirectIoPin::release() {
+  if (!gl_) return;
+  {
+    std::lock_guard lock(gl_->pins_mu_);
+    if (--gl_->direct_io_pins_ == 0) gl_->pins_drained_.notify_all();
+  }
+  gl_ = nullptr;
+}
+
+void Glock::wait_for_direct_io() {
+  std::unique_lock lock(pins_mu_);
+  pins_drained_.wait(lock, [this] { return direct_io_pins_ == 0; });
+}
+
 GlockTable::GlockTable(LockManager& lm, const GlockOps* (*ops_for)(GlockType), void* owner)
     : lm_(lm), ops_for_(ops_for), owner_(owner) {
   lm_.set_demote_callback([this](const GlockName& name, GlockMode) { demote(name); });
@@ -58,6 +87,7 @@ Result<GlockHolder> GlockTable::lock(const GlockName& name, GlockMode mode) {
   }
   if (mode == GlockMode::kExclusive) {
     gl.holders_.lock();
+    gl.wait_for_direct_io();
   } else {
     gl.holders_.lock_shared();
   }
@@ -68,6 +98,7 @@ void GlockTable::demote(const GlockName& name) {
   Glock& gl = get(name);
   // Wait for local holders to finish, then sync, release and invalidate.
   std::unique_lock holders(gl.holders_);
+  gl.wait_for_direct_io();
   std::lock_guard state(gl.state_mu_);
   if (gl.cached_ == GlockMode::kUnlocked) return;
   if (gl.ops_ && gl.ops_->go_sync) (void)gl.ops_->go_sync(owner_, name);
@@ -84,6 +115,7 @@ Status GlockTable::release_all() {
   }
   Status first;
   for (auto& [n, g] : all) {
+    g->wait_for_direct_io();
     std::lock_guard state(g->state_mu_);
     if (g->cached_ == GlockMode::kUnlocked) continue;
     if (g->ops_ && g->ops_->go_sync) {

@@ -7,6 +7,7 @@
 // arrives later; NoLockManager serves single-node mounts (lockproto=nolock).
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -58,6 +59,9 @@ struct GlockOps;  // glops.h
 // One glock: the mode this node holds from the LockManager (cached across operations)
 // plus local holders. Local exclusion between threads of this node is the holders' job:
 // the rwlock below is taken shared for kShared/kDeferred and exclusive for kExclusive.
+// Asynchronous direct I/O outlives its holder (it completes on another thread), so it
+// pins the glock instead (DirectIoPin); exclusive holders and demotes wait for the pins
+// to drain, as Linux's truncate waits in inode_dio_wait().
 class Glock {
  public:
   Glock(GlockName name, const GlockOps* ops) : name_(name), ops_(ops) {}
@@ -68,11 +72,34 @@ class Glock {
  private:
   friend class GlockTable;
   friend class GlockHolder;
+  friend class DirectIoPin;
+  // With holders_ held exclusively, so no new pin can start.
+  void wait_for_direct_io();
   GlockName name_;
   const GlockOps* ops_;
   std::mutex state_mu_;  // guards cached_
   GlockMode cached_ = GlockMode::kUnlocked;
   std::shared_mutex holders_;
+  std::mutex pins_mu_;
+  std::condition_variable pins_drained_;
+  uint64_t direct_io_pins_ = 0;  // guarded by pins_mu_
+};
+
+// Keeps a glock's exclusive holders and demotes away while an asynchronous direct I/O
+// that started under a shared holder is in flight. Released from any thread.
+class DirectIoPin {
+ public:
+  DirectIoPin() = default;
+  DirectIoPin(DirectIoPin&& o) noexcept : gl_(o.gl_) { o.gl_ = nullptr; }
+  DirectIoPin& operator=(DirectIoPin&& o) noexcept;
+  DirectIoPin(const DirectIoPin&) = delete;
+  ~DirectIoPin() { release(); }
+  void release();
+
+ private:
+  friend class GlockHolder;
+  explicit DirectIoPin(Glock* gl) : gl_(gl) {}
+  Glock* gl_ = nullptr;
 };
 
 class GlockTable;
@@ -86,6 +113,8 @@ class GlockHolder {
   GlockHolder(const GlockHolder&) = delete;
   ~GlockHolder() { unlock(); }
   void unlock();
+  // A pin for direct I/O that continues after this holder unlocks (shared holders only).
+  DirectIoPin pin_direct_io();
 
  private:
   friend class GlockTable;

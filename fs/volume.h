@@ -12,7 +12,9 @@
 
 #include "fs/allocator.h"
 #include "fs/block_cache.h"
+#include "fs/buffer_pool.h"
 #include "fs/glock.h"
+#include "fs/io_queue.h"
 #include "fs/metadata_log.h"
 #include "fs/superblock.h"
 #include "fs/transaction.h"
@@ -42,6 +44,12 @@ struct Volume {
   // Serialises metadata changes and cache lookups of this node. Cluster-wide exclusion is
   // the glocks' job; this mutex only protects the in-memory structures.
   std::recursive_mutex meta_mu;
+  // Asynchronous data transfers (direct_io.cpp): made on first use, so tools that mount
+  // the core (fsck, tests) start no completion thread. The pool outlives the queue, whose
+  // transfers in flight hold its buffers.
+  BufferPool buffers;
+  std::once_flag io_once;
+  std::unique_ptr<IoQueue> io;
   std::function<void(const std::string&)> logger;  // one line per event; stderr by default
 
   void log_line(const std::string& line) const;

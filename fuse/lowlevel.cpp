@@ -10,7 +10,6 @@
 #include <cstring>
 #include <vector>
 
-#include "fs/aligned_buffer.h"
 #include "fuse/open_reply.h"
 
 namespace lunfs {
@@ -195,28 +194,26 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   if (fuse_reply_create(req, &e, fi) != 0) (void)fs(req).forget(a->ino, 1);
 }
 
+// Reads and writes complete on the core's I/O completion thread when they can go to the
+// LUN asynchronously (fs/direct_io.cpp), so this thread returns to the next request: a VM
+// at queue depth 32 keeps 32 transfers in flight with a handful of session threads.
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
-  // One reply buffer per thread, aligned, so the core reads straight into it (no bounce
-  // for block-aligned direct I/O) and no request pays for fresh memory.
-  thread_local AlignedBuffer buf;
-  if (buf.size() < size) buf = AlignedBuffer(std::max<size_t>(size, 1 << 20));
-  auto n = fs(req).read(to_ino(req, ino), static_cast<uint64_t>(off), buf.span().first(size));
-  if (!n) return reply_error(req, n.status());
-  fs(req).touch_atime(to_ino(req, ino));
-  fuse_reply_buf(req, reinterpret_cast<const char*>(buf.data()), *n);
+  fs(req).read_async(to_ino(req, ino), static_cast<uint64_t>(off), size,
+                     [req](Result<std::span<const std::byte>> data) {
+                       if (!data) return reply_error(req, data.status());
+                       fuse_reply_buf(req, reinterpret_cast<const char*>(data->data()), data->size());
+                     });
 }
 
 void op_write(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off_t off, fuse_file_info*) {
-  // libfuse 3.14 hands the data 80 bytes into its buffer; the core copies into aligned
-  // memory before any O_DIRECT write, so unaligned pointers are fine here.
-  auto n = fs(req).write(to_ino(req, ino), static_cast<uint64_t>(off),
-                         std::span(reinterpret_cast<const std::byte*>(data), size));
-  if (!n) return reply_error(req, n.status());
-  fuse_reply_write(req, *n);
+  // The core copies the data before op_write returns (libfuse reuses its buffer).
+  fs(req).write_async(to_ino(req, ino), static_cast<uint64_t>(off),
+                      std::span(reinterpret_cast<const std::byte*>(data), size), [req](Result<size_t> n) {
+                        if (!n) return reply_error(req, n.status());
+                        fuse_reply_write(req, *n);
+                      });
 }
 
-void op_flush(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
-void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
 
 void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info*) {
   reply_status(req, fs(req).fsync(to_ino(req, ino), datasync != 0));
@@ -287,7 +284,6 @@ void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_fil
 void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
   do_readdir(req, ino, size, off, true);
 }
-void op_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
 void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info*) {
   reply_status(req, fs(req).fsync(to_ino(req, ino), datasync != 0));
 }
@@ -376,13 +372,14 @@ fuse_lowlevel_ops make_ops() {
   o.create = op_create;
   o.read = op_read;
   o.write = op_write;
-  o.flush = op_flush;
-  o.release = op_release;
+  // No flush: lunfs keeps nothing per open file to write back at close, and a missing
+  // handler answers ENOSYS, after which the kernel stops sending FLUSH at all — one round
+  // trip less for every close (a file create is lookup, create, flush, release).
+  // No release/releasedir either: libfuse answers them itself.
   o.fsync = op_fsync;
   o.opendir = op_opendir;
   o.readdir = op_readdir;
   o.readdirplus = op_readdirplus;
-  o.releasedir = op_releasedir;
   o.fsyncdir = op_fsyncdir;
   o.statfs = op_statfs;
   o.setxattr = op_setxattr;

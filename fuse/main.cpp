@@ -124,6 +124,7 @@ int main(int argc, char** argv) {
       // The loop returns the signal that ended it: SIGTERM, SIGINT and SIGHUP are requests
       // for a clean unmount, not failures.
       int loop = fuse_session_loop_mt(se, cfg);
+      (*fs)->drain_io();  // replies of transfers still in flight go out while the session exists
       rc = loop == 0 || loop == SIGTERM || loop == SIGINT || loop == SIGHUP ? 0 : 1;
       fuse_loop_cfg_destroy(cfg);
       fuse_session_unmount(se);

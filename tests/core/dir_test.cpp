@@ -21,7 +21,7 @@ using testing::FsFixture;
 using testing::FsLayout;
 
 // 1 KiB blocks: 64 table pointers per block (initial depth 6), ~40 entries per leaf.
-constexpr FsLayout kSmallBlocks{.block_size = 1024};
+const FsLayout kSmallBlocks{.block_size = 1024};
 
 MountOptions depth_limit(uint32_t depth) {
   MountOptions mo;

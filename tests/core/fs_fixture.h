@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,15 +28,21 @@ struct FsLayout {
   uint32_t rgrp_mib = 32;
   bool journal = false;  // the slot's journal (timer off: commits are explicit) or WriteThroughLog
   bool faults = false;   // a FaultInjectingDevice over the memory device (crash())
+  // The device to format instead of a memory device of device_bytes (a LUN file, a wrapper).
+  std::function<std::unique_ptr<BlockDevice>()> make_device = {};
 };
 
 class FsFixture {
  public:
   // Formats and mounts; on failure `ok()` is false and the test should stop.
   explicit FsFixture(FsLayout layout, MountOptions mo = {}) : layout_(layout) {
-    memory_ = make_memory_device(layout.device_bytes);
-    if (layout.faults) fault_ = std::make_unique<FaultInjectingDevice>(*memory_);
-    dev_ = fault_ ? static_cast<BlockDevice*>(fault_.get()) : memory_.get();
+    base_ = layout.make_device ? layout.make_device() : make_memory_device(layout.device_bytes);
+    if (!base_) {
+      ADD_FAILURE() << "no device";
+      return;
+    }
+    if (layout.faults) fault_ = std::make_unique<FaultInjectingDevice>(*base_);
+    dev_ = fault_ ? static_cast<BlockDevice*>(fault_.get()) : base_.get();
     MkfsOptions o;
     o.cluster_name = "test";
     o.fs_name = "fs";
@@ -120,7 +127,7 @@ class FsFixture {
  private:
   FsLayout layout_;
   ondisk::Superblock sb_;
-  std::unique_ptr<BlockDevice> memory_;
+  std::unique_ptr<BlockDevice> base_;
   std::unique_ptr<FaultInjectingDevice> fault_;
   BlockDevice* dev_ = nullptr;
   std::unique_ptr<journal::Journal> journal_;

@@ -1,0 +1,118 @@
+// The asynchronous data path (FileSystem::read_async / write_async). A request that only
+// moves data between a buffer and blocks that are already mapped — a block-aligned read, or
+// an overwrite of written blocks inside the file, which is every request of a preallocated
+// VM image — is planned under the metadata mutex, handed to the device's IoQueue, and
+// answered from the queue's completion thread. Until then the request pins the inode's
+// glock (glock.h: DirectIoPin) so that truncate, punch and demotes wait for the transfer,
+// and owns a pooled buffer: FUSE's own buffer goes back to libfuse when the handler returns.
+// Every other request runs the synchronous read()/write() on the caller's thread.
+#include <cstring>
+
+#include "fs/bmap.h"
+#include "fs/filesystem.h"
+#include "fs/volume.h"
+
+namespace lunfs {
+
+using namespace ondisk;
+
+namespace {
+
+// A transfer in flight: the glock pin, the buffer and whom to tell. Deletes itself when done.
+template <typename Completion>
+class DirectTransfer final : public IoCompletion {
+ public:
+  DirectTransfer(DirectIoPin pin, BufferPool::Lease buffer, size_t length, Completion done)
+      : pin_(std::move(pin)), buffer_(std::move(buffer)), length_(length), done_(std::move(done)) {}
+
+  std::span<std::byte> buffer() { return buffer_.span(); }
+
+  void io_done(Status status) override {
+    pin_.release();  // the blocks are no longer in use: truncate may go on
+    if (!status) {
+      done_(status);
+    } else if constexpr (std::is_same_v<Completion, FileSystem::ReadCompletion>) {
+      done_(std::span<const std::byte>(buffer_.span().first(length_)));
+    } else {
+      done_(length_);
+    }
+    delete this;
+  }
+
+ private:
+  DirectIoPin pin_;
+  BufferPool::Lease buffer_;
+  const size_t length_;
+  Completion done_;
+};
+
+using DirectRead = DirectTransfer<FileSystem::ReadCompletion>;
+using DirectWrite = DirectTransfer<FileSystem::WriteCompletion>;
+
+}  // namespace
+
+IoQueue& FileSystem::io_queue() {
+  std::call_once(vol_->io_once, [this] { vol_->io = vol_->dev.make_io_queue(); });
+  return *vol_->io;
+}
+
+void FileSystem::drain_io() {
+  // Callers run when no request can start any more (the session threads have ended).
+  if (vol_->io) vol_->io->drain();
+}
+
+void FileSystem::read_async(uint64_t ino, uint64_t offset, size_t size, ReadCompletion done) {
+  auto gl = vol_->glocks.lock({GlockType::kInode, ino}, GlockMode::kShared);
+  if (!gl) return done(gl.status());
+  const uint32_t bs = vol_->bs;
+  DirectRead* op = nullptr;
+  std::vector<IoTransfer> reads;
+  {
+    std::lock_guard lock(vol_->meta_mu);
+    auto node = inode(ino);
+    const bool mapped = node && (*node)->is_reg() && ((*node)->d.flags & kInodeExtents) &&
+                        !((*node)->d.flags & kInodeInlineData);
+    if (mapped && size > 0 && offset % bs == 0 && offset < (*node)->d.size) {
+      const size_t length = static_cast<size_t>(std::min<uint64_t>(size, (*node)->d.size - offset));
+      const uint64_t nblocks = (length + bs - 1) / bs;
+      ExtentTree tree(*vol_, **node, nullptr);
+      if (auto segs = tree.map_range(offset / bs, nblocks)) {
+        op = new DirectRead(gl->pin_direct_io(), vol_->buffers.get(nblocks * bs), length, std::move(done));
+        reads = device_reads(*segs, offset / bs, bs, op->buffer());
+        note_access(**node);
+      }
+    }
+  }
+  gl->unlock();
+  if (op) return io_queue().submit(reads, *op);
+  // Not a plain mapped read (inline data, tail, damage...): the synchronous path, which
+  // also reports any error with its block.
+  BufferPool::Lease buffer = vol_->buffers.get(size);
+  auto n = read(ino, offset, buffer.span());
+  if (!n) return done(n.status());
+  touch_atime(ino);
+  done(std::span<const std::byte>(buffer.span().first(*n)));
+}
+
+void FileSystem::write_async(uint64_t ino, uint64_t offset, std::span<const std::byte> data, WriteCompletion done) {
+  auto gl = vol_->glocks.lock({GlockType::kInode, ino}, GlockMode::kShared);
+  if (!gl) return done(gl.status());
+  std::optional<std::vector<Segment>> overwrite;
+  if (vol_->check_writable() && !data.empty()) {
+    std::lock_guard lock(vol_->meta_mu);
+    auto node = regular_file(ino);
+    if (node) {
+      if (auto plan = plan_overwrite(**node, offset, data.size())) overwrite = std::move(*plan);
+    }
+  }
+  if (!overwrite) {
+    gl->unlock();
+    return done(write(ino, offset, data));
+  }
+  auto* op = new DirectWrite(gl->pin_direct_io(), vol_->buffers.get(data.size()), data.size(), std::move(done));
+  gl->unlock();
+  std::memcpy(op->buffer().data(), data.data(), data.size());
+  io_queue().submit(device_writes(*overwrite, offset / vol_->bs, vol_->bs, op->buffer()), *op);
+}
+
+}  // namespace lunfs

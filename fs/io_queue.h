@@ -1,0 +1,51 @@
+// Asynchronous block I/O for the data path. A VM at queue depth 32 sends 32 requests at
+// once; served by blocking pread/pwrite, each needs a daemon thread parked in the kernel,
+// and the daemon's ten threads capped the LUN's queue at ten (docs/performance.md). An
+// IoQueue takes a request's transfers, returns at once, and reports completion later, so
+// the thread that submitted goes back to the next FUSE request.
+//
+// FileBlockDevice serves it with Linux native AIO (io_submit, one completion thread); any
+// other device — memory devices, fault injectors — with the synchronous queue, which
+// completes inside submit(), so tests see the same faults on both paths.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include "fs/result.h"
+
+namespace lunfs {
+
+class BlockDevice;
+
+struct IoTransfer {
+  enum class Kind : uint8_t { kRead, kWrite } kind;
+  uint64_t offset;             // device bytes, aligned like BlockDevice I/O
+  std::span<std::byte> buf;    // aligned to kDirectIoMemoryAlignment; the device's until completion
+};
+
+// Told once per submit() call, when all of its transfers have finished (the first error, or
+// ok). Runs on the queue's completion thread, or inside submit() for synchronous queues, so
+// it must not take locks that a submitter may hold while submitting.
+class IoCompletion {
+ public:
+  virtual void io_done(Status status) = 0;
+
+ protected:
+  ~IoCompletion() = default;
+};
+
+class IoQueue {
+ public:
+  virtual ~IoQueue() = default;
+  // Starts the transfers; `done` must stay alive until its io_done() has been called.
+  virtual void submit(std::span<const IoTransfer> transfers, IoCompletion& done) = 0;
+  // Returns when every submitted batch has completed.
+  virtual void drain() = 0;
+};
+
+// Completes each batch inside submit() with the device's blocking read/write.
+std::unique_ptr<IoQueue> make_synchronous_io_queue(BlockDevice& dev);
+
+}  // namespace lunfs

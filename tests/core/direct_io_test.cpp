@@ -1,0 +1,357 @@
+// The asynchronous data path (fs/direct_io.cpp): read_async/write_async give the same bytes
+// and errors as read()/write() in every layout; a transfer in flight keeps truncate away
+// until it completes; and on a LUN file with O_DIRECT, many transfers from several threads
+// are in flight at once through Linux AIO and all land where they should.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <future>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "fs/buffer_pool.h"
+#include "fs_fixture.h"
+
+namespace lunfs {
+namespace {
+
+using testing::FsFixture;
+using testing::FsLayout;
+
+constexpr uint32_t kBs = 4096;
+
+std::vector<std::byte> pattern(size_t n, unsigned seed) {
+  std::vector<std::byte> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = static_cast<std::byte>((i * 31 + seed * 7 + i / kBs) & 0xff);
+  return v;
+}
+
+// read_async's answer, taken on whichever thread completes it.
+Result<std::vector<std::byte>> read_async(FileSystem& fs, uint64_t ino, uint64_t off, size_t size) {
+  std::promise<Result<std::vector<std::byte>>> p;
+  fs.read_async(ino, off, size, [&p](Result<std::span<const std::byte>> data) {
+    if (!data) return p.set_value(data.status());
+    p.set_value(std::vector<std::byte>(data->begin(), data->end()));
+  });
+  return p.get_future().get();
+}
+
+Result<size_t> write_async(FileSystem& fs, uint64_t ino, uint64_t off, std::span<const std::byte> data) {
+  std::promise<Result<size_t>> p;
+  fs.write_async(ino, off, data, [&p](Result<size_t> n) { p.set_value(std::move(n)); });
+  return p.get_future().get();
+}
+
+Result<std::vector<std::byte>> read_sync(FileSystem& fs, uint64_t ino, uint64_t off, size_t size) {
+  std::vector<std::byte> buf(size);
+  LUNFS_ASSIGN(size_t n, fs.read(ino, off, buf));
+  buf.resize(n);
+  return buf;
+}
+
+TEST(BufferPool, HandsOutAlignedBuffersAndReusesReturnedOnes) {
+  BufferPool pool;
+  std::byte* first = nullptr;
+  {
+    auto a = pool.get(3000);
+    EXPECT_EQ(a.span().size(), 3000u);
+    EXPECT_TRUE(is_aligned(a.span().data(), kDirectIoMemoryAlignment));
+    first = a.span().data();
+    auto b = pool.get(3000);
+    EXPECT_NE(b.span().data(), first) << "a buffer on loan is not lent twice";
+  }
+  auto again = pool.get(4096);  // same size class (4 KiB); the last one returned comes first
+  EXPECT_EQ(again.span().data(), first);
+  auto big = pool.get(3 << 20);  // beyond the largest class: its own allocation
+  EXPECT_EQ(big.span().size(), size_t{3} << 20);
+  EXPECT_TRUE(is_aligned(big.span().data(), kDirectIoMemoryAlignment));
+}
+
+TEST(DirectIo, AsyncReadsGiveTheBytesOfSynchronousReadsInEveryLayout) {
+  FsFixture f(FsLayout{});
+  ASSERT_TRUE(f.ok());
+  FileSystem& fs = f.fs();
+  // tiny: inline data; image: written blocks, a hole, an unwritten (preallocated) range, a
+  // partial tail block.
+  uint64_t tiny = f.mkfile(f.root(), "tiny");
+  ASSERT_TRUE(fs.write(tiny, 0, pattern(100, 1)));
+  uint64_t image = f.mkfile(f.root(), "image");
+  ASSERT_TRUE(fs.write(image, 0, pattern(8 * kBs, 2)));
+  ASSERT_TRUE(fs.fallocate(image, 0, 16 * kBs, 8 * kBs));
+  ASSERT_TRUE(fs.write(image, 24 * kBs, pattern(3 * kBs + 123, 3)));
+  for (uint64_t ino : {tiny, image}) {
+    for (uint64_t off : {uint64_t{0}, uint64_t{kBs}, uint64_t{6 * kBs}, uint64_t{15 * kBs}, uint64_t{20 * kBs},
+                         uint64_t{26 * kBs}, uint64_t{27 * kBs}, uint64_t{50}, uint64_t{kBs + 7}, uint64_t{40 * kBs}}) {
+      for (size_t size : {size_t{kBs}, size_t{3 * kBs}, size_t{100}, size_t{1 << 20}}) {
+        auto want = read_sync(fs, ino, off, size);
+        auto got = read_async(fs, ino, off, size);
+        ASSERT_TRUE(want && got) << off << "+" << size;
+        EXPECT_EQ(*got, *want) << "ino " << ino << " at " << off << "+" << size;
+      }
+    }
+  }
+  auto dir = read_async(fs, f.root(), 0, kBs);
+  EXPECT_EQ(dir.err(), EISDIR);
+  const int bad_inode_error = read_sync(fs, 999999, 0, kBs).err();  // not an inode block
+  EXPECT_NE(bad_inode_error, 0);
+  EXPECT_EQ(read_async(fs, 999999, 0, kBs).err(), bad_inode_error);
+  f.expect_clean();
+}
+
+TEST(DirectIo, AsyncReadsUpdateAtimeByRelatime) {
+  FsFixture f(FsLayout{});
+  ASSERT_TRUE(f.ok());
+  FileSystem& fs = f.fs();
+  uint64_t ino = f.mkfile(f.root(), "image");
+  ASSERT_TRUE(fs.write(ino, 0, pattern(4 * kBs, 4)));
+  SetAttr old_atime;
+  old_atime.atime = ondisk::Timespec{1000, 0};
+  ASSERT_TRUE(fs.setattr(ino, old_atime));
+  ASSERT_TRUE(read_async(fs, ino, 0, kBs));
+  auto a = fs.getattr(ino);
+  ASSERT_TRUE(a);
+  EXPECT_GT(a->atime.sec, 1000) << "an atime older than mtime moves on a read (relatime)";
+  f.expect_clean();
+}
+
+TEST(DirectIo, AsyncWritesOverwriteInPlaceAndEverythingElseTakesTheSynchronousPath) {
+  FsFixture f(FsLayout{});
+  ASSERT_TRUE(f.ok());
+  FileSystem& fs = f.fs();
+  uint64_t ino = f.mkfile(f.root(), "image");
+  ASSERT_TRUE(fs.write(ino, 0, pattern(8 * kBs, 5)));
+  auto before = fs.extents(ino);
+  ASSERT_TRUE(before);
+  auto over = pattern(2 * kBs, 6);
+  auto n = write_async(fs, ino, 2 * kBs, over);
+  ASSERT_TRUE(n);
+  EXPECT_EQ(*n, over.size());
+  auto after = fs.extents(ino);
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->size(), before->size()) << "an overwrite allocates nothing";
+  // Writes that must allocate, extend or read-modify-write: a hole, past the end, unaligned.
+  auto tail = pattern(kBs, 7), odd = pattern(333, 8);
+  ASSERT_TRUE(write_async(fs, ino, 12 * kBs, tail));
+  ASSERT_TRUE(write_async(fs, ino, kBs + 5, odd));
+  std::vector<std::byte> want = pattern(8 * kBs, 5);
+  std::memcpy(want.data() + 2 * kBs, over.data(), over.size());
+  std::memcpy(want.data() + kBs + 5, odd.data(), odd.size());
+  want.resize(13 * kBs, std::byte{0});
+  std::memcpy(want.data() + 12 * kBs, tail.data(), tail.size());
+  auto got = read_async(fs, ino, 0, want.size() + kBs);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(*got, want);
+  EXPECT_EQ(write_async(fs, f.root(), 0, tail).err(), EISDIR);
+  f.expect_clean();
+}
+
+TEST(DirectIo, AsyncWritesOnAReadOnlyMountFailWithErofs) {
+  FsFixture f(FsLayout{});
+  ASSERT_TRUE(f.ok());
+  uint64_t ino = f.mkfile(f.root(), "image");
+  ASSERT_TRUE(f.fs().write(ino, 0, pattern(2 * kBs, 9)));
+  ASSERT_TRUE(f.fs().unmount());
+  MountOptions ro;
+  ro.read_only = true;
+  f.mount(ro);
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(write_async(f.fs(), ino, 0, pattern(kBs, 10)).err(), EROFS);
+  auto got = read_async(f.fs(), ino, 0, 2 * kBs);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(*got, pattern(2 * kBs, 9));
+}
+
+// A device whose asynchronous transfers wait at a gate until the test opens it.
+class GatedDevice final : public BlockDevice {
+ public:
+  explicit GatedDevice(std::unique_ptr<BlockDevice> inner) : inner_(std::move(inner)) {}
+  uint64_t size_bytes() const override { return inner_->size_bytes(); }
+  uint32_t io_alignment() const override { return inner_->io_alignment(); }
+  Status read(uint64_t o, std::span<std::byte> b) override { return inner_->read(o, b); }
+  Status write(uint64_t o, std::span<const std::byte> b) override { return inner_->write(o, b); }
+  Status flush() override { return inner_->flush(); }
+  std::string describe() const override { return "gated " + inner_->describe(); }
+  std::unique_ptr<IoQueue> make_io_queue() override { return std::make_unique<Queue>(*this); }
+
+  size_t waiting() {
+    std::lock_guard lock(mu_);
+    return held_.size();
+  }
+  // Runs every held batch, then lets later ones through at once.
+  void open() {
+    std::vector<Held> batches;
+    {
+      std::lock_guard lock(mu_);
+      open_ = true;
+      batches.swap(held_);
+    }
+    for (auto& h : batches) run(h);
+  }
+
+ private:
+  struct Held {
+    std::vector<IoTransfer> transfers;
+    IoCompletion* done;
+  };
+  struct Queue final : IoQueue {
+    explicit Queue(GatedDevice& d) : dev(d) {}
+    void submit(std::span<const IoTransfer> t, IoCompletion& done) override {
+      Held h{{t.begin(), t.end()}, &done};
+      {
+        std::lock_guard lock(dev.mu_);
+        if (!dev.open_) return dev.held_.push_back(std::move(h));
+      }
+      dev.run(h);
+    }
+    void drain() override {}
+    GatedDevice& dev;
+  };
+  void run(Held& h) {
+    Status st;
+    for (auto& t : h.transfers) {
+      Status s = t.kind == IoTransfer::Kind::kRead ? inner_->read(t.offset, t.buf) : inner_->write(t.offset, t.buf);
+      if (!s && st) st = s;
+    }
+    h.done->io_done(st);
+  }
+
+  std::unique_ptr<BlockDevice> inner_;
+  std::mutex mu_;
+  bool open_ = false;
+  std::vector<Held> held_;
+};
+
+TEST(DirectIo, TruncateWaitsForTheTransfersInFlightOnItsFile) {
+  GatedDevice* gate = nullptr;
+  FsLayout layout;
+  layout.make_device = [&gate] {
+    auto d = std::make_unique<GatedDevice>(make_memory_device(uint64_t{512} << 20));
+    gate = d.get();
+    return d;
+  };
+  FsFixture f(layout);
+  ASSERT_TRUE(f.ok());
+  FileSystem& fs = f.fs();
+  uint64_t ino = f.mkfile(f.root(), "image");
+  ASSERT_TRUE(fs.write(ino, 0, pattern(8 * kBs, 11)));
+  // A read and an overwrite in flight, held at the gate.
+  std::atomic<int> completed{0};
+  std::vector<std::byte> read_back;
+  fs.read_async(ino, 0, 4 * kBs, [&](Result<std::span<const std::byte>> d) {
+    if (d) read_back.assign(d->begin(), d->end());
+    completed++;
+  });
+  auto over = pattern(4 * kBs, 12);
+  fs.write_async(ino, 4 * kBs, over, [&](Result<size_t> n) {
+    EXPECT_TRUE(n);
+    completed++;
+  });
+  ASSERT_EQ(gate->waiting(), 2u);
+  EXPECT_EQ(completed, 0);
+  // Truncate must not free the blocks under them: it waits for the gate.
+  std::atomic<bool> truncated{false};
+  std::thread truncater([&] {
+    SetAttr c;
+    c.size = 0;
+    EXPECT_TRUE(fs.setattr(ino, c));
+    truncated = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_FALSE(truncated) << "truncate went on while transfers to its blocks were in flight";
+  // Other files are not held up.
+  uint64_t other = f.mkfile(f.root(), "other");
+  EXPECT_TRUE(fs.write(other, 0, pattern(kBs, 13)));
+  gate->open();
+  truncater.join();
+  EXPECT_TRUE(truncated);
+  EXPECT_EQ(completed, 2);
+  EXPECT_EQ(read_back, pattern(4 * kBs, 11));
+  auto a = fs.getattr(ino);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->size, 0u);
+  f.expect_clean();
+}
+
+// A LUN file on a disk file system (O_DIRECT: Linux AIO); /tmp may be tmpfs.
+std::string lun_path() {
+  char templ[] = "/var/tmp/lunfs-direct-io-XXXXXX";
+  int fd = mkstemp(templ);
+  if (fd < 0) return {};
+  bool sized = ftruncate(fd, off_t{256} << 20) == 0;
+  close(fd);
+  return sized ? templ : "";
+}
+
+TEST(DirectIo, ManyTransfersFromManyThreadsInFlightOnALunFile) {
+  const std::string path = lun_path();
+  ASSERT_FALSE(path.empty()) << "cannot create a LUN file in /var/tmp";
+  struct Unlink {
+    std::string p;
+    ~Unlink() { unlink(p.c_str()); }
+  } cleanup{path};
+  bool direct = false;
+  FsLayout layout;
+  layout.make_device = [&]() -> std::unique_ptr<BlockDevice> {
+    auto d = FileBlockDevice::open(path);
+    if (!d) return nullptr;
+    direct = (*d)->direct_io();
+    return std::move(*d);
+  };
+  FsFixture f(layout);
+  ASSERT_TRUE(f.ok());
+  if (!direct) GTEST_SKIP() << "/var/tmp refuses O_DIRECT: no asynchronous path to test";
+  FileSystem& fs = f.fs();
+  constexpr int kThreads = 4, kBlocksPerThread = 256;
+  uint64_t ino = f.mkfile(f.root(), "image");
+  ASSERT_TRUE(fs.write(ino, 0, std::vector<std::byte>(size_t{kThreads} * kBlocksPerThread * kBs)));
+
+  // Every thread submits all of its writes before waiting for any: hundreds in flight.
+  std::atomic<int> done{0}, failed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kBlocksPerThread; ++i) {
+        const uint64_t block = uint64_t(i) * kThreads + t;  // interleaved across threads
+        fs.write_async(ino, block * kBs, pattern(kBs, unsigned(block)), [&](Result<size_t> n) {
+          if (!n || *n != kBs) failed++;
+          done++;
+        });
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  fs.drain_io();
+  EXPECT_EQ(done, kThreads * kBlocksPerThread);
+  EXPECT_EQ(failed, 0);
+
+  // Reads in flight together too; each lands in its own buffer.
+  std::mutex mu;
+  std::vector<std::vector<std::byte>> got(kThreads * kBlocksPerThread);
+  for (uint64_t block = 0; block < got.size(); ++block) {
+    fs.read_async(ino, block * kBs, kBs, [&, block](Result<std::span<const std::byte>> d) {
+      std::lock_guard lock(mu);
+      if (d) got[block].assign(d->begin(), d->end());
+    });
+  }
+  fs.drain_io();
+  for (uint64_t block = 0; block < got.size(); ++block) {
+    ASSERT_EQ(got[block], pattern(kBs, unsigned(block))) << "block " << block;
+  }
+  // And the synchronous path sees the same file, after a remount.
+  ASSERT_TRUE(fs.unmount());
+  f.mount();
+  ASSERT_TRUE(f.ok());
+  auto all = read_sync(f.fs(), ino, 5 * kBs, kBs);
+  ASSERT_TRUE(all);
+  EXPECT_EQ(*all, pattern(kBs, 5));
+  f.expect_clean();
+}
+
+}  // namespace
+}  // namespace lunfs
