@@ -4,9 +4,13 @@
 //
 // Overwrites of fully allocated, written, whole blocks inside the file run outside the
 // metadata mutex (under the inode glock, shared), so concurrent direct I/O to a VM image
-// proceeds in parallel. Everything else — allocation, unwritten-extent conversion,
-// partial blocks, size changes — runs under the metadata mutex in a transaction, and the
-// data is written before the transaction is submitted (the journal's ordered-data rule).
+// proceeds in parallel. Other whole-block writes (allocating, unwritten-converting,
+// extending: a thin VM image's first pass) hold the mutex only for their metadata, in two
+// transactions around the data transfer: the first maps the holes as unwritten extents,
+// the second, after the data is on the device, marks the range written and grows the
+// size (ext4's direct-I/O scheme; docs/core.md). Partial blocks and inline data run under
+// the mutex in one transaction, the data written before it is submitted (the journal's
+// ordered-data rule).
 #include <algorithm>
 #include <cstring>
 
@@ -115,7 +119,7 @@ Result<size_t> FileSystem::write(uint64_t ino, uint64_t offset, std::span<const 
     std::unique_lock lock(vol_->meta_mu);
     LUNFS_ASSIGN(auto node, regular_file(ino));
     LUNFS_ASSIGN(auto overwrite, plan_overwrite(*node, offset, buf.size()));
-    if (!overwrite) return write_locked(*node, offset, buf);
+    if (!overwrite) return write_locked(lock, *node, offset, buf);
     segs = std::move(*overwrite);
   }
   // A pure overwrite runs outside the mutex. FUSE hands write data at an unaligned
@@ -177,20 +181,34 @@ Status FileSystem::allocate_range(Transaction& txn, CoreInode& node, uint64_t fi
   return Status::ok();
 }
 
-Result<size_t> FileSystem::write_locked(CoreInode& node, uint64_t offset, std::span<const std::byte> buf) {
+Status FileSystem::ensure_extent_layout(Transaction& txn, CoreInode& node) {
+  if (node.d.flags & kInodeInlineData) return unpack_inline(txn, node);
+  if (!(node.d.flags & kInodeExtents)) return ExtentTree(*vol_, node, &txn).clear_nodes();
+  return Status::ok();
+}
+
+Status FileSystem::mark_written(ExtentTree& tree, uint64_t first, uint64_t count) {
+  LUNFS_ASSIGN(auto segs, tree.map_range(first, count));
+  for (const Segment& s : segs) {
+    if (!s.unwritten) continue;
+    LUNFS_TRY(tree.remove(s.logical, s.length, nullptr));
+    LUNFS_TRY(tree.insert({s.logical, s.physical, static_cast<uint32_t>(s.length), 0}));
+  }
+  return Status::ok();
+}
+
+Result<size_t> FileSystem::write_locked(std::unique_lock<std::recursive_mutex>& lock, CoreInode& node,
+                                        uint64_t offset, std::span<const std::byte> buf) {
   const uint64_t bs = vol_->bs;
   Inode& d = node.d;
   const uint64_t end = offset + buf.size();
   const bool can_inline = end <= inode_content_capacity(vol_->bs) &&
                           ((d.flags & kInodeInlineData) || (!(d.flags & kInodeExtents) && d.size == 0));
   if (can_inline) return write_inline(node, offset, buf);
+  if (offset % bs == 0 && buf.size() % bs == 0) return write_whole_blocks(lock, node, offset, buf);
 
   auto txn = vol_->begin();
-  if (d.flags & kInodeInlineData) {
-    LUNFS_TRY(unpack_inline(*txn, node));
-  } else if (!(d.flags & kInodeExtents)) {
-    LUNFS_TRY(ExtentTree(*vol_, node, txn.get()).clear_nodes());
-  }
+  LUNFS_TRY(ensure_extent_layout(*txn, node));
   const uint64_t first = offset / bs, last = (end - 1) / bs;
   const uint64_t count = last - first + 1;
   ExtentTree tree(*vol_, node, txn.get());
@@ -223,14 +241,48 @@ Result<size_t> FileSystem::write_locked(CoreInode& node, uint64_t offset, std::s
   for (const Segment& s : segs) {
     LUNFS_TRY(vol_->dev.write(s.physical * bs, bounce.subspan((s.logical - first) * bs, s.length * bs)));
   }
-  // Unwritten extents under the write now hold data.
-  for (const Segment& s : segs) {
-    if (!s.unwritten) continue;
-    LUNFS_TRY(tree.remove(s.logical, s.length, nullptr));
-    LUNFS_TRY(tree.insert({s.logical, s.physical, static_cast<uint32_t>(s.length), 0}));
-  }
+  LUNFS_TRY(mark_written(tree, first, count));
   d.size = std::max(d.size, end);
   d.mtime = d.ctime = now_timespec();
+  node.dirty(*txn);
+  LUNFS_TRY(txn->commit());
+  return buf.size();
+}
+
+Result<size_t> FileSystem::write_whole_blocks(std::unique_lock<std::recursive_mutex>& lock, CoreInode& node,
+                                              uint64_t offset, std::span<const std::byte> buf) {
+  const uint64_t bs = vol_->bs;
+  const uint64_t first = offset / bs, count = buf.size() / bs;
+  std::vector<Segment> segs;
+  {
+    // Transaction 1: the holes become unwritten extents, which read as zeros until
+    // transaction 2, so neither a concurrent reader nor a crash can see what the newly
+    // allocated blocks held before.
+    auto txn = vol_->begin();
+    LUNFS_TRY(ensure_extent_layout(*txn, node));
+    ExtentTree tree(*vol_, node, txn.get());
+    LUNFS_ASSIGN(segs, tree.map_range(first, count));
+    if (std::any_of(segs.begin(), segs.end(), [](const Segment& s) { return s.physical == 0; })) {
+      LUNFS_TRY(allocate_range(*txn, node, first, count, true));
+      LUNFS_ASSIGN(segs, tree.map_range(first, count));
+    }
+    LUNFS_TRY(txn->commit());
+  }
+  // The data moves outside the mutex. The inode glock, held shared, keeps truncate and
+  // punch (exclusive) away, so the mapping stays valid; a failure here leaves unwritten
+  // extents, as fallocate would.
+  lock.unlock();
+  std::span<std::byte> bounce = scratch_buffer(buf.size());
+  std::memcpy(bounce.data(), buf.data(), buf.size());
+  for (const IoTransfer& t : device_writes(segs, first, bs, bounce)) LUNFS_TRY(vol_->dev.write(t.offset, t.buf));
+  lock.lock();
+  // Transaction 2, submitted after the data writes completed (ordered data): the range
+  // now holds data, and the size covers it.
+  auto txn = vol_->begin();
+  ExtentTree tree(*vol_, node, txn.get());
+  LUNFS_TRY(mark_written(tree, first, count));
+  node.d.size = std::max(node.d.size, offset + buf.size());
+  node.d.mtime = node.d.ctime = now_timespec();
   node.dirty(*txn);
   LUNFS_TRY(txn->commit());
   return buf.size();

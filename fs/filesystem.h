@@ -27,6 +27,7 @@
 namespace lunfs {
 
 class Directory;
+class ExtentTree;
 struct Volume;
 struct Segment;
 class IoQueue;
@@ -184,7 +185,16 @@ class FileSystem {
   Status zero_range_on_disk(CoreInode& node, uint64_t offset, uint64_t length);
   Status unpack_inline(Transaction& txn, CoreInode& node);
   Status write_times(CoreInode& node);
-  Result<size_t> write_locked(CoreInode& node, uint64_t offset, std::span<const std::byte> buf);
+  // The writes that change metadata; called with meta_mu held through `lock`, which
+  // write_whole_blocks releases while the data moves.
+  Result<size_t> write_locked(std::unique_lock<std::recursive_mutex>& lock, CoreInode& node, uint64_t offset,
+                              std::span<const std::byte> buf);
+  Result<size_t> write_whole_blocks(std::unique_lock<std::recursive_mutex>& lock, CoreInode& node, uint64_t offset,
+                                    std::span<const std::byte> buf);
+  // Inline or layout-less files get an extent tree.
+  Status ensure_extent_layout(Transaction& txn, CoreInode& node);
+  // Unwritten extents in logical blocks [first, first+count) become written.
+  Status mark_written(ExtentTree& tree, uint64_t first, uint64_t count);
   Result<size_t> write_inline(CoreInode& node, uint64_t offset, std::span<const std::byte> buf);
   // Allocates the holes in logical blocks [first, first+count) (unwritten: preallocation).
   Status allocate_range(Transaction& txn, CoreInode& node, uint64_t first, uint64_t count, bool unwritten);

@@ -17,12 +17,12 @@
 #include <string>
 #include <vector>
 
+#include "bench/support/bench_lun.h"
 #include "fs/block_device.h"
 #include "fs/filesystem.h"
 #include "fs/glock.h"
 #include "fs/metadata_log.h"
 #include "journal/journal.h"
-#include "mkfs/formatter.h"
 
 namespace lunfs {
 namespace {
@@ -36,28 +36,15 @@ struct Args {
   int rounds = 3;
 };
 
-void die(const std::string& what, const Status& st) {
-  std::fprintf(stderr, "metadata_journal_bench: %s: %s\n", what.c_str(), st.to_string().c_str());
-  std::exit(1);
-}
-
-template <typename T>
-T must(Result<T> r, const std::string& what) {
-  if (!r) die(what, r.status());
-  return std::move(r).value();
-}
+using bench::die;
+using bench::must;
 
 const char* const kPhases[] = {"create", "stat", "write 4 KiB + fsync", "unlink"};
 
 // Runs the phases on a freshly formatted LUN; returns ops/s per phase.
 std::vector<double> run_round(const Args& a, bool journaled) {
   auto dev = must(FileBlockDevice::open(a.path), "open " + a.path);
-  MkfsOptions mo;
-  mo.cluster_name = "bench";
-  mo.fs_name = "meta";
-  mo.journals = 2;
-  auto sb = must(plan_filesystem(*dev, mo), "mkfs");
-  if (auto st = write_filesystem(*dev, sb); !st) die("mkfs", st);
+  const ondisk::Superblock sb = bench::format_lun(*dev, "meta");
   std::unique_ptr<MetadataLog> log;
   if (journaled) {
     log = must(journal::Journal::open(*dev, sb, 0), "journal");  // default 5 s timer, as mounted

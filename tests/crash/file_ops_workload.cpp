@@ -8,9 +8,11 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <thread>
 
 #include "fs/aligned_buffer.h"
 #include "tests/crash/fs_workload_support.h"
+#include "tests/crash/held_write_device.h"
 
 namespace lunfs::crash {
 
@@ -159,7 +161,10 @@ class Generator {
         size_[op.file] = 0;
       } else {
         op.file = live_[rng_() % live_.size()];
+        const uint64_t size_before = size_[op.file];
         pick(op);
+        op.begun_early = mix_.early_percent != 0 && may_begin_early(op, size_before, ops) &&
+                         rng_() % 100 < mix_.early_percent;
       }
       if (rng_() % 100 < mix_.sync_percent || ops.size() + 1 == count) choose_sync(op);
       ops.push_back(op);
@@ -226,6 +231,17 @@ class Generator {
         live_.erase(std::find(live_.begin(), live_.end(), op.file));
         break;
     }
+  }
+
+  // The early write's data transfer must run outside the metadata mutex, which the op
+  // ahead of it needs: a block-aligned write to a file past inline size (no inline data to
+  // move under the mutex). It holds its file's glock shared meanwhile, so the op ahead may
+  // only be another write if it is on the same file (truncate, fallocate and punch take
+  // the glock exclusive).
+  static bool may_begin_early(const FileOp& op, uint64_t size_before, const std::vector<FileOp>& ops) {
+    if (op.kind != FileOp::Kind::kWrite || op.offset % kBlock || op.length % kBlock || size_before < kBlock) return false;
+    if (ops.empty() || ops.back().begun_early) return false;
+    return ops.back().file != op.file || ops.back().kind == FileOp::Kind::kWrite;
   }
 
   void choose_sync(FileOp& op) {
@@ -450,18 +466,49 @@ Scenario file_ops_scenario(std::string name, std::vector<FileOp> ops, std::strin
         return error(EINVAL, "free space does not hold the fill marker");
       }
     }
-    return with_mount(dev, sb, [&](FileSystem& fs) -> Status {
+    HeldWriteDevice held(dev);
+    return with_mount(held, sb, [&](FileSystem& fs) -> Status {
       std::map<uint32_t, uint64_t> inos;
+      auto failed = [&](uint64_t k, const Status& st) {
+        const FileOp& op = (*shared_ops)[k - 1];
+        std::string history;  // what the file went through, for the report
+        for (uint64_t i = 1; i < k; ++i) {
+          if ((*shared_ops)[i - 1].file == op.file) history += "; op " + std::to_string(i) + ": " + (*shared_ops)[i - 1].describe();
+        }
+        return error(st.err(), "op " + std::to_string(k) + " (" + op.describe() + "): " + st.message() + history);
+      };
       for (uint64_t k = 1; k <= shared_ops->size(); ++k) {
         const FileOp& op = (*shared_ops)[k - 1];
-        if (auto st = run_op(fs, inos, op, k); !st) {
-          std::string history;  // what the file went through, for the report
-          for (uint64_t i = 1; i < k; ++i) {
-            if ((*shared_ops)[i - 1].file == op.file) history += "; op " + std::to_string(i) + ": " + (*shared_ops)[i - 1].describe();
+        if (op.begun_early) continue;  // ran with the op ahead of it
+        const bool early_next = k < shared_ops->size() && (*shared_ops)[k].begun_early;
+        Status early_status;
+        std::thread early;
+        if (early_next) {
+          // Op k+1 starts first; its data write waits in the device until op k is done.
+          held.arm();
+          early = std::thread([&fs, &held, &early_status, &shared_ops, k, ids = inos]() mutable {
+            early_status = run_op(fs, ids, (*shared_ops)[k], k + 1);
+            held.finished();
+          });
+          if (!held.wait_until_held()) {
+            early.join();
+            return failed(k + 1, early_status ? error(EIO, "the write finished without writing data") : early_status);
           }
-          return error(st.err(), "op " + std::to_string(k) + " (" + op.describe() + "): " + st.message() + history);
+        }
+        if (auto st = run_op(fs, inos, op, k); !st) {
+          if (early_next) {
+            held.release();
+            early.join();
+          }
+          return failed(k, st);
         }
         if (op.sync != FileOp::Sync::kNone) dev.mark(k);
+        if (!early_next) continue;
+        held.release();
+        early.join();
+        if (held.timed_out()) return failed(k + 1, error(EDEADLK, "its data write was held inside the metadata mutex"));
+        if (!early_status) return failed(k + 1, early_status);
+        if ((*shared_ops)[k].sync != FileOp::Sync::kNone) dev.mark(k + 1);
       }
       for (const auto& [file, ino] : inos) LUNFS_TRY(fs.forget(ino, 1));
       return Status::ok();

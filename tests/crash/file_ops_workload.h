@@ -28,6 +28,9 @@ struct FileOp {
   uint64_t offset = 0, length = 0;  // multiples of kChunk; truncate: the new size in offset
   bool keep_size = false;          // fallocate, zero range
   Sync sync = Sync::kNone;         // after the operation; a sync acknowledges every op so far
+  // A block-aligned write that starts before the op ahead of it and whose data reaches the
+  // device only after that op (and its sync) is done: two writers in flight at once.
+  bool begun_early = false;
   std::string describe() const;
 };
 
@@ -37,6 +40,7 @@ struct FileOpsMix {
   uint32_t live_files = 3;
   uint64_t max_size = 256 * 1024;
   uint32_t sync_percent = 50;  // chance that an op is followed by a sync
+  uint32_t early_percent = 0;  // chance that a write that may begin early does (FileOp::begun_early)
 };
 
 std::vector<FileOp> generate_file_ops(const FileOpsMix& mix, uint64_t ops, uint64_t seed);

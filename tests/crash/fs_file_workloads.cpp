@@ -1,4 +1,5 @@
-// The fallocate and stale-data workloads: two mixes of the random file-operation engine.
+// The fallocate, stale-data and concurrent-writes workloads: mixes of the random
+// file-operation engine.
 #include "tests/crash/file_ops_workload.h"
 #include "tests/crash/fs_workloads.h"
 
@@ -31,6 +32,21 @@ Scenario stale_data_scenario(uint64_t ops) {
   mix.max_size = 256 * 1024;
   mix.sync_percent = 40;
   return file_ops_scenario("stale data exposure", generate_file_ops(mix, ops, 5), "STALE-DISK-DATA!");
+}
+
+Scenario concurrent_writes_scenario(uint64_t ops) {
+  FileOpsMix mix;
+  mix.write = 60;  // thin-image filling: holes, appends, unwritten extents converted
+  mix.fallocate = 12;
+  mix.punch = 6;
+  mix.zero_range = 4;
+  mix.truncate = 6;
+  mix.churn = 12;  // freed blocks hold other files' data when they are reused
+  mix.live_files = 3;
+  mix.max_size = 256 * 1024;
+  mix.sync_percent = 50;
+  mix.early_percent = 70;
+  return file_ops_scenario("concurrent allocating writes", generate_file_ops(mix, ops, 9), "STALE-DISK-DATA!");
 }
 
 }  // namespace lunfs::crash

@@ -25,5 +25,10 @@ Scenario xattr_scenario(uint64_t ops);
 // Free space holds a marker before mkfs; allocating writes, unwritten conversion and
 // blocks freed by deleted files and reused: no file may ever show a byte it did not own.
 Scenario stale_data_scenario(uint64_t ops);
+// Allocating writes in flight two at a time: a block-aligned write's data reaches the disk
+// only after the op ahead of it (often another write to the same file) and its sync,
+// between the write's two transactions; nothing stale or foreign may show, and sizes never
+// run ahead of data.
+Scenario concurrent_writes_scenario(uint64_t ops);
 
 }  // namespace lunfs::crash
