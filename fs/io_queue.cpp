@@ -12,15 +12,7 @@ class SynchronousIoQueue final : public IoQueue {
   explicit SynchronousIoQueue(BlockDevice& dev) : dev_(dev) {}
 
   void submit(std::span<const IoTransfer> transfers, IoCompletion& done) override {
-    Status first;
-    for (const IoTransfer& t : transfers) {
-      Status st = t.kind == IoTransfer::Kind::kRead ? dev_.read(t.offset, t.buf) : dev_.write(t.offset, t.buf);
-      if (!st) {
-        first = st;
-        break;
-      }
-    }
-    done.io_done(first);
+    done.io_done(run_transfers(dev_, transfers));
   }
 
   void drain() override {}
@@ -30,6 +22,13 @@ class SynchronousIoQueue final : public IoQueue {
 };
 
 }  // namespace
+
+Status run_transfers(BlockDevice& dev, std::span<const IoTransfer> transfers) {
+  for (const IoTransfer& t : transfers) {
+    LUNFS_TRY(t.kind == IoTransfer::Kind::kRead ? dev.read(t.offset, t.buf) : dev.write(t.offset, t.buf));
+  }
+  return Status::ok();
+}
 
 std::unique_ptr<IoQueue> make_synchronous_io_queue(BlockDevice& dev) {
   return std::make_unique<SynchronousIoQueue>(dev);

@@ -48,4 +48,7 @@ class IoQueue {
 // Completes each batch inside submit() with the device's blocking read/write.
 std::unique_ptr<IoQueue> make_synchronous_io_queue(BlockDevice& dev);
 
+// The transfers one after the other with the device's blocking read/write; the first error.
+Status run_transfers(BlockDevice& dev, std::span<const IoTransfer> transfers);
+
 }  // namespace lunfs
