@@ -24,8 +24,13 @@ bool mergeable(const Extent& a, const Extent& b) {
 Result<ExtentNode> ExtentTree::read_node(uint64_t blocknr) {
   auto img = txn_ ? txn_->read(blocknr) : vol_.cache.get(blocknr);
   if (!img) return img.status();
+  if (auto known = vol_.extent_nodes.find(blocknr, *img, ino_.ino())) return std::move(*known);
   auto node = decode_extent_node((*img)->span(), blocknr, vol_.sb.csum_seed, ino_.ino(), vol_.g);
-  if (!node) vol_.log_line("lunfs: inode " + std::to_string(ino_.ino()) + ": " + node.status().message());
+  if (!node) {
+    vol_.log_line("lunfs: inode " + std::to_string(ino_.ino()) + ": " + node.status().message());
+    return node;
+  }
+  vol_.extent_nodes.remember(blocknr, *img, ino_.ino(), *node);
   return node;
 }
 

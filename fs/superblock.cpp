@@ -73,6 +73,7 @@ Result<Geometry> Geometry::compute(uint32_t block_size, uint64_t block_count,
   }
   if (count > UINT32_MAX) return error(EFBIG, "too many resource groups");
   g.rgrp_count = static_cast<uint32_t>(count);
+  g.full_rgrp_data_offset = static_cast<uint32_t>(g.rgrp(0).first_data - g.rgrp_start);
   return g;
 }
 
@@ -97,6 +98,10 @@ int64_t Geometry::rgrp_of(uint64_t block) const {
   if (block < rgrp_start || rgrp_count == 0) return -1;
   uint64_t index = (block - rgrp_start) / rgrp_blocks;
   if (index >= rgrp_count) return -1;
+  if (index + 1 < rgrp_count) {
+    const uint64_t header = rgrp_start + index * rgrp_blocks;
+    return block >= header + full_rgrp_data_offset ? static_cast<int64_t>(index) : -1;
+  }
   RgrpLocation r = rgrp(static_cast<uint32_t>(index));
   if (block < r.first_data || block >= r.first_data + r.data_blocks) return -1;
   return static_cast<int64_t>(index);

@@ -56,6 +56,9 @@ struct Geometry {
   uint64_t journal_start = 0;  // journal i starts at journal_start + i * journal_blocks
   uint64_t rgrp_start = 0;
   uint32_t rgrp_count = 0;
+  // Blocks before a full-size group's data area (header + bitmaps): rgrp_of() answers from
+  // this without dividing, because every decoded extent checks its blocks with it.
+  uint32_t full_rgrp_data_offset = 0;
 
   static Result<Geometry> compute(uint32_t block_size, uint64_t block_count,
                                   uint32_t journal_count, uint32_t journal_blocks,

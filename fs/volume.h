@@ -13,6 +13,8 @@
 #include "fs/allocator.h"
 #include "fs/block_cache.h"
 #include "fs/buffer_pool.h"
+#include "fs/decoded_memo.h"
+#include "fs/extent_format.h"
 #include "fs/glock.h"
 #include "fs/io_queue.h"
 #include "fs/metadata_log.h"
@@ -35,6 +37,8 @@ struct Volume {
   const uint32_t slot;
   const bool read_only;
   BlockCache cache;
+  // Extent nodes as decoded from the cache's images, keyed by the image (bmap.cpp).
+  DecodedMemo<ondisk::ExtentNode> extent_nodes{4096};
   GlockTable glocks;
   Allocator alloc;
   std::unique_ptr<InodeCache> inodes;

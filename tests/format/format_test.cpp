@@ -64,6 +64,7 @@ TEST_P(FormatTest, GeometryIsConsistent) {
     EXPECT_EQ(g_.rgrp_of(r.first_data), i);
     EXPECT_EQ(g_.rgrp_of(r.first_data + r.data_blocks - 1), i);
     EXPECT_EQ(g_.rgrp_of(r.header), -1);
+    EXPECT_EQ(g_.rgrp_of(r.first_data - 1), -1) << "the group's last bitmap block is not data";
     prev_end = r.header + r.length;
   }
   EXPECT_LE(prev_end, g_.backup_sb_block);
