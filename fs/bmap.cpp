@@ -110,6 +110,9 @@ Status ExtentTree::write_level(const Level& l) {
   auto img = txn_->new_block();
   encode_extent_node(l.node, ino_.ino(), img->span(), l.blocknr, txn_->sequence(), vol_.sb.csum_seed);
   txn_->put(l.blocknr, img);
+  // The node just encoded is what decoding the new image would give: the next walk (the
+  // same write's second transaction, the next write) finds it without decoding.
+  vol_.extent_nodes.remember(l.blocknr, img, ino_.ino(), l.node);
   return Status::ok();
 }
 
