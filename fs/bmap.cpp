@@ -36,8 +36,14 @@ Result<ExtentNode> ExtentTree::read_node(uint64_t blocknr) {
 
 Result<ExtentNode> ExtentTree::root() {
   if (!(ino_.d.flags & kInodeExtents)) return ExtentNode{};
+  if (ino_.decoded_root && ino_.decoded_root_source == ino_.d.content) return *ino_.decoded_root;
   auto node = decode_extent_root(ino_.d.content, ino_.ino(), vol_.g);
-  if (!node) vol_.log_line("lunfs: " + node.status().message());
+  if (!node) {
+    vol_.log_line("lunfs: " + node.status().message());
+    return node;
+  }
+  ino_.decoded_root_source = ino_.d.content;
+  ino_.decoded_root = *node;
   return node;
 }
 
@@ -103,6 +109,8 @@ size_t ExtentTree::capacity(const Level& l) const {
 Status ExtentTree::write_level(const Level& l) {
   if (l.blocknr == 0) {
     ino_.d.content = encode_extent_root(l.node, vol_.bs);
+    ino_.decoded_root_source = ino_.d.content;
+    ino_.decoded_root = l.node;
     ino_.d.flags = (ino_.d.flags & ~(kInodeInlineData | kInodeInlineDir)) | kInodeExtents;
     ino_.dirty(*txn_);
     return Status::ok();

@@ -7,9 +7,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <vector>
 #include <shared_mutex>
 #include <unordered_map>
 
+#include "fs/extent_format.h"
 #include "fs/inode_format.h"
 #include "fs/transaction.h"
 
@@ -25,6 +28,11 @@ class CoreInode final : public TxnParticipant {
   uint64_t refs = 0;          // frontend references (nlookup)
   bool times_dirty = false;   // atime/mtime/ctime changed without a transaction
   bool freed = false;         // the block was freed; the object is a tombstone
+  // The extent root as last decoded from d.content, and the content it came from: every
+  // walk of the tree starts at the root, and a large file's root holds a few hundred index
+  // entries, each checked against the geometry (bmap.cpp). Guarded like d (meta_mu).
+  std::vector<uint8_t> decoded_root_source;
+  std::optional<ondisk::ExtentNode> decoded_root;
 
   uint32_t type() const { return d.mode & S_IFMT; }
   bool is_dir() const { return type() == S_IFDIR; }
