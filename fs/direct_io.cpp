@@ -2,11 +2,15 @@
 // moves data between a buffer and blocks that are already mapped — a block-aligned read, or
 // an overwrite of written blocks inside the file, which is every request of a preallocated
 // VM image — is planned under the metadata mutex, handed to the device's IoQueue, and
-// answered from the queue's completion thread. Until then the request pins the inode's
-// glock (glock.h: DirectIoPin) so that truncate, punch and demotes wait for the transfer,
-// and owns a pooled buffer: FUSE's own buffer goes back to libfuse when the handler returns.
+// answered from the queue's completion thread. So is a whole-block write that allocates (a
+// thin image's first pass): its first transaction maps the range unwritten before the
+// submit, and its second, which marks the range written, runs on the completion thread
+// once the data is on the device. Until the answer the request pins the inode's glock
+// (glock.h: DirectIoPin) so that truncate, punch and demotes wait for the transfer, and
+// owns a pooled buffer: FUSE's own buffer goes back to libfuse when the handler returns.
 // Every other request runs the synchronous read()/write() on the caller's thread.
 #include <cstring>
+#include <functional>
 
 #include "fs/bmap.h"
 #include "fs/filesystem.h"
@@ -18,16 +22,25 @@ using namespace ondisk;
 
 namespace {
 
-// A transfer in flight: the glock pin, the buffer and whom to tell. Deletes itself when done.
+// A transfer in flight: the glock pin, the buffer, what must happen once the data is on the
+// device (an allocating write's second transaction), and whom to tell. Deletes itself when
+// done.
 template <typename Completion>
 class DirectTransfer final : public IoCompletion {
  public:
-  DirectTransfer(DirectIoPin pin, BufferPool::Lease buffer, size_t length, Completion done)
-      : pin_(std::move(pin)), buffer_(std::move(buffer)), length_(length), done_(std::move(done)) {}
+  DirectTransfer(DirectIoPin pin, BufferPool::Lease buffer, size_t length, Completion done,
+                 std::function<Status()> after_data = {})
+      : pin_(std::move(pin)),
+        buffer_(std::move(buffer)),
+        length_(length),
+        done_(std::move(done)),
+        after_data_(std::move(after_data)) {}
 
   std::span<std::byte> buffer() { return buffer_.span(); }
 
   void io_done(Status status) override {
+    // Still pinned: truncate and punch wait until the mapping is final.
+    if (status && after_data_) status = after_data_();
     pin_.release();  // the blocks are no longer in use: truncate may go on
     if (!status) {
       done_(status);
@@ -44,6 +57,7 @@ class DirectTransfer final : public IoCompletion {
   BufferPool::Lease buffer_;
   const size_t length_;
   Completion done_;
+  std::function<Status()> after_data_;
 };
 
 using DirectRead = DirectTransfer<FileSystem::ReadCompletion>;
@@ -103,22 +117,51 @@ void FileSystem::read_async(uint64_t ino, uint64_t offset, size_t size, ReadComp
 void FileSystem::write_async(uint64_t ino, uint64_t offset, std::span<const std::byte> data, WriteCompletion done) {
   auto gl = vol_->glocks.lock({GlockType::kInode, ino}, GlockMode::kShared);
   if (!gl) return done(gl.status());
-  std::optional<std::vector<Segment>> overwrite;
+  const uint32_t bs = vol_->bs;
+  // Overwrites of written blocks need no metadata. Other whole-block writes (a thin image's
+  // first pass) run their first transaction here and their second when the data is on the
+  // device (file_io.cpp), so neither holds this thread while the LUN works. Everything
+  // else (partial blocks, inline data, errors to report) takes the synchronous path.
+  std::vector<Segment> segs;
+  std::shared_ptr<CoreInode> allocating;
+  bool direct = false;
   if (vol_->check_writable() && !data.empty()) {
     std::lock_guard lock(vol_->meta_mu);
+    const bool whole_blocks = offset % bs == 0 && data.size() % bs == 0 && offset <= max_file_size() &&
+                              data.size() <= max_file_size() - offset;
     auto node = regular_file(ino);
-    if (node) {
-      if (auto plan = plan_overwrite(**node, offset, data.size())) overwrite = std::move(*plan);
+    auto plan = node ? plan_overwrite(**node, offset, data.size()) : node.status();
+    if (plan && *plan) {
+      segs = std::move(**plan);
+      direct = true;
+    } else if (plan && whole_blocks && !writes_inline(**node, offset + data.size())) {
+      auto mapped = map_for_write(**node, offset / bs, data.size() / bs);
+      if (!mapped) {
+        gl->unlock();
+        return done(mapped.status());
+      }
+      segs = std::move(*mapped);
+      allocating = *node;
+      direct = true;
     }
   }
-  if (!overwrite) {
+  if (!direct) {
     gl->unlock();
     return done(write(ino, offset, data));
   }
-  auto* op = new DirectWrite(gl->pin_direct_io(), vol_->buffers.get(data.size()), data.size(), std::move(done));
+  std::function<Status()> after_data;
+  if (allocating) {
+    after_data = [this, node = std::move(allocating), first = offset / bs, count = data.size() / bs,
+                  end = offset + data.size()] {
+      std::lock_guard lock(vol_->meta_mu);
+      return finish_write(*node, first, count, end);
+    };
+  }
+  auto* op = new DirectWrite(gl->pin_direct_io(), vol_->buffers.get(data.size()), data.size(), std::move(done),
+                             std::move(after_data));
   gl->unlock();
   std::memcpy(op->buffer().data(), data.data(), data.size());
-  io_queue().submit(device_writes(*overwrite, offset / vol_->bs, vol_->bs, op->buffer()), *op);
+  io_queue().submit(device_writes(segs, offset / bs, bs, op->buffer()), *op);
 }
 
 }  // namespace lunfs

@@ -202,9 +202,7 @@ Result<size_t> FileSystem::write_locked(std::unique_lock<std::recursive_mutex>& 
   const uint64_t bs = vol_->bs;
   Inode& d = node.d;
   const uint64_t end = offset + buf.size();
-  const bool can_inline = end <= inode_content_capacity(vol_->bs) &&
-                          ((d.flags & kInodeInlineData) || (!(d.flags & kInodeExtents) && d.size == 0));
-  if (can_inline) return write_inline(node, offset, buf);
+  if (writes_inline(node, end)) return write_inline(node, offset, buf);
   if (offset % bs == 0 && buf.size() % bs == 0) return write_whole_blocks(lock, node, offset, buf);
 
   auto txn = vol_->begin();
@@ -253,21 +251,7 @@ Result<size_t> FileSystem::write_whole_blocks(std::unique_lock<std::recursive_mu
                                               uint64_t offset, std::span<const std::byte> buf) {
   const uint64_t bs = vol_->bs;
   const uint64_t first = offset / bs, count = buf.size() / bs;
-  std::vector<Segment> segs;
-  {
-    // Transaction 1: the holes become unwritten extents, which read as zeros until
-    // transaction 2, so neither a concurrent reader nor a crash can see what the newly
-    // allocated blocks held before.
-    auto txn = vol_->begin();
-    LUNFS_TRY(ensure_extent_layout(*txn, node));
-    ExtentTree tree(*vol_, node, txn.get());
-    LUNFS_ASSIGN(segs, tree.map_range(first, count));
-    if (std::any_of(segs.begin(), segs.end(), [](const Segment& s) { return s.physical == 0; })) {
-      LUNFS_TRY(allocate_range(*txn, node, first, count, true));
-      LUNFS_ASSIGN(segs, tree.map_range(first, count));
-    }
-    LUNFS_TRY(txn->commit());
-  }
+  LUNFS_ASSIGN(std::vector<Segment> segs, map_for_write(node, first, count));
   // The data moves outside the mutex. The inode glock, held shared, keeps truncate and
   // punch (exclusive) away, so the mapping stays valid; a failure here leaves unwritten
   // extents, as fallocate would.
@@ -276,16 +260,42 @@ Result<size_t> FileSystem::write_whole_blocks(std::unique_lock<std::recursive_mu
   std::memcpy(bounce.data(), buf.data(), buf.size());
   for (const IoTransfer& t : device_writes(segs, first, bs, bounce)) LUNFS_TRY(vol_->dev.write(t.offset, t.buf));
   lock.lock();
+  LUNFS_TRY(finish_write(node, first, count, offset + buf.size()));
+  return buf.size();
+}
+
+bool FileSystem::writes_inline(const CoreInode& node, uint64_t end) const {
+  const Inode& d = node.d;
+  return end <= inode_content_capacity(vol_->bs) &&
+         ((d.flags & kInodeInlineData) || (!(d.flags & kInodeExtents) && d.size == 0));
+}
+
+Result<std::vector<Segment>> FileSystem::map_for_write(CoreInode& node, uint64_t first, uint64_t count) {
+  // Transaction 1: the holes become unwritten extents, which read as zeros until
+  // transaction 2, so neither a concurrent reader nor a crash can see what the newly
+  // allocated blocks held before.
+  auto txn = vol_->begin();
+  LUNFS_TRY(ensure_extent_layout(*txn, node));
+  ExtentTree tree(*vol_, node, txn.get());
+  LUNFS_ASSIGN(auto segs, tree.map_range(first, count));
+  if (std::any_of(segs.begin(), segs.end(), [](const Segment& s) { return s.physical == 0; })) {
+    LUNFS_TRY(allocate_range(*txn, node, first, count, true));
+    LUNFS_ASSIGN(segs, tree.map_range(first, count));
+  }
+  LUNFS_TRY(txn->commit());
+  return segs;
+}
+
+Status FileSystem::finish_write(CoreInode& node, uint64_t first, uint64_t count, uint64_t end) {
   // Transaction 2, submitted after the data writes completed (ordered data): the range
   // now holds data, and the size covers it.
   auto txn = vol_->begin();
   ExtentTree tree(*vol_, node, txn.get());
   LUNFS_TRY(mark_written(tree, first, count));
-  node.d.size = std::max(node.d.size, offset + buf.size());
+  node.d.size = std::max(node.d.size, end);
   node.d.mtime = node.d.ctime = now_timespec();
   node.dirty(*txn);
-  LUNFS_TRY(txn->commit());
-  return buf.size();
+  return txn->commit();
 }
 
 Result<size_t> FileSystem::copy_range(uint64_t ino_in, uint64_t off_in, uint64_t ino_out, uint64_t off_out, size_t len) {

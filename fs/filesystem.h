@@ -191,6 +191,15 @@ class FileSystem {
                               std::span<const std::byte> buf);
   Result<size_t> write_whole_blocks(std::unique_lock<std::recursive_mutex>& lock, CoreInode& node, uint64_t offset,
                                     std::span<const std::byte> buf);
+  // Whether a write ending at `end` keeps (or makes) the file's data inline.
+  bool writes_inline(const CoreInode& node, uint64_t end) const;
+  // The two transactions around the data of a whole-block write that allocates, converts
+  // or extends (callers hold meta_mu for each): the first maps logical blocks
+  // [first, first+count) with unwritten extents where there were holes and returns the
+  // mapping; the second, once the data is on the device, marks them written and grows the
+  // size to `end`.
+  Result<std::vector<Segment>> map_for_write(CoreInode& node, uint64_t first, uint64_t count);
+  Status finish_write(CoreInode& node, uint64_t first, uint64_t count, uint64_t end);
   // Inline or layout-less files get an extent tree.
   Status ensure_extent_layout(Transaction& txn, CoreInode& node);
   // Unwritten extents in logical blocks [first, first+count) become written.

@@ -120,7 +120,7 @@ TEST(DirectIo, AsyncReadsUpdateAtimeByRelatime) {
   f.expect_clean();
 }
 
-TEST(DirectIo, AsyncWritesOverwriteInPlaceAndEverythingElseTakesTheSynchronousPath) {
+TEST(DirectIo, AsyncOverwritesAllocateNothingAndOtherWritesLandToo) {
   FsFixture f(FsLayout{});
   ASSERT_TRUE(f.ok());
   FileSystem& fs = f.fs();
@@ -148,6 +148,50 @@ TEST(DirectIo, AsyncWritesOverwriteInPlaceAndEverythingElseTakesTheSynchronousPa
   ASSERT_TRUE(got);
   EXPECT_EQ(*got, want);
   EXPECT_EQ(write_async(fs, f.root(), 0, tail).err(), EISDIR);
+  f.expect_clean();
+}
+
+// Allocating whole-block writes (thin images, appends, holes between written blocks,
+// preallocated ranges) through write_async end exactly as through write(): same bytes,
+// sizes and block counts, and a clean fsck.
+TEST(DirectIo, AsyncAllocatingWritesEndAsSynchronousWrites) {
+  FsFixture f(FsLayout{});
+  ASSERT_TRUE(f.ok());
+  FileSystem& fs = f.fs();
+  uint64_t by_async = f.mkfile(f.root(), "async"), by_sync = f.mkfile(f.root(), "sync");
+  for (uint64_t ino : {by_async, by_sync}) {
+    SetAttr thin;
+    thin.size = 64 * kBs;  // a thin image: all holes
+    ASSERT_TRUE(fs.setattr(ino, thin));
+    ASSERT_TRUE(fs.fallocate(ino, 0, 40 * kBs, 4 * kBs));  // an unwritten range inside
+  }
+  struct Write {
+    uint64_t block, blocks;
+  };
+  // Holes, a write across a hole and a written block, the unwritten range, past the end.
+  const std::vector<Write> writes = {{10, 1}, {3, 2}, {11, 3}, {9, 4}, {40, 2}, {42, 4}, {70, 1}, {64, 3}};
+  unsigned seed = 20;
+  for (const Write& w : writes) {
+    auto data = pattern(w.blocks * kBs, seed++);
+    auto a = write_async(fs, by_async, w.block * kBs, data);
+    auto b = fs.write(by_sync, w.block * kBs, data);
+    ASSERT_TRUE(a && b) << "block " << w.block;
+    EXPECT_EQ(*a, data.size());
+  }
+  auto attr_a = fs.getattr(by_async), attr_s = fs.getattr(by_sync);
+  ASSERT_TRUE(attr_a && attr_s);
+  EXPECT_EQ(attr_a->size, attr_s->size);
+  EXPECT_EQ(attr_a->size, 71 * kBs) << "the size grew to the end of the furthest write";
+  EXPECT_EQ(attr_a->blocks512, attr_s->blocks512);
+  auto a = read_sync(fs, by_async, 0, 80 * kBs), b = read_sync(fs, by_sync, 0, 80 * kBs);
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(*a, *b);
+  ASSERT_TRUE(fs.unmount());
+  f.mount();
+  ASSERT_TRUE(f.ok());
+  auto again = read_sync(f.fs(), by_async, 0, 80 * kBs);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(*again, *b) << "after a remount";
   f.expect_clean();
 }
 
@@ -183,6 +227,8 @@ class GatedDevice final : public BlockDevice {
     std::lock_guard lock(mu_);
     return held_.size();
   }
+  // Asynchronous writes fail with EIO from now on (the blocking path still works).
+  void fail_async_writes() { fail_writes_ = true; }
   // Runs every held batch, then lets later ones through at once.
   void open() {
     std::vector<Held> batches;
@@ -215,13 +261,16 @@ class GatedDevice final : public BlockDevice {
   void run(Held& h) {
     Status st;
     for (auto& t : h.transfers) {
-      Status s = t.kind == IoTransfer::Kind::kRead ? inner_->read(t.offset, t.buf) : inner_->write(t.offset, t.buf);
+      Status s = t.kind == IoTransfer::Kind::kRead ? inner_->read(t.offset, t.buf)
+                 : fail_writes_                        ? error(EIO, "injected write error")
+                                                       : inner_->write(t.offset, t.buf);
       if (!s && st) st = s;
     }
     h.done->io_done(st);
   }
 
   std::unique_ptr<BlockDevice> inner_;
+  std::atomic<bool> fail_writes_{false};
   std::mutex mu_;
   bool open_ = false;
   std::vector<Held> held_;
@@ -278,6 +327,84 @@ TEST(DirectIo, TruncateWaitsForTheTransfersInFlightOnItsFile) {
   f.expect_clean();
 }
 
+FsLayout gated_layout(GatedDevice*& gate) {
+  FsLayout layout;
+  layout.make_device = [&gate] {
+    auto d = std::make_unique<GatedDevice>(make_memory_device(uint64_t{512} << 20));
+    gate = d.get();
+    return d;
+  };
+  return layout;
+}
+
+// While an allocating write's data is in flight, its range reads as zeros (never what the
+// new blocks held before), the size has not grown, and truncate waits; when the data is on
+// the device, the second transaction makes it visible.
+TEST(DirectIo, AnAllocatingWriteInFlightShowsZerosAndHoldsTruncate) {
+  GatedDevice* gate = nullptr;
+  FsFixture f(gated_layout(gate));
+  ASSERT_TRUE(f.ok());
+  FileSystem& fs = f.fs();
+  uint64_t ino = f.mkfile(f.root(), "image");
+  ASSERT_TRUE(fs.write(ino, 0, pattern(4 * kBs, 30)));
+  // Free space that held other bytes: the new blocks may come from there.
+  uint64_t old_file = f.mkfile(f.root(), "old");
+  ASSERT_TRUE(fs.write(old_file, 0, pattern(16 * kBs, 31)));
+  ASSERT_TRUE(fs.unlink(f.root(), "old"));
+  SetAttr thin;
+  thin.size = 8 * kBs;  // blocks 4..7: a hole inside the file
+  ASSERT_TRUE(fs.setattr(ino, thin));
+  std::atomic<int> answered{0};
+  auto inside = pattern(2 * kBs, 32), past_end = pattern(2 * kBs, 34);
+  for (auto [block, data] : {std::pair{4, &inside}, std::pair{8, &past_end}}) {
+    fs.write_async(ino, block * kBs, *data, [&](Result<size_t> n) {
+      EXPECT_TRUE(n);
+      answered++;
+    });
+  }
+  ASSERT_EQ(gate->waiting(), 2u);
+  auto during = read_sync(fs, ino, 0, 16 * kBs);
+  ASSERT_TRUE(during);
+  ASSERT_EQ(during->size(), 8 * kBs) << "the size grew before the data was on the device";
+  EXPECT_EQ(std::vector<std::byte>(during->begin() + 4 * kBs, during->end()), std::vector<std::byte>(4 * kBs))
+      << "the range in flight showed something other than zeros";
+  std::atomic<bool> truncated{false};
+  std::thread truncater([&] {
+    SetAttr c;
+    c.size = kBs;
+    EXPECT_TRUE(fs.setattr(ino, c));
+    truncated = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_FALSE(truncated) << "truncate went on while an allocating write to the file was in flight";
+  EXPECT_EQ(answered, 0);
+  gate->open();
+  truncater.join();
+  EXPECT_EQ(answered, 2);
+  auto a = fs.getattr(ino);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->size, kBs) << "truncate ran after the write, not before";
+  f.expect_clean();
+}
+
+TEST(DirectIo, AnAllocatingWriteWhoseDataFailsReportsItAndLeavesZeros) {
+  GatedDevice* gate = nullptr;
+  FsFixture f(gated_layout(gate));
+  ASSERT_TRUE(f.ok());
+  FileSystem& fs = f.fs();
+  gate->open();
+  uint64_t ino = f.mkfile(f.root(), "image");
+  SetAttr thin;
+  thin.size = 8 * kBs;
+  ASSERT_TRUE(fs.setattr(ino, thin));
+  gate->fail_async_writes();
+  EXPECT_EQ(write_async(fs, ino, 2 * kBs, pattern(2 * kBs, 33)).err(), EIO);
+  auto got = read_sync(fs, ino, 0, 8 * kBs);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(*got, std::vector<std::byte>(8 * kBs)) << "a failed write left something readable";
+  f.expect_clean();
+}
+
 // A LUN file on a disk file system (O_DIRECT: Linux AIO); /tmp may be tmpfs.
 std::string lun_path() {
   char templ[] = "/var/tmp/lunfs-direct-io-XXXXXX";
@@ -288,7 +415,10 @@ std::string lun_path() {
   return sized ? templ : "";
 }
 
-TEST(DirectIo, ManyTransfersFromManyThreadsInFlightOnALunFile) {
+// Every thread submits all of its writes before waiting for any: hundreds in flight. To a
+// thin file, each write allocates: first transactions on the submitting threads, second
+// ones on the completion thread, all at once.
+void many_transfers_on_a_lun_file(bool thin) {
   const std::string path = lun_path();
   ASSERT_FALSE(path.empty()) << "cannot create a LUN file in /var/tmp";
   struct Unlink {
@@ -309,9 +439,15 @@ TEST(DirectIo, ManyTransfersFromManyThreadsInFlightOnALunFile) {
   FileSystem& fs = f.fs();
   constexpr int kThreads = 4, kBlocksPerThread = 256;
   uint64_t ino = f.mkfile(f.root(), "image");
-  ASSERT_TRUE(fs.write(ino, 0, std::vector<std::byte>(size_t{kThreads} * kBlocksPerThread * kBs)));
+  const size_t image_bytes = size_t{kThreads} * kBlocksPerThread * kBs;
+  if (thin) {
+    SetAttr c;
+    c.size = image_bytes;
+    ASSERT_TRUE(fs.setattr(ino, c));
+  } else {
+    ASSERT_TRUE(fs.write(ino, 0, std::vector<std::byte>(image_bytes)));
+  }
 
-  // Every thread submits all of its writes before waiting for any: hundreds in flight.
   std::atomic<int> done{0}, failed{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
@@ -350,8 +486,20 @@ TEST(DirectIo, ManyTransfersFromManyThreadsInFlightOnALunFile) {
   auto all = read_sync(f.fs(), ino, 5 * kBs, kBs);
   ASSERT_TRUE(all);
   EXPECT_EQ(*all, pattern(kBs, 5));
+  auto extents = f.fs().extents(ino);
+  ASSERT_TRUE(extents);
+  uint64_t mapped = 0;
+  for (const auto& e : *extents) {
+    mapped += e.length;
+    EXPECT_EQ(e.flags & ondisk::kExtentUnwritten, 0u) << "logical block " << e.logical << " left unwritten";
+  }
+  EXPECT_EQ(mapped * kBs, image_bytes) << "every block mapped once";
   f.expect_clean();
 }
+
+TEST(DirectIo, ManyTransfersFromManyThreadsInFlightOnALunFile) { many_transfers_on_a_lun_file(false); }
+
+TEST(DirectIo, ManyAllocatingWritesFromManyThreadsInFlightOnALunFile) { many_transfers_on_a_lun_file(true); }
 
 }  // namespace
 }  // namespace lunfs
