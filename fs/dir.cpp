@@ -51,8 +51,15 @@ Result<std::vector<DirEntry>> Directory::inline_entries() {
 Result<DirLeaf> Directory::read_leaf(uint64_t blocknr) {
   auto img = txn_ ? txn_->read(blocknr) : vol_.cache.get(blocknr);
   if (!img) return img.status();
+  // Decoding checks every entry's name hash against the leaf's range: a create or an
+  // unlink read the same leaf several times (Volume::dir_leaves).
+  if (auto known = vol_.dir_leaves.find(blocknr, *img, dir_.ino())) return **known;
   auto leaf = decode_dir_leaf((*img)->span(), blocknr, vol_.sb.csum_seed, vol_.sb.dir_hash_seed, dir_.ino(), vol_.g);
-  if (!leaf) vol_.log_line("lunfs: directory " + std::to_string(dir_.ino()) + ": " + leaf.status().message());
+  if (!leaf) {
+    vol_.log_line("lunfs: directory " + std::to_string(dir_.ino()) + ": " + leaf.status().message());
+    return leaf;
+  }
+  vol_.dir_leaves.remember(blocknr, *img, dir_.ino(), std::make_shared<const DirLeaf>(*leaf));
   return leaf;
 }
 
@@ -61,6 +68,32 @@ void Directory::write_leaf(uint64_t blocknr, const DirLeaf& leaf) {
   auto img = txn_->new_block();
   encode_dir_leaf(leaf, img->span(), blocknr, txn_->sequence(), vol_.sb.csum_seed);
   txn_->put(blocknr, img);
+  vol_.dir_leaves.remember(blocknr, img, dir_.ino(), std::make_shared<const DirLeaf>(leaf));
+}
+
+Result<std::shared_ptr<const DirHashBlock>> Directory::read_hash_block(uint64_t phys, uint64_t t, uint32_t pointers) {
+  auto img = txn_ ? txn_->read(phys) : vol_.cache.get(phys);
+  if (!img) return img.status();
+  if (auto known = vol_.dir_hash_blocks.find(phys, *img, dir_.ino())) {
+    // The same image decodes alike only for the same place in a table of the same size.
+    if ((*known)->table_index == t && (*known)->leaves.size() == pointers) return *known;
+  }
+  auto hb = decode_dir_hash((*img)->span(), phys, vol_.sb.csum_seed, dir_.ino(), static_cast<uint32_t>(t), pointers,
+                            vol_.g);
+  if (!hb) {
+    vol_.log_line("lunfs: directory " + std::to_string(dir_.ino()) + ": " + hb.status().message());
+    return hb.status();
+  }
+  auto decoded = std::make_shared<const DirHashBlock>(std::move(*hb));
+  vol_.dir_hash_blocks.remember(phys, *img, dir_.ino(), decoded);
+  return decoded;
+}
+
+void Directory::put_hash_block(uint64_t phys, const DirHashBlock& hb) {
+  auto img = txn_->new_block();
+  encode_dir_hash(hb, img->span(), phys, txn_->sequence(), vol_.sb.csum_seed);
+  txn_->put(phys, img);
+  vol_.dir_hash_blocks.remember(phys, img, dir_.ino(), std::make_shared<const DirHashBlock>(hb));
 }
 
 Result<uint64_t> Directory::table_block(uint64_t t) {
@@ -76,16 +109,9 @@ Result<uint64_t> Directory::table_pointer(uint64_t index) {
   const uint32_t per = dir_hash_pointers_per_block(vol_.bs);
   const uint64_t t = index / per;
   LUNFS_ASSIGN(uint64_t phys, table_block(t));
-  auto img = txn_ ? txn_->read(phys) : vol_.cache.get(phys);
-  if (!img) return img.status();
   const uint64_t size = uint64_t{1} << dir_.d.dir_depth;
   const auto pointers = static_cast<uint32_t>(std::min<uint64_t>(per, size - t * per));
-  auto hb = decode_dir_hash((*img)->span(), phys, vol_.sb.csum_seed, dir_.ino(), static_cast<uint32_t>(t),
-                            pointers, vol_.g);
-  if (!hb) {
-    vol_.log_line("lunfs: directory " + std::to_string(dir_.ino()) + ": " + hb.status().message());
-    return hb.status();
-  }
+  LUNFS_ASSIGN(auto hb, read_hash_block(phys, t, pointers));
   return hb->leaves[index % per];
 }
 
@@ -95,15 +121,12 @@ Status Directory::set_pointers(uint64_t first, uint64_t count, uint64_t leaf) {
   const uint64_t size = uint64_t{1} << dir_.d.dir_depth;
   for (uint64_t t = first / per; t * per < first + count; ++t) {
     LUNFS_ASSIGN(uint64_t phys, table_block(t));
-    LUNFS_ASSIGN(BlockRef img, txn_->read(phys));
     const auto pointers = static_cast<uint32_t>(std::min<uint64_t>(per, size - t * per));
-    LUNFS_ASSIGN(DirHashBlock hb, decode_dir_hash(img->span(), phys, vol_.sb.csum_seed, dir_.ino(),
-                                                  static_cast<uint32_t>(t), pointers, vol_.g));
+    LUNFS_ASSIGN(auto current, read_hash_block(phys, t, pointers));
+    DirHashBlock hb = *current;
     const uint64_t lo = std::max(first, t * per), hi = std::min(first + count, t * per + pointers);
     for (uint64_t i = lo; i < hi; ++i) hb.leaves[i - t * per] = leaf;
-    auto out = txn_->new_block();
-    encode_dir_hash(hb, out->span(), phys, txn_->sequence(), vol_.sb.csum_seed);
-    txn_->put(phys, out);
+    put_hash_block(phys, hb);
   }
   return Status::ok();
 }
@@ -118,11 +141,8 @@ Result<std::vector<uint64_t>> Directory::read_table() {
     LUNFS_ASSIGN(auto ext, tree.find(i / per));
     if (!ext || ext->logical > i / per) return error(EIO, "directory hash table block missing");
     uint64_t phys = ext->physical + (i / per - ext->logical);
-    LUNFS_ASSIGN(BlockRef img, txn_ ? txn_->read(phys) : vol_.cache.get(phys));
     const auto pointers = static_cast<uint32_t>(std::min<uint64_t>(per, size - i));
-    auto hb = decode_dir_hash(img->span(), phys, vol_.sb.csum_seed, dir_.ino(), static_cast<uint32_t>(i / per),
-                              pointers, vol_.g);
-    if (!hb) return hb.status();
+    LUNFS_ASSIGN(auto hb, read_hash_block(phys, i / per, pointers));
     table.insert(table.end(), hb->leaves.begin(), hb->leaves.end());
   }
   return table;
@@ -140,9 +160,7 @@ Status Directory::write_table(const std::vector<uint64_t>& table) {
     hb.owner = dir_.ino();
     hb.table_index = static_cast<uint32_t>(t);
     hb.leaves.assign(table.begin() + t * per, table.begin() + std::min<uint64_t>(table.size(), (t + 1) * per));
-    auto img = txn_->new_block();
-    encode_dir_hash(hb, img->span(), phys, txn_->sequence(), vol_.sb.csum_seed);
-    txn_->put(phys, img);
+    put_hash_block(phys, hb);
   }
   return Status::ok();
 }
@@ -498,11 +516,9 @@ Result<bool> Directory::table_can_halve() {
   // are mostly as deep as the table, that is within the first few pointers.
   for (uint64_t t = 0; t * per < size; ++t) {
     LUNFS_ASSIGN(uint64_t phys, table_block(t));
-    LUNFS_ASSIGN(BlockRef img, txn_->read(phys));
-    LUNFS_ASSIGN(DirHashBlock hb, decode_dir_hash(img->span(), phys, vol_.sb.csum_seed, dir_.ino(),
-                                                  static_cast<uint32_t>(t), per, vol_.g));
-    for (size_t i = 0; i + 1 < hb.leaves.size(); i += 2) {
-      if (hb.leaves[i] != hb.leaves[i + 1]) return false;
+    LUNFS_ASSIGN(auto hb, read_hash_block(phys, t, static_cast<uint32_t>(std::min<uint64_t>(per, size - t * per))));
+    for (size_t i = 0; i + 1 < hb->leaves.size(); i += 2) {
+      if (hb->leaves[i] != hb->leaves[i + 1]) return false;
     }
   }
   return true;

@@ -63,6 +63,11 @@ class Directory {
   Status write_table(const std::vector<uint64_t>& table);
   Result<std::vector<uint64_t>> read_table();
   Result<ondisk::DirLeaf> read_leaf(uint64_t blocknr);
+  // Block `t` of the hash table at `phys`, holding `pointers` pointers; shared with the
+  // memo of decoded blocks (Volume::dir_hash_blocks).
+  Result<std::shared_ptr<const ondisk::DirHashBlock>> read_hash_block(uint64_t phys, uint64_t t, uint32_t pointers);
+  // Puts the encoded image of `hb` into the transaction and remembers its decode.
+  void put_hash_block(uint64_t phys, const ondisk::DirHashBlock& hb);
   void write_leaf(uint64_t blocknr, const ondisk::DirLeaf& leaf);
   Result<Bucket> read_bucket(uint64_t head);
   Result<Bucket> bucket_of(uint32_t hash);

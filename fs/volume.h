@@ -14,6 +14,7 @@
 #include "fs/block_cache.h"
 #include "fs/buffer_pool.h"
 #include "fs/decoded_memo.h"
+#include "fs/dir_format.h"
 #include "fs/extent_format.h"
 #include "fs/glock.h"
 #include "fs/io_queue.h"
@@ -39,6 +40,9 @@ struct Volume {
   BlockCache cache;
   // Extent nodes as decoded from the cache's images, keyed by the image (bmap.cpp).
   DecodedMemo<ondisk::ExtentNode> extent_nodes{4096};
+  // Directory leaves and hash-table blocks, the same way (dir.cpp).
+  DecodedMemo<std::shared_ptr<const ondisk::DirLeaf>> dir_leaves{4096};
+  DecodedMemo<std::shared_ptr<const ondisk::DirHashBlock>> dir_hash_blocks{1024};
   GlockTable glocks;
   Allocator alloc;
   std::unique_ptr<InodeCache> inodes;
