@@ -165,6 +165,7 @@ class Generator {
         pick(op);
         op.begun_early = mix_.early_percent != 0 && may_begin_early(op, size_before, ops) &&
                          rng_() % 100 < mix_.early_percent;
+        op.through_async = op.kind == FileOp::Kind::kWrite && mix_.async_writes;
       }
       if (rng_() % 100 < mix_.sync_percent || ops.size() + 1 == count) choose_sync(op);
       ops.push_back(op);
@@ -273,7 +274,7 @@ Status run_op(FileSystem& fs, std::map<uint32_t, uint64_t>& inos, const FileOp& 
     case FileOp::Kind::kWrite: {
       std::string payload;
       for (uint64_t c = op.offset; c < op.offset + op.length; c += kChunk) payload += chunk_text(op.file, version, c);
-      LUNFS_TRY(write_all(fs, inos.at(op.file), op.offset, payload));
+      LUNFS_TRY((op.through_async ? write_all_async : write_all)(fs, inos.at(op.file), op.offset, payload));
       break;
     }
     case FileOp::Kind::kFallocate:
@@ -441,7 +442,8 @@ std::string FileOp::describe() const {
   std::string s = std::string(kinds[static_cast<int>(kind)]) + " " + file_name(file);
   if (kind == Kind::kTruncate) return s + " to " + std::to_string(offset);
   if (kind != Kind::kCreate && kind != Kind::kUnlink) {
-    s += " [" + std::to_string(offset) + ", +" + std::to_string(length) + ")" + (keep_size ? " keep size" : "");
+    s += " [" + std::to_string(offset) + ", +" + std::to_string(length) + ")" + (keep_size ? " keep size" : "") +
+         (through_async ? " async" : "");
   }
   return s;
 }

@@ -31,6 +31,8 @@ struct FileOp {
   // A block-aligned write that starts before the op ahead of it and whose data reaches the
   // device only after that op (and its sync) is done: two writers in flight at once.
   bool begun_early = false;
+  // A write through write_async, mount.lunfs's data path (direct_io.cpp), instead of write().
+  bool through_async = false;
   std::string describe() const;
 };
 
@@ -41,6 +43,7 @@ struct FileOpsMix {
   uint64_t max_size = 256 * 1024;
   uint32_t sync_percent = 50;  // chance that an op is followed by a sync
   uint32_t early_percent = 0;  // chance that a write that may begin early does (FileOp::begun_early)
+  bool async_writes = false;   // every write through write_async (FileOp::through_async)
 };
 
 std::vector<FileOp> generate_file_ops(const FileOpsMix& mix, uint64_t ops, uint64_t seed);

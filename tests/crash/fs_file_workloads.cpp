@@ -49,4 +49,21 @@ Scenario concurrent_writes_scenario(uint64_t ops) {
   return file_ops_scenario("concurrent allocating writes", generate_file_ops(mix, ops, 9), "STALE-DISK-DATA!");
 }
 
+Scenario async_writes_scenario(uint64_t ops) {
+  FileOpsMix mix;
+  mix.write = 60;
+  mix.fallocate = 12;
+  mix.punch = 6;
+  mix.zero_range = 4;
+  mix.truncate = 6;
+  mix.churn = 12;
+  mix.live_files = 3;
+  mix.max_size = 256 * 1024;
+  mix.sync_percent = 50;
+  mix.early_percent = 70;
+  mix.async_writes = true;
+  return file_ops_scenario("allocating writes through the asynchronous path", generate_file_ops(mix, ops, 13),
+                           "STALE-DISK-DATA!");
+}
+
 }  // namespace lunfs::crash

@@ -2,6 +2,8 @@
 #include "tests/crash/fs_workload_support.h"
 
 #include <sys/stat.h>
+
+#include <future>
 #include <xxhash.h>
 
 #include "fsck/checker.h"
@@ -18,6 +20,13 @@ MountOptions quiet_mount(bool read_only) {
 
 Status write_all(FileSystem& fs, uint64_t ino, uint64_t offset, const std::string& data) {
   LUNFS_ASSIGN(size_t n, fs.write(ino, offset, std::as_bytes(std::span(data))));
+  return n == data.size() ? Status::ok() : error(EIO, "short write");
+}
+
+Status write_all_async(FileSystem& fs, uint64_t ino, uint64_t offset, const std::string& data) {
+  std::promise<Result<size_t>> answer;
+  fs.write_async(ino, offset, std::as_bytes(std::span(data)), [&answer](Result<size_t> n) { answer.set_value(std::move(n)); });
+  LUNFS_ASSIGN(size_t n, answer.get_future().get());
   return n == data.size() ? Status::ok() : error(EIO, "short write");
 }
 

@@ -17,6 +17,8 @@ namespace lunfs::crash {
 MountOptions quiet_mount(bool read_only);
 
 Status write_all(FileSystem& fs, uint64_t ino, uint64_t offset, const std::string& data);
+// The same through FileSystem::write_async, waiting for its completion.
+Status write_all_async(FileSystem& fs, uint64_t ino, uint64_t offset, const std::string& data);
 // Creates `name` with `data` and fsyncs it (the kernel's lookup reference is dropped).
 Status create_synced(FileSystem& fs, uint64_t dir, const std::string& name, const std::string& data);
 // The whole content of `name` in `dir` (its lookup errors as they are).

@@ -30,5 +30,8 @@ Scenario stale_data_scenario(uint64_t ops);
 // between the write's two transactions; nothing stale or foreign may show, and sizes never
 // run ahead of data.
 Scenario concurrent_writes_scenario(uint64_t ops);
+// The same mix with every write through write_async, mount.lunfs's data path: allocating
+// whole-block writes run their second transaction in the I/O completion.
+Scenario async_writes_scenario(uint64_t ops);
 
 }  // namespace lunfs::crash
