@@ -34,22 +34,11 @@ Scenario stale_data_scenario(uint64_t ops) {
   return file_ops_scenario("stale data exposure", generate_file_ops(mix, ops, 5), "STALE-DISK-DATA!");
 }
 
-Scenario concurrent_writes_scenario(uint64_t ops) {
-  FileOpsMix mix;
-  mix.write = 60;  // thin-image filling: holes, appends, unwritten extents converted
-  mix.fallocate = 12;
-  mix.punch = 6;
-  mix.zero_range = 4;
-  mix.truncate = 6;
-  mix.churn = 12;  // freed blocks hold other files' data when they are reused
-  mix.live_files = 3;
-  mix.max_size = 256 * 1024;
-  mix.sync_percent = 50;
-  mix.early_percent = 70;
-  return file_ops_scenario("concurrent allocating writes", generate_file_ops(mix, ops, 9), "STALE-DISK-DATA!");
-}
+namespace {
 
-Scenario async_writes_scenario(uint64_t ops) {
+// Thin-image filling: holes, appends, unwritten extents converted, freed blocks that hold
+// other files' data when they are reused, and most block-aligned writes begun early.
+FileOpsMix concurrent_writes_mix() {
   FileOpsMix mix;
   mix.write = 60;
   mix.fallocate = 12;
@@ -61,6 +50,18 @@ Scenario async_writes_scenario(uint64_t ops) {
   mix.max_size = 256 * 1024;
   mix.sync_percent = 50;
   mix.early_percent = 70;
+  return mix;
+}
+
+}  // namespace
+
+Scenario concurrent_writes_scenario(uint64_t ops) {
+  return file_ops_scenario("concurrent allocating writes", generate_file_ops(concurrent_writes_mix(), ops, 9),
+                           "STALE-DISK-DATA!");
+}
+
+Scenario async_writes_scenario(uint64_t ops) {
+  FileOpsMix mix = concurrent_writes_mix();
   mix.async_writes = true;
   return file_ops_scenario("allocating writes through the asynchronous path", generate_file_ops(mix, ops, 13),
                            "STALE-DISK-DATA!");
