@@ -10,8 +10,8 @@
 #include <span>
 #include <vector>
 
-#include "fs/aligned_buffer.h"
-#include "fs/block_device.h"
+#include "fs/device/aligned_buffer.h"
+#include "fs/device/block_device.h"
 #include "fs/result.h"
 
 namespace lunfs {

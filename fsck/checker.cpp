@@ -12,15 +12,15 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "fs/aligned_buffer.h"
-#include "fs/dir_format.h"
-#include "fs/parallel_io.h"
-#include "fs/extent_format.h"
-#include "fs/inode_format.h"
-#include "fs/rgrp_format.h"
-#include "fs/signature.h"
-#include "fs/slot_format.h"
-#include "fs/xattr_format.h"
+#include "fs/device/aligned_buffer.h"
+#include "fs/format/dir_format.h"
+#include "fs/device/parallel_io.h"
+#include "fs/format/extent_format.h"
+#include "fs/format/inode_format.h"
+#include "fs/format/rgrp_format.h"
+#include "fs/format/signature.h"
+#include "fs/format/slot_format.h"
+#include "fs/format/xattr_format.h"
 #include "journal/check.h"
 
 namespace lunfs {

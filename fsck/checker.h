@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "fs/block_device.h"
-#include "fs/superblock.h"
+#include "fs/device/block_device.h"
+#include "fs/format/superblock.h"
 
 namespace lunfs {
 

@@ -14,7 +14,7 @@
 #include <iostream>
 #include <string>
 
-#include "fs/block_device.h"
+#include "fs/device/block_device.h"
 #include "fsck/checker.h"
 #include "fsck/device_claim.h"
 #include "fsck/journal_recovery.h"

@@ -7,7 +7,7 @@
 #include <cstring>
 #include <mutex>
 
-#include "fs/aligned_buffer.h"
+#include "fs/device/aligned_buffer.h"
 
 namespace lunfs {
 

@@ -11,7 +11,7 @@
 #include <span>
 #include <string>
 
-#include "fs/block_device.h"
+#include "fs/device/block_device.h"
 
 namespace lunfs {
 

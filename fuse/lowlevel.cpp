@@ -195,7 +195,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
 }
 
 // Reads and writes complete on the core's I/O completion thread when they can go to the
-// LUN asynchronously (fs/direct_io.cpp), so this thread returns to the next request: a VM
+// LUN asynchronously (fs/core/direct_io.cpp), so this thread returns to the next request: a VM
 // at queue depth 32 keeps 32 transfers in flight with a handful of session threads.
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
   fs(req).read_async(to_ino(req, ino), static_cast<uint64_t>(off), size,

@@ -8,7 +8,7 @@
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
 
-#include "fs/filesystem.h"
+#include "fs/core/filesystem.h"
 
 namespace lunfs {
 

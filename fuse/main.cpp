@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "fs/block_device.h"
-#include "fs/filesystem.h"
+#include "fs/device/block_device.h"
+#include "fs/core/filesystem.h"
 #include "fs/metadata_log.h"
 #include "fuse/lowlevel.h"
 #include "journal/check.h"
@@ -23,7 +23,7 @@ using namespace lunfs;
 
 int main(int argc, char** argv) {
   // Keep large buffers in the heap: glibc would mmap/munmap each one, and munmap's TLB
-  // shootdowns across the session threads are expensive (see fs/scratch_buffer.h).
+  // shootdowns across the session threads are expensive (see fs/device/scratch_buffer.h).
   mallopt(M_MMAP_THRESHOLD, 64 << 20);
   std::vector<std::string> args(argv + 1, argv + argc);
   auto cmd = parse_mount_command(args);

@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "fs/superblock.h"
+#include "fs/format/superblock.h"
 #include "journal/log_format.h"
 
 namespace lunfs::journal {

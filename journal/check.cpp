@@ -7,7 +7,7 @@
 
 #include <algorithm>
 
-#include "fs/aligned_buffer.h"
+#include "fs/device/aligned_buffer.h"
 #include "journal/log_scan.h"
 #include "journal/slot_tail.h"
 

@@ -21,8 +21,8 @@
 #include <thread>
 
 #include "fs/metadata_log.h"
-#include "fs/slot_format.h"
-#include "fs/superblock.h"
+#include "fs/format/slot_format.h"
+#include "fs/format/superblock.h"
 #include "journal/area.h"
 #include "journal/replay.h"
 

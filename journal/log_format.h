@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "fs/ondisk.h"
+#include "fs/format/ondisk.h"
 #include "fs/result.h"
 
 namespace lunfs::journal {

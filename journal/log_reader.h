@@ -9,8 +9,8 @@
 #include <cstdint>
 #include <span>
 
-#include "fs/aligned_buffer.h"
-#include "fs/block_device.h"
+#include "fs/device/aligned_buffer.h"
+#include "fs/device/block_device.h"
 #include "journal/area.h"
 
 namespace lunfs::journal {

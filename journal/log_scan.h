@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "fs/block_device.h"
+#include "fs/device/block_device.h"
 #include "journal/area.h"
 
 namespace lunfs::journal {

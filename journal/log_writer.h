@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "fs/block_device.h"
+#include "fs/device/block_device.h"
 #include "fs/metadata_log.h"
 #include "journal/area.h"
 

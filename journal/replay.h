@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <string>
 
-#include "fs/block_device.h"
-#include "fs/superblock.h"
+#include "fs/device/block_device.h"
+#include "fs/format/superblock.h"
 #include "journal/log_scan.h"
 
 namespace lunfs::journal {

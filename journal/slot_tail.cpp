@@ -1,7 +1,7 @@
 // Slot header I/O for the journal.
 #include "journal/slot_tail.h"
 
-#include "fs/aligned_buffer.h"
+#include "fs/device/aligned_buffer.h"
 
 namespace lunfs::journal {
 

@@ -6,9 +6,9 @@
 
 #include <cstdint>
 
-#include "fs/block_device.h"
-#include "fs/slot_format.h"
-#include "fs/superblock.h"
+#include "fs/device/block_device.h"
+#include "fs/format/slot_format.h"
+#include "fs/format/superblock.h"
 
 namespace lunfs::journal {
 

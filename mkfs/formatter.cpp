@@ -12,12 +12,12 @@
 #include <cstdio>
 #include <dirent.h>
 
-#include "fs/aligned_buffer.h"
-#include "fs/inode_format.h"
-#include "fs/parallel_io.h"
-#include "fs/rgrp_format.h"
-#include "fs/signature.h"
-#include "fs/slot_format.h"
+#include "fs/device/aligned_buffer.h"
+#include "fs/format/inode_format.h"
+#include "fs/device/parallel_io.h"
+#include "fs/format/rgrp_format.h"
+#include "fs/format/signature.h"
+#include "fs/format/slot_format.h"
 
 namespace lunfs {
 

@@ -8,8 +8,8 @@
 #include <optional>
 #include <string>
 
-#include "fs/block_device.h"
-#include "fs/superblock.h"
+#include "fs/device/block_device.h"
+#include "fs/format/superblock.h"
 
 namespace lunfs {
 

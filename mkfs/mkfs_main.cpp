@@ -6,8 +6,8 @@
 #include <iostream>
 #include <string>
 
-#include "fs/block_device.h"
-#include "fs/signature.h"
+#include "fs/device/block_device.h"
+#include "fs/format/signature.h"
 #include "mkfs/formatter.h"
 
 namespace {

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "fs/filesystem.h"
+#include "fs/core/filesystem.h"
 #include "mkfs/formatter.h"
 
 namespace lunfs {

@@ -26,8 +26,8 @@
 #include <vector>
 
 #include "bench/support/bench_lun.h"
-#include "fs/aligned_buffer.h"
-#include "fs/filesystem.h"
+#include "fs/device/aligned_buffer.h"
+#include "fs/core/filesystem.h"
 #include "journal/journal.h"
 
 namespace lunfs {

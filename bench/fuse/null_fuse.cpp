@@ -15,7 +15,7 @@
 #include <cstring>
 #include <string>
 
-#include "fs/aligned_buffer.h"
+#include "fs/device/aligned_buffer.h"
 #include "fuse/open_reply.h"
 
 namespace {

@@ -17,7 +17,7 @@
 #include <thread>
 #include <vector>
 
-#include "fs/aligned_buffer.h"
+#include "fs/device/aligned_buffer.h"
 #include "journal/journal.h"
 #include "journal/log_writer.h"
 #include "journal/replay.h"

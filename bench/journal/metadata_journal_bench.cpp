@@ -18,9 +18,9 @@
 #include <vector>
 
 #include "bench/support/bench_lun.h"
-#include "fs/block_device.h"
-#include "fs/filesystem.h"
-#include "fs/glock.h"
+#include "fs/device/block_device.h"
+#include "fs/core/filesystem.h"
+#include "fs/core/glock.h"
 #include "fs/metadata_log.h"
 #include "journal/journal.h"
 

@@ -7,9 +7,9 @@
 #include <string>
 #include <utility>
 
-#include "fs/block_device.h"
+#include "fs/device/block_device.h"
 #include "fs/result.h"
-#include "fs/superblock.h"
+#include "fs/format/superblock.h"
 #include "mkfs/formatter.h"
 
 namespace lunfs::bench {

@@ -6,7 +6,7 @@
 
 #include <cstring>
 
-#include "fs/block_cache.h"
+#include "fs/core/block_cache.h"
 
 namespace lunfs {
 namespace {

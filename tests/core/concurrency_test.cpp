@@ -15,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-#include "fs/filesystem.h"
+#include "fs/core/filesystem.h"
 #include "fsck/checker.h"
 #include "mkfs/formatter.h"
 #include "tests/core/fs_fixture.h"

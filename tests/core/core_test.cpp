@@ -11,10 +11,10 @@
 #include <random>
 #include <string>
 
-#include "fs/acl.h"
-#include "fs/filesystem.h"
-#include "fs/inode_format.h"
-#include "fs/ondisk.h"
+#include "fs/core/acl.h"
+#include "fs/core/filesystem.h"
+#include "fs/format/inode_format.h"
+#include "fs/format/ondisk.h"
 #include "fsck/checker.h"
 #include "mkfs/formatter.h"
 

@@ -21,9 +21,9 @@
 #include <string>
 #include <vector>
 
-#include "fs/filesystem.h"
-#include "fs/ondisk.h"
-#include "fs/superblock.h"
+#include "fs/core/filesystem.h"
+#include "fs/format/ondisk.h"
+#include "fs/format/superblock.h"
 #include "mkfs/formatter.h"
 #include "tests/crash/crash_image.h"
 #include "tests/support/image_builder.h"

@@ -1,12 +1,12 @@
-// The memo of decoded metadata blocks (fs/decoded_memo.h): a decode is given back only for
+// The memo of decoded metadata blocks (fs/core/decoded_memo.h): a decode is given back only for
 // the very image it came from and the same tag, never for a newer image of the block, never
 // for a recycled buffer at the same address, and the memo stays within its capacity.
 #include <gtest/gtest.h>
 
 #include <string>
 
-#include "fs/block_image_pool.h"
-#include "fs/decoded_memo.h"
+#include "fs/core/block_image_pool.h"
+#include "fs/core/decoded_memo.h"
 
 namespace lunfs {
 namespace {

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "fs/dir_format.h"
+#include "fs/format/dir_format.h"
 #include "tests/core/fs_fixture.h"
 
 namespace lunfs {

@@ -1,4 +1,4 @@
-// The asynchronous data path (fs/direct_io.cpp): read_async/write_async give the same bytes
+// The asynchronous data path (fs/core/direct_io.cpp): read_async/write_async give the same bytes
 // and errors as read()/write() in every layout; a transfer in flight keeps truncate away
 // until it completes; and on a LUN file with O_DIRECT, many transfers from several threads
 // are in flight at once through Linux AIO and all land where they should.
@@ -15,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-#include "fs/buffer_pool.h"
+#include "fs/device/buffer_pool.h"
 #include "fs_fixture.h"
 
 namespace lunfs {

@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "fs/fault_device.h"
-#include "fs/filesystem.h"
+#include "fs/device/testing/fault_device.h"
+#include "fs/core/filesystem.h"
 #include "fsck/checker.h"
 #include "journal/journal.h"
 #include "mkfs/formatter.h"

@@ -1,4 +1,4 @@
-// Deferred reuse of freed blocks (fs/allocator.h): a block a transaction frees stays
+// Deferred reuse of freed blocks (fs/core/allocator.h): a block a transaction frees stays
 // unallocatable until the journal commit holding that transaction is durable, because a
 // crash before that commit brings the old owner back — with its blocks. Checked through
 // what a user sees: file layouts (FIEMAP), contents after a power loss, ENOSPC.

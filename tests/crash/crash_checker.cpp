@@ -6,7 +6,7 @@
 #include <random>
 #include <set>
 
-#include "fs/aligned_buffer.h"
+#include "fs/device/aligned_buffer.h"
 #include "mkfs/formatter.h"
 #include "tests/crash/crash_image.h"
 #include "tests/support/image_builder.h"

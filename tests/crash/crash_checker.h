@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "fs/recording_device.h"
-#include "fs/superblock.h"
+#include "fs/device/testing/recording_device.h"
+#include "fs/format/superblock.h"
 
 namespace lunfs::crash {
 

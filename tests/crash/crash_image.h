@@ -10,7 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "fs/block_device.h"
+#include "fs/device/block_device.h"
 
 namespace lunfs::crash {
 

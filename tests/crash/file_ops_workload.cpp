@@ -10,7 +10,7 @@
 #include <random>
 #include <thread>
 
-#include "fs/aligned_buffer.h"
+#include "fs/device/aligned_buffer.h"
 #include "tests/crash/fs_workload_support.h"
 #include "tests/crash/held_write_device.h"
 

@@ -21,9 +21,9 @@
 #include <optional>
 #include <random>
 
-#include "fs/aligned_buffer.h"
-#include "fs/dir_format.h"
-#include "fs/inode_format.h"
+#include "fs/device/aligned_buffer.h"
+#include "fs/format/dir_format.h"
+#include "fs/format/inode_format.h"
 #include "tests/crash/fs_workload_support.h"
 #include "tests/crash/fs_workloads.h"
 

@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <string>
 
-#include "fs/filesystem.h"
-#include "fs/glock.h"
+#include "fs/core/filesystem.h"
+#include "fs/core/glock.h"
 #include "fs/metadata_log.h"
 #include "journal/journal.h"
 #include "tests/crash/crash_checker.h"

@@ -12,7 +12,7 @@
 #include <mutex>
 #include <thread>
 
-#include "fs/block_device.h"
+#include "fs/device/block_device.h"
 
 namespace lunfs::crash {
 

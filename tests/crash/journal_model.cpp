@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "fs/ondisk.h"
+#include "fs/format/ondisk.h"
 
 namespace lunfs::crash {
 

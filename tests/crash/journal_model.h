@@ -10,9 +10,9 @@
 #include <memory>
 #include <vector>
 
-#include "fs/aligned_buffer.h"
+#include "fs/device/aligned_buffer.h"
 #include "fs/metadata_log.h"
-#include "fs/superblock.h"
+#include "fs/format/superblock.h"
 
 namespace lunfs::crash {
 

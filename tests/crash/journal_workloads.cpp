@@ -4,7 +4,7 @@
 #include <memory>
 #include <random>
 
-#include "fs/aligned_buffer.h"
+#include "fs/device/aligned_buffer.h"
 #include "journal/check.h"
 #include "journal/journal.h"
 #include "journal/log_scan.h"

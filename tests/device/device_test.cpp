@@ -8,9 +8,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "fs/aligned_buffer.h"
-#include "fs/block_device.h"
-#include "fs/fault_device.h"
+#include "fs/device/aligned_buffer.h"
+#include "fs/device/block_device.h"
+#include "fs/device/testing/fault_device.h"
 #include "tests/support/temp_file.h"
 
 namespace lunfs {

@@ -6,13 +6,13 @@
 #include <functional>
 #include <random>
 
-#include "fs/dir_format.h"
-#include "fs/extent_format.h"
-#include "fs/inode_format.h"
-#include "fs/rgrp_format.h"
-#include "fs/slot_format.h"
-#include "fs/superblock.h"
-#include "fs/xattr_format.h"
+#include "fs/format/dir_format.h"
+#include "fs/format/extent_format.h"
+#include "fs/format/inode_format.h"
+#include "fs/format/rgrp_format.h"
+#include "fs/format/slot_format.h"
+#include "fs/format/superblock.h"
+#include "fs/format/xattr_format.h"
 
 namespace lunfs::ondisk {
 namespace {

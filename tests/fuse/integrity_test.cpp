@@ -13,7 +13,7 @@
 #include <memory>
 #include <string>
 
-#include "fs/superblock.h"
+#include "fs/format/superblock.h"
 #include "tests/fuse/mount_fixture.h"
 
 namespace lunfs::testing {

@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include "fs/aligned_buffer.h"
+#include "fs/device/aligned_buffer.h"
 #include "tests/fuse/mount_fixture.h"
 
 namespace lunfs::testing {

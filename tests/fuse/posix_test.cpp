@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "fs/aligned_buffer.h"
+#include "fs/device/aligned_buffer.h"
 #include "tests/fuse/mount_fixture.h"
 
 namespace lunfs::testing {

@@ -6,10 +6,10 @@
 #include <cstring>
 #include <random>
 
-#include "fs/dir_format.h"
-#include "fs/inode_format.h"
-#include "fs/rgrp_format.h"
-#include "fs/superblock.h"
+#include "fs/format/dir_format.h"
+#include "fs/format/inode_format.h"
+#include "fs/format/rgrp_format.h"
+#include "fs/format/superblock.h"
 #include "fsck/checker.h"
 #include "tests/fuzz/fuzz_targets.h"
 #include "tests/support/image_builder.h"

@@ -6,8 +6,8 @@
 #include <memory>
 #include <vector>
 
-#include "fs/aligned_buffer.h"
-#include "fs/slot_format.h"
+#include "fs/device/aligned_buffer.h"
+#include "fs/format/slot_format.h"
 #include "journal/check.h"
 #include "journal/log_writer.h"
 #include "journal/slot_tail.h"

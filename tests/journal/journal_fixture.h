@@ -4,11 +4,11 @@
 #include <array>
 #include <memory>
 
-#include "fs/aligned_buffer.h"
-#include "fs/block_device.h"
+#include "fs/device/aligned_buffer.h"
+#include "fs/device/block_device.h"
 #include "fs/metadata_log.h"
-#include "fs/ondisk.h"
-#include "fs/superblock.h"
+#include "fs/format/ondisk.h"
+#include "fs/format/superblock.h"
 #include "mkfs/formatter.h"
 
 namespace lunfs::journal::testing {

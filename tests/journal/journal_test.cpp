@@ -7,8 +7,8 @@
 
 #include <thread>
 
-#include "fs/fault_device.h"
-#include "fs/recording_device.h"
+#include "fs/device/testing/fault_device.h"
+#include "fs/device/testing/recording_device.h"
 #include "fsck/checker.h"
 #include "journal/check.h"
 #include "journal/replay.h"

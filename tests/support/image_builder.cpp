@@ -8,8 +8,8 @@
 #include <cassert>
 #include <stdexcept>
 
-#include "fs/aligned_buffer.h"
-#include "fs/slot_format.h"
+#include "fs/device/aligned_buffer.h"
+#include "fs/format/slot_format.h"
 
 namespace lunfs::testing {
 

@@ -9,13 +9,13 @@
 #include <string>
 #include <vector>
 
-#include "fs/block_device.h"
-#include "fs/dir_format.h"
-#include "fs/extent_format.h"
-#include "fs/inode_format.h"
-#include "fs/rgrp_format.h"
-#include "fs/superblock.h"
-#include "fs/xattr_format.h"
+#include "fs/device/block_device.h"
+#include "fs/format/dir_format.h"
+#include "fs/format/extent_format.h"
+#include "fs/format/inode_format.h"
+#include "fs/format/rgrp_format.h"
+#include "fs/format/superblock.h"
+#include "fs/format/xattr_format.h"
 #include "mkfs/formatter.h"
 
 namespace lunfs::testing {

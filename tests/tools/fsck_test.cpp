@@ -9,12 +9,12 @@
 
 #include <functional>
 
-#include "fs/aligned_buffer.h"
-#include "fs/ondisk.h"
-#include "fs/rgrp_format.h"
-#include "fs/slot_format.h"
-#include "fs/filesystem.h"
-#include "fs/glock.h"
+#include "fs/device/aligned_buffer.h"
+#include "fs/format/ondisk.h"
+#include "fs/format/rgrp_format.h"
+#include "fs/format/slot_format.h"
+#include "fs/core/filesystem.h"
+#include "fs/core/glock.h"
 #include "fs/metadata_log.h"
 #include "fsck/checker.h"
 #include "fsck/overlay_device.h"

@@ -6,9 +6,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "fs/aligned_buffer.h"
-#include "fs/signature.h"
-#include "fs/superblock.h"
+#include "fs/device/aligned_buffer.h"
+#include "fs/format/signature.h"
+#include "fs/format/superblock.h"
 #include "fsck/checker.h"
 #include "mkfs/formatter.h"
 #include "tests/support/temp_file.h"

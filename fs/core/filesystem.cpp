@@ -1,0 +1,532 @@
+// Mount, namespace operations and attributes of the core; see filesystem.h.
+#include "fs/core/filesystem.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+
+#include "fs/core/bmap.h"
+#include "fs/core/dir.h"
+#include "fs/format/dir_format.h"
+#include "fs/format/inode_format.h"
+#include "fs/core/acl.h"
+#include "fs/core/volume.h"
+#include "fs/core/xattr.h"
+
+namespace lunfs {
+
+using namespace ondisk;
+
+namespace {
+
+Status check_name(const std::string& name) {
+  if (name.size() > kNameMaxBytes) return error(ENAMETOOLONG, "name longer than 255 bytes");
+  if (!valid_entry_name(name)) return error(EINVAL, "invalid name '" + name + "'");
+  return Status::ok();
+}
+
+GlockName inode_lock(uint64_t ino) { return {GlockType::kInode, ino}; }
+
+}  // namespace
+
+FileSystem::FileSystem(std::unique_ptr<Volume> vol) : vol_(std::move(vol)) {}
+FileSystem::~FileSystem() {
+  if (mounted_) (void)unmount();
+}
+
+Result<Superblock> FileSystem::read_superblock(BlockDevice& dev) {
+  const uint64_t off = kSuperblockOffset;
+  if (dev.size_bytes() < off + kMinBlockSize) return error(EMEDIUMTYPE, "device too small to hold lunfs");
+  uint64_t len = std::min<uint64_t>(kMaxBlockSize, dev.size_bytes() - off);
+  len -= len % dev.io_alignment();
+  AlignedBuffer buf(len);
+  LUNFS_TRY(dev.read(off, buf.span()));
+  if (get<uint32_t>(buf.span(), 0) != kMagic) {
+    return error(EMEDIUMTYPE, "not a lunfs file system (no lunfs superblock at byte 65536); run mkfs.lunfs first");
+  }
+  uint32_t claimed_bs = get<uint32_t>(buf.span(), 36);
+  if (claimed_bs < kMinBlockSize || claimed_bs > kMaxBlockSize || claimed_bs > len) {
+    return error(EUCLEAN, "bad superblock: block size " + std::to_string(claimed_bs) + "; run fsck.lunfs");
+  }
+  auto decoded = decode_superblock(buf.span().first(claimed_bs), off / claimed_bs);
+  if (!decoded) return error(EUCLEAN, "bad superblock: " + decoded.status().message() + "; run fsck.lunfs");
+  return decoded;
+}
+
+Result<std::unique_ptr<FileSystem>> FileSystem::mount(BlockDevice& dev, MetadataLog& log, LockManager& lm,
+                                                      const MountOptions& options) {
+  LUNFS_ASSIGN(auto sb, read_superblock(dev));
+  if (auto st = check_features(sb, !options.read_only); !st) return st;
+  if (dev.size_bytes() < sb.geometry.block_count * sb.geometry.block_size) {
+    return error(EUCLEAN, "the device is smaller than the file system it holds");
+  }
+  if (options.slot >= sb.geometry.journal_count) {
+    return error(EINVAL, "slot " + std::to_string(options.slot) + " does not exist (the file system has " +
+                             std::to_string(sb.geometry.journal_count) + " journals)");
+  }
+  auto vol = std::make_unique<Volume>(dev, log, sb, lm, options.slot, options.read_only);
+  vol->logger = options.logger;
+  vol->max_dir_depth = std::min(options.max_dir_depth, kMaxDirDepth);
+  if (auto st = vol->alloc.load(); !st && !options.read_only) return st;
+  std::unique_ptr<FileSystem> fs(new FileSystem(std::move(vol)));
+  fs->noatime_ = options.noatime;
+  {
+    std::lock_guard lock(fs->vol_->meta_mu);
+    LUNFS_ASSIGN(auto root, fs->vol_->inodes->get(sb.root_inode));
+    if (!root->is_dir()) return error(EUCLEAN, "the root inode is not a directory; run fsck.lunfs");
+  }
+  if (!options.read_only && !fs->vol_->withdrawn) LUNFS_TRY(fs->free_orphans());
+  return fs;
+}
+
+Status FileSystem::free_orphans() {
+  // Single-node mounts own every slot's orphans; with a cluster this becomes part of
+  // journal recovery (only the recovering node may free a dead node's open-unlinked files).
+  std::lock_guard lock(vol_->meta_mu);
+  LUNFS_ASSIGN(auto orphans, vol_->alloc.unlinked_inodes());
+  for (uint64_t ino : orphans) {
+    auto txn = vol_->begin();
+    LUNFS_ASSIGN(auto node, vol_->inodes->get(ino));
+    LUNFS_TRY(free_inode(*txn, *node));
+    LUNFS_TRY(txn->commit());
+    vol_->log_line("lunfs: freed inode " + std::to_string(ino) + ", unlinked while open before the last unmount");
+  }
+  return Status::ok();
+}
+
+Status FileSystem::unmount() {
+  if (!mounted_) return Status::ok();
+  drain_io();
+  Status st = vol_->read_only ? Status::ok() : sync();
+  // Everything home and the journal empty: the next mount replays nothing.
+  if (st && !vol_->read_only) st = vol_->log.checkpoint();
+  auto rel = vol_->glocks.release_all();
+  if (st) st = rel;
+  mounted_ = false;
+  return st;
+}
+
+uint64_t FileSystem::root() const { return vol_->sb.root_inode; }
+bool FileSystem::read_only() const { return vol_->read_only; }
+bool FileSystem::withdrawn() const { return vol_->withdrawn; }
+const Superblock& FileSystem::superblock() const { return vol_->sb; }
+
+Attr FileSystem::attr_of(const CoreInode& node) const {
+  Attr a;
+  a.ino = node.ino();
+  a.mode = node.d.mode;
+  a.uid = node.d.uid;
+  a.gid = node.d.gid;
+  a.nlink = node.d.nlink;
+  a.size = node.d.size;
+  a.blocks512 = (node.d.blocks + 1) * (vol_->bs / 512);
+  a.rdev = node.d.rdev;
+  a.generation = node.d.generation;
+  a.blksize = vol_->bs;
+  a.atime = node.d.atime;
+  a.mtime = node.d.mtime;
+  a.ctime = node.d.ctime;
+  return a;
+}
+
+Result<std::shared_ptr<CoreInode>> FileSystem::inode(uint64_t ino) {
+  LUNFS_ASSIGN(auto node, vol_->inodes->get(ino));
+  return node;
+}
+
+Result<std::shared_ptr<CoreInode>> FileSystem::dir_inode(uint64_t ino) {
+  LUNFS_ASSIGN(auto node, inode(ino));
+  if (!node->is_dir()) return error(ENOTDIR, "inode " + std::to_string(ino) + " is not a directory");
+  return node;
+}
+
+Result<Attr> FileSystem::getattr(uint64_t ino) {
+  LUNFS_ASSIGN(auto gl, vol_->glocks.lock(inode_lock(ino), GlockMode::kShared));
+  std::lock_guard lock(vol_->meta_mu);
+  LUNFS_ASSIGN(auto node, inode(ino));
+  return attr_of(*node);
+}
+
+Result<Attr> FileSystem::lookup(uint64_t dir, const std::string& name) {
+  if (name.size() > kNameMaxBytes) return error(ENAMETOOLONG, "name longer than 255 bytes");
+  LUNFS_ASSIGN(auto gl, vol_->glocks.lock(inode_lock(dir), GlockMode::kShared));
+  std::lock_guard lock(vol_->meta_mu);
+  LUNFS_ASSIGN(auto d, dir_inode(dir));
+  uint64_t target;
+  if (name == ".") {
+    target = dir;
+  } else if (name == "..") {
+    target = d->d.parent;
+  } else {
+    LUNFS_ASSIGN(auto entry, Directory(*vol_, *d, nullptr).lookup(name));
+    if (!entry) return error(ENOENT, name + ": no such file or directory");
+    target = entry->inode;
+  }
+  LUNFS_ASSIGN(auto node, inode(target));
+  return attr_of(*node);
+}
+
+Result<Attr> FileSystem::create(uint64_t dir, const std::string& name, uint32_t mode, uint64_t rdev,
+                                const std::string& symlink_target, const Cred& cred) {
+  LUNFS_TRY(check_name(name));
+  LUNFS_TRY(vol_->check_writable());
+  LUNFS_ASSIGN(auto gl, vol_->glocks.lock(inode_lock(dir), GlockMode::kExclusive));
+  std::lock_guard lock(vol_->meta_mu);
+  LUNFS_ASSIGN(auto d, dir_inode(dir));
+  if (d->d.nlink == 0) return error(ENOENT, "directory was removed");
+  // One Directory for the lookup and the add: the add reuses the bucket the lookup decoded.
+  auto txn = vol_->begin();
+  Directory directory(*vol_, *d, txn.get());
+  LUNFS_ASSIGN(auto existing, directory.lookup(name));
+  if (existing) return error(EEXIST, name + ": file exists");
+  const uint32_t type = mode & S_IFMT;
+  if (type == S_IFLNK && (symlink_target.empty() || symlink_target.size() > std::min<size_t>(4096, inode_content_capacity(vol_->bs)))) {
+    return error(ENAMETOOLONG, "symbolic link target too long");
+  }
+  if (type == S_IFDIR && d->d.nlink >= 0xFFFFFFF0u) return error(EMLINK, "too many subdirectories");
+
+  uint64_t generation = 0;
+  LUNFS_ASSIGN(uint64_t ino, vol_->alloc.alloc_inode(*txn, dir, &generation));
+  auto node = vol_->inodes->create(ino);
+  Inode& n = node->d;
+  Timespec now = now_timespec();
+  n.mode = mode;
+  n.uid = cred.uid;
+  n.gid = cred.gid;
+  // BSD group semantics for setgid directories: the new inode takes the directory's
+  // group, and a new subdirectory stays setgid.
+  if (d->d.mode & S_ISGID) {
+    n.gid = d->d.gid;
+    if (type == S_IFDIR) n.mode |= S_ISGID;
+  }
+  n.nlink = type == S_IFDIR ? 2 : 1;
+  n.atime = n.mtime = n.ctime = n.crtime = now;
+  n.generation = generation;
+  if (type == S_IFDIR) {
+    n.flags = kInodeInlineDir;
+    n.parent = dir;
+  } else if (type == S_IFLNK) {
+    n.flags = kInodeInlineData;
+    n.content.assign(symlink_target.begin(), symlink_target.end());
+    n.size = symlink_target.size();
+  } else if (type == S_IFCHR || type == S_IFBLK) {
+    n.rdev = rdev;
+  }
+  // Permissions: the directory's default ACL when it has one, else the caller's umask.
+  LUNFS_ASSIGN(auto dflt, XattrStore(*vol_, *d, txn.get()).get(XattrNamespace::kPosixAclDefault, ""));
+  if (dflt && type != S_IFLNK) {
+    LUNFS_ASSIGN(auto dacl, parse_acl(*dflt));
+    uint32_t m = n.mode;
+    auto acl = acl_for_create(dacl, &m);
+    n.mode = m;
+    bool equivalent = false;
+    acl_mode(acl, &equivalent);
+    XattrStore xs(*vol_, *node, txn.get());
+    if (!equivalent) LUNFS_TRY(xs.put(XattrNamespace::kPosixAclAccess, "", encode_acl(acl)));
+    if (type == S_IFDIR) LUNFS_TRY(xs.put(XattrNamespace::kPosixAclDefault, "", *dflt));
+  } else if (type != S_IFLNK) {
+    n.mode &= ~(cred.umask & 0777);
+  }
+  node->dirty(*txn);
+  LUNFS_TRY(directory.add(name, ino, dirent_type(mode)));
+  if (type == S_IFDIR) d->d.nlink += 1;
+  d->d.mtime = d->d.ctime = now;
+  d->dirty(*txn);
+  LUNFS_TRY(txn->commit());
+  return attr_of(*node);
+}
+
+Result<Attr> FileSystem::mknod(uint64_t dir, const std::string& name, uint32_t mode, uint64_t rdev, const Cred& cred) {
+  uint32_t type = mode & S_IFMT;
+  if (type == 0) mode |= S_IFREG;
+  else if (type != S_IFREG && type != S_IFCHR && type != S_IFBLK && type != S_IFIFO && type != S_IFSOCK) {
+    return error(EINVAL, "mknod of an unsupported file type");
+  }
+  return create(dir, name, mode, rdev, "", cred);
+}
+
+Result<Attr> FileSystem::mkdir(uint64_t dir, const std::string& name, uint32_t mode, const Cred& cred) {
+  return create(dir, name, S_IFDIR | (mode & 07777), 0, "", cred);
+}
+
+Result<Attr> FileSystem::symlink(uint64_t dir, const std::string& name, const std::string& target, const Cred& cred) {
+  return create(dir, name, S_IFLNK | 0777, 0, target, cred);
+}
+
+Result<std::string> FileSystem::readlink(uint64_t ino) {
+  LUNFS_ASSIGN(auto gl, vol_->glocks.lock(inode_lock(ino), GlockMode::kShared));
+  std::lock_guard lock(vol_->meta_mu);
+  LUNFS_ASSIGN(auto node, inode(ino));
+  if (node->type() != S_IFLNK) return error(EINVAL, "not a symbolic link");
+  return std::string(node->d.content.begin(), node->d.content.end());
+}
+
+Result<Attr> FileSystem::link(uint64_t ino, uint64_t dir, const std::string& name) {
+  LUNFS_TRY(check_name(name));
+  LUNFS_TRY(vol_->check_writable());
+  if (ino == dir) return error(EPERM, "hard links to directories are not allowed");
+  LUNFS_ASSIGN(auto gd, vol_->glocks.lock(inode_lock(dir), GlockMode::kExclusive));
+  LUNFS_ASSIGN(auto gi, vol_->glocks.lock(inode_lock(ino), GlockMode::kExclusive));
+  std::lock_guard lock(vol_->meta_mu);
+  LUNFS_ASSIGN(auto d, dir_inode(dir));
+  LUNFS_ASSIGN(auto node, inode(ino));
+  if (node->is_dir()) return error(EPERM, "hard links to directories are not allowed");
+  if (d->d.nlink == 0) return error(ENOENT, "directory was removed");
+  if (node->d.nlink == 0) return error(ENOENT, "file was removed");
+  if (node->d.nlink >= 0xFFFFFFF0u) return error(EMLINK, "too many links");
+  LUNFS_ASSIGN(auto existing, Directory(*vol_, *d, nullptr).lookup(name));
+  if (existing) return error(EEXIST, name + ": file exists");
+  auto txn = vol_->begin();
+  LUNFS_TRY(Directory(*vol_, *d, txn.get()).add(name, ino, dirent_type(node->d.mode)));
+  Timespec now = now_timespec();
+  node->d.nlink += 1;
+  node->d.ctime = now;
+  node->dirty(*txn);
+  d->d.mtime = d->d.ctime = now;
+  d->dirty(*txn);
+  LUNFS_TRY(txn->commit());
+  return attr_of(*node);
+}
+
+Status FileSystem::drop_link(Transaction& txn, CoreInode& node) {
+  node.d.nlink -= 1;
+  node.d.ctime = now_timespec();
+  node.dirty(txn);
+  if (node.d.nlink > 0) return Status::ok();
+  if (node.refs == 0) return free_inode(txn, node);
+  // Still open: the data stays until the last reference goes (forget()).
+  return vol_->alloc.mark_unlinked(txn, node.ino());
+}
+
+Status FileSystem::free_inode(Transaction& txn, CoreInode& node) {
+  if (node.is_dir()) {
+    LUNFS_TRY(Directory(*vol_, node, &txn).release_blocks());
+  } else if (node.d.flags & kInodeExtents) {
+    LUNFS_TRY(truncate_blocks(txn, node, 0));
+  }
+  if (node.d.xattr_block) {
+    LUNFS_TRY(vol_->alloc.free_blocks(txn, node.d.xattr_block, 1));
+    txn.revoke(node.d.xattr_block);
+    node.d.xattr_block = 0;
+  }
+  LUNFS_TRY(vol_->alloc.free_inode(txn, node.ino()));
+  txn.revoke(node.ino());
+  node.dirty(txn);
+  node.freed = true;
+  return Status::ok();
+}
+
+Result<FileSystem::Removal> FileSystem::lock_for_removal(uint64_t dir, const std::string& name) {
+  LUNFS_TRY(check_name(name));
+  LUNFS_TRY(vol_->check_writable());
+  Removal r;
+  LUNFS_ASSIGN(r.dir_glock, vol_->glocks.lock(inode_lock(dir), GlockMode::kExclusive));
+  uint64_t target;
+  {
+    // The directory's inode stays cached while its glock is held, so `r.dir` and the
+    // Directory built on it outlive this section.
+    std::lock_guard lock(vol_->meta_mu);
+    LUNFS_ASSIGN(r.dir, dir_inode(dir));
+    r.directory = std::make_unique<Directory>(*vol_, *r.dir, nullptr);
+    LUNFS_ASSIGN(auto entry, r.directory->lookup(name));
+    if (!entry) return error(ENOENT, name + ": no such file or directory");
+    target = entry->inode;
+  }
+  // Parent before child: the order every multi-inode operation uses.
+  LUNFS_ASSIGN(r.target_glock, vol_->glocks.lock(inode_lock(target), GlockMode::kExclusive));
+  r.meta = std::unique_lock(vol_->meta_mu);
+  LUNFS_ASSIGN(r.target, inode(target));
+  return r;
+}
+
+Status FileSystem::unlink(uint64_t dir, const std::string& name) {
+  LUNFS_ASSIGN(Removal r, lock_for_removal(dir, name));
+  CoreInode& d = *r.dir;
+  CoreInode& node = *r.target;
+  if (node.is_dir()) return error(EISDIR, name + " is a directory");
+  auto txn = vol_->begin();
+  r.directory->attach(txn.get());
+  LUNFS_TRY(r.directory->remove(name));
+  d.d.mtime = d.d.ctime = now_timespec();
+  d.dirty(*txn);
+  LUNFS_TRY(drop_link(*txn, node));
+  LUNFS_TRY(txn->commit());
+  if (node.freed) vol_->inodes->forget(node.ino());
+  return Status::ok();
+}
+
+Status FileSystem::rmdir(uint64_t dir, const std::string& name) {
+  if (name == ".") return error(EINVAL, "cannot remove '.'");
+  if (name == "..") return error(ENOTEMPTY, "cannot remove '..'");
+  LUNFS_ASSIGN(Removal r, lock_for_removal(dir, name));
+  CoreInode& d = *r.dir;
+  CoreInode& node = *r.target;
+  if (!node.is_dir()) return error(ENOTDIR, name + " is not a directory");
+  if (node.d.dir_entries != 0) return error(ENOTEMPTY, name + ": directory not empty");
+  auto txn = vol_->begin();
+  r.directory->attach(txn.get());
+  LUNFS_TRY(r.directory->remove(name));
+  Timespec now = now_timespec();
+  d.d.nlink -= 1;
+  d.d.mtime = d.d.ctime = now;
+  d.dirty(*txn);
+  node.d.nlink = 0;
+  node.d.ctime = now;
+  node.dirty(*txn);
+  if (node.refs == 0) {
+    LUNFS_TRY(free_inode(*txn, node));
+  } else {
+    LUNFS_TRY(vol_->alloc.mark_unlinked(*txn, node.ino()));
+  }
+  LUNFS_TRY(txn->commit());
+  if (node.freed) vol_->inodes->forget(node.ino());
+  return Status::ok();
+}
+
+Result<Attr> FileSystem::setattr(uint64_t ino, const SetAttr& c) {
+  LUNFS_TRY(vol_->check_writable());
+  LUNFS_ASSIGN(auto gl, vol_->glocks.lock(inode_lock(ino), GlockMode::kExclusive));
+  std::lock_guard lock(vol_->meta_mu);
+  LUNFS_ASSIGN(auto node, inode(ino));
+  Inode& d = node->d;
+  if (c.size) {
+    if (node->is_dir()) return error(EISDIR, "cannot truncate a directory");
+    if (!node->is_reg()) return error(EINVAL, "cannot truncate a special file");
+    if (*c.size > max_file_size()) return error(EFBIG, "size beyond the largest file");
+  }
+  auto txn = vol_->begin();
+  Timespec now = now_timespec();
+  if (c.size && *c.size != d.size) {
+    LUNFS_TRY(truncate_blocks(*txn, *node, *c.size));
+    d.size = *c.size;
+    d.mtime = now;
+  } else if (c.size) {
+    d.mtime = now;  // truncate to the same size still updates the times (POSIX)
+  }
+  if (c.mode) {
+    d.mode = (d.mode & S_IFMT) | (*c.mode & 07777);
+    XattrStore xs(*vol_, *node, txn.get());
+    LUNFS_ASSIGN(auto access, xs.get(XattrNamespace::kPosixAclAccess, ""));
+    if (access) {
+      LUNFS_ASSIGN(auto acl, parse_acl(*access));
+      acl_chmod(acl, d.mode);
+      LUNFS_TRY(xs.put(XattrNamespace::kPosixAclAccess, "", encode_acl(acl)));
+    }
+  }
+  if ((c.uid && *c.uid != d.uid) || (c.gid && *c.gid != d.gid)) {
+    // chown of a non-directory clears setuid, and setgid when it means "setgid" (group
+    // execute set) rather than mandatory locking.
+    if (!node->is_dir() && !c.mode) {
+      d.mode &= ~S_ISUID;
+      if (d.mode & S_IXGRP) d.mode &= ~S_ISGID;
+    }
+  }
+  if (c.uid) d.uid = *c.uid;
+  if (c.gid) d.gid = *c.gid;
+  if (c.atime) d.atime = *c.atime;
+  if (c.mtime) d.mtime = *c.mtime;
+  d.ctime = c.ctime ? *c.ctime : now;
+  node->dirty(*txn);
+  LUNFS_TRY(txn->commit());
+  return attr_of(*node);
+}
+
+Status FileSystem::readdir(uint64_t dir, uint64_t offset, const std::function<bool(const DirListing&)>& fn) {
+  LUNFS_ASSIGN(auto gl, vol_->glocks.lock(inode_lock(dir), GlockMode::kShared));
+  std::lock_guard lock(vol_->meta_mu);
+  LUNFS_ASSIGN(auto d, dir_inode(dir));
+  if (offset == 0 && !fn({".", dir, DT_DIR, 1})) return Status::ok();
+  if (offset <= 1 && !fn({"..", d->d.parent, DT_DIR, 2})) return Status::ok();
+  return Directory(*vol_, *d, nullptr).list(std::max<uint64_t>(offset, Directory::kFirstEntryOffset),
+                                            [&](const DirEntry& e, uint64_t next) {
+                                              return fn({e.name, e.inode, e.type, next});
+                                            });
+}
+
+Result<FsStat> FileSystem::statfs() {
+  std::lock_guard lock(vol_->meta_mu);
+  AllocStats s = vol_->alloc.stats();
+  FsStat f;
+  f.block_size = vol_->bs;
+  f.blocks = s.data_blocks;
+  f.free_blocks = s.free_blocks;
+  f.files = s.inodes + s.free_blocks;
+  f.free_files = s.free_blocks;
+  return f;
+}
+
+Status FileSystem::write_times(CoreInode& node) {
+  if (!node.times_dirty || node.freed || vol_->read_only || vol_->withdrawn) return Status::ok();
+  auto txn = vol_->begin();
+  node.dirty(*txn);
+  return txn->commit();
+}
+
+Status FileSystem::fsync(uint64_t ino, bool datasync) {
+  {
+    std::lock_guard lock(vol_->meta_mu);
+    LUNFS_ASSIGN(auto node, inode(ino));
+    // fdatasync may skip timestamps, but a size change is always in a transaction already.
+    if (!datasync) LUNFS_TRY(write_times(*node));
+  }
+  // Data went to the device before its transactions were submitted (ordered data); one
+  // log commit (a flush) makes both durable.
+  LUNFS_TRY(vol_->log.commit());
+  return vol_->dev.flush();
+}
+
+Status FileSystem::sync() {
+  {
+    std::lock_guard lock(vol_->meta_mu);
+    for (auto& node : vol_->inodes->times_dirty()) LUNFS_TRY(write_times(*node));
+  }
+  LUNFS_TRY(vol_->log.commit());
+  return vol_->dev.flush();
+}
+
+void FileSystem::touch_atime(uint64_t ino) {
+  if (noatime_ || vol_->read_only) return;
+  std::lock_guard lock(vol_->meta_mu);
+  auto node = inode(ino);
+  if (node) note_access(**node);
+}
+
+void FileSystem::note_access(CoreInode& node) {
+  if (noatime_ || vol_->read_only) return;
+  Inode& d = node.d;
+  Timespec now = now_timespec();
+  // relatime: only when atime is older than mtime/ctime, or a day old.
+  auto older = [](const Timespec& a, const Timespec& b) { return a.sec < b.sec || (a.sec == b.sec && a.nsec < b.nsec); };
+  if (older(d.atime, d.mtime) || older(d.atime, d.ctime) || now.sec - d.atime.sec >= 86400) {
+    d.atime = now;
+    node.times_dirty = true;
+  }
+}
+
+void FileSystem::hold(uint64_t ino) {
+  std::lock_guard lock(vol_->meta_mu);
+  auto node = inode(ino);
+  if (node) (*node)->refs += 1;
+}
+
+Status FileSystem::forget(uint64_t ino, uint64_t count) {
+  LUNFS_ASSIGN(auto gl, vol_->glocks.lock(inode_lock(ino), GlockMode::kExclusive));
+  std::lock_guard lock(vol_->meta_mu);
+  auto it = inode(ino);
+  if (!it) return it.status();
+  auto node = *it;
+  node->refs -= std::min(node->refs, count);
+  if (node->refs > 0) return Status::ok();
+  if (node->d.nlink == 0 && !vol_->read_only && !vol_->withdrawn) {
+    auto txn = vol_->begin();
+    LUNFS_TRY(free_inode(*txn, *node));
+    LUNFS_TRY(txn->commit());
+  } else {
+    LUNFS_TRY(write_times(*node));
+  }
+  vol_->inodes->forget(ino);
+  return Status::ok();
+}
+
+}  // namespace lunfs

@@ -1,0 +1,221 @@
+// The file-system core's public face: one mounted lunfs, with the operations a frontend
+// (FUSE, tests) needs, in POSIX terms (inode numbers, names, errno-style errors). Every
+// operation takes its glocks through the GlockTable (so through the LockManager) and
+// changes metadata only inside a Transaction. Implementation is split by concept:
+// filesystem.cpp (mount, namespace operations, attributes), file_io.cpp (read/write),
+// truncate.cpp (truncate, fallocate, lseek), rename.cpp, xattr.cpp.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "fs/device/block_device.h"
+#include "fs/format/extent_format.h"
+#include "fs/core/glock.h"
+#include "fs/core/inode.h"
+#include "fs/metadata_log.h"
+#include "fs/result.h"
+
+namespace lunfs {
+
+class Directory;
+class ExtentTree;
+struct Volume;
+struct Segment;
+class IoQueue;
+
+struct MountOptions {
+  bool read_only = false;
+  bool noatime = false;
+  uint32_t slot = 0;  // journal slot (statfs delta, preferred rgrps)
+  size_t cache_blocks = 65536;
+  // The deepest hash table a directory grows to (at least the depth it starts with); full
+  // leaves chain beyond it. Below ondisk::kMaxDirDepth only to reach chains in tests.
+  uint32_t max_dir_depth = 24;
+  std::function<void(const std::string&)> logger;  // default: stderr
+};
+
+struct Attr {
+  uint64_t ino = 0;
+  uint32_t mode = 0, uid = 0, gid = 0, nlink = 0;
+  uint64_t size = 0;
+  uint64_t blocks512 = 0;  // st_blocks: 512-byte units, the inode block included
+  uint64_t rdev = 0;
+  uint64_t generation = 0;
+  uint32_t blksize = 0;
+  ondisk::Timespec atime, mtime, ctime;
+};
+
+struct Cred {
+  uint32_t uid = 0, gid = 0;
+  uint32_t umask = 0;  // applied unless the directory has a default ACL
+};
+
+// setattr: only the fields that are set change.
+struct SetAttr {
+  std::optional<uint32_t> mode, uid, gid;
+  std::optional<uint64_t> size;
+  std::optional<ondisk::Timespec> atime, mtime;  // UTIME_NOW is the caller's job
+  std::optional<ondisk::Timespec> ctime;
+};
+
+struct FsStat {
+  uint64_t block_size = 0, blocks = 0, free_blocks = 0, files = 0, free_files = 0;
+  uint32_t name_max = 255;
+};
+
+struct DirListing {
+  std::string name;
+  uint64_t ino;
+  uint8_t type;
+  uint64_t next_offset;
+};
+
+// fallocate modes (the FALLOC_FL_* values).
+inline constexpr int kFallocKeepSize = 0x01;
+inline constexpr int kFallocPunchHole = 0x02;
+inline constexpr int kFallocZeroRange = 0x10;
+
+class FileSystem {
+ public:
+  // Reads and checks the primary superblock (EMEDIUMTYPE: not lunfs; EUCLEAN: damaged).
+  static Result<ondisk::Superblock> read_superblock(BlockDevice& dev);
+  static Result<std::unique_ptr<FileSystem>> mount(BlockDevice& dev, MetadataLog& log, LockManager& lm,
+                                                   const MountOptions& options);
+  ~FileSystem();
+  // Writes everything back and releases the glocks; further calls fail.
+  Status unmount();
+
+  uint64_t root() const;
+  bool read_only() const;
+  bool withdrawn() const;
+  const ondisk::Superblock& superblock() const;
+
+  Result<Attr> getattr(uint64_t ino);
+  Result<Attr> lookup(uint64_t dir, const std::string& name);
+  Result<Attr> mknod(uint64_t dir, const std::string& name, uint32_t mode, uint64_t rdev, const Cred& cred);
+  Result<Attr> mkdir(uint64_t dir, const std::string& name, uint32_t mode, const Cred& cred);
+  Result<Attr> symlink(uint64_t dir, const std::string& name, const std::string& target, const Cred& cred);
+  Result<std::string> readlink(uint64_t ino);
+  Result<Attr> link(uint64_t ino, uint64_t dir, const std::string& name);
+  Status unlink(uint64_t dir, const std::string& name);
+  Status rmdir(uint64_t dir, const std::string& name);
+  // flags: RENAME_NOREPLACE (1), RENAME_EXCHANGE (2).
+  Status rename(uint64_t olddir, const std::string& oldname, uint64_t newdir, const std::string& newname,
+                unsigned flags);
+  Result<Attr> setattr(uint64_t ino, const SetAttr& changes);
+  // Entries from `offset` (0 = start, including "." and ".."); fn returns false when full.
+  Status readdir(uint64_t dir, uint64_t offset, const std::function<bool(const DirListing&)>& fn);
+
+  Result<size_t> read(uint64_t ino, uint64_t offset, std::span<std::byte> buf);
+  Result<size_t> write(uint64_t ino, uint64_t offset, std::span<const std::byte> buf);
+  Status fallocate(uint64_t ino, int mode, uint64_t offset, uint64_t length);
+  // SEEK_DATA / SEEK_HOLE.
+  Result<uint64_t> lseek(uint64_t ino, uint64_t offset, int whence);
+  // The file's extents (FIEMAP): what tests and tools use to see the layout.
+  Result<std::vector<ondisk::Extent>> extents(uint64_t ino);
+  Result<size_t> copy_range(uint64_t ino_in, uint64_t off_in, uint64_t ino_out, uint64_t off_out, size_t len);
+
+  Result<std::string> getxattr(uint64_t ino, const std::string& name);
+  Status setxattr(uint64_t ino, const std::string& name, const std::string& value, int flags);
+  Result<std::vector<std::string>> listxattr(uint64_t ino);
+  Status removexattr(uint64_t ino, const std::string& name);
+
+  Result<FsStat> statfs();
+  Status fsync(uint64_t ino, bool datasync);
+  Status sync();
+  // Records an atime update for a read (relatime unless mounted noatime).
+  void touch_atime(uint64_t ino);
+
+  // The FUSE data path (direct_io.cpp). Block-aligned reads, and overwrites of written
+  // blocks, go to the device's IoQueue and complete on its thread, so the caller's thread is
+  // free for the next request; anything else runs read()/write() and completes before the
+  // call returns. Reads update atime like read() + touch_atime(). The span a read's
+  // completion receives is valid only during the call.
+  using ReadCompletion = std::function<void(Result<std::span<const std::byte>>)>;
+  using WriteCompletion = std::function<void(Result<size_t>)>;
+  void read_async(uint64_t ino, uint64_t offset, size_t size, ReadCompletion done);
+  void write_async(uint64_t ino, uint64_t offset, std::span<const std::byte> data, WriteCompletion done);
+  // Returns when every asynchronous transfer has completed (before the frontend goes away).
+  void drain_io();
+
+  // The frontend's references (FUSE lookup counts). An inode without links is freed when
+  // its last reference goes.
+  void hold(uint64_t ino);
+  Status forget(uint64_t ino, uint64_t count);
+
+ private:
+  // What unlink and rmdir hold while they remove `name` from `dir`: both glocks (parent
+  // before child), then meta_mu, the two inodes, and the directory that looked the name
+  // up (its decoded bucket serves the removal).
+  struct Removal {
+    GlockHolder dir_glock, target_glock;
+    std::unique_lock<std::recursive_mutex> meta;
+    std::shared_ptr<CoreInode> dir, target;
+    std::unique_ptr<Directory> directory;
+  };
+  Result<Removal> lock_for_removal(uint64_t dir, const std::string& name);
+  explicit FileSystem(std::unique_ptr<Volume> vol);
+  Attr attr_of(const CoreInode& node) const;
+  Result<std::shared_ptr<CoreInode>> inode(uint64_t ino);
+  Result<std::shared_ptr<CoreInode>> dir_inode(uint64_t ino);
+  // EISDIR / EINVAL unless `ino` is a regular file.
+  Result<std::shared_ptr<CoreInode>> regular_file(uint64_t ino);
+  // The segments of a write that only overwrites written blocks inside the file (its times
+  // are stamped), or nullopt when the write must allocate, convert or extend (write_locked).
+  Result<std::optional<std::vector<Segment>>> plan_overwrite(CoreInode& node, uint64_t offset, size_t size);
+  // relatime (or nothing under noatime); the caller holds meta_mu.
+  void note_access(CoreInode& node);
+  IoQueue& io_queue();
+  Result<Attr> create(uint64_t dir, const std::string& name, uint32_t mode, uint64_t rdev,
+                      const std::string& symlink_target, const Cred& cred);
+  // Drops a link of `node` (in a transaction that already removed the entry).
+  Status drop_link(Transaction& txn, CoreInode& node);
+  // Frees an inode with no links and no references: data, xattrs, the inode block.
+  Status free_inode(Transaction& txn, CoreInode& node);
+  Status truncate_blocks(Transaction& txn, CoreInode& node, uint64_t new_size);
+  Status zero_range_on_disk(CoreInode& node, uint64_t offset, uint64_t length);
+  Status unpack_inline(Transaction& txn, CoreInode& node);
+  Status write_times(CoreInode& node);
+  // The writes that change metadata; called with meta_mu held through `lock`, which
+  // write_whole_blocks releases while the data moves.
+  Result<size_t> write_locked(std::unique_lock<std::recursive_mutex>& lock, CoreInode& node, uint64_t offset,
+                              std::span<const std::byte> buf);
+  Result<size_t> write_whole_blocks(std::unique_lock<std::recursive_mutex>& lock, CoreInode& node, uint64_t offset,
+                                    std::span<const std::byte> buf);
+  // Whether a write ending at `end` keeps (or makes) the file's data inline.
+  bool writes_inline(const CoreInode& node, uint64_t end) const;
+  // The two transactions around the data of a whole-block write that allocates, converts
+  // or extends (callers hold meta_mu for each): the first maps logical blocks
+  // [first, first+count) with unwritten extents where there were holes and returns the
+  // mapping; the second, once the data is on the device, marks them written and grows the
+  // size to `end`.
+  Result<std::vector<Segment>> map_for_write(CoreInode& node, uint64_t first, uint64_t count);
+  Status finish_write(CoreInode& node, uint64_t first, uint64_t count, uint64_t end);
+  // Inline or layout-less files get an extent tree.
+  Status ensure_extent_layout(Transaction& txn, CoreInode& node);
+  // Unwritten extents in logical blocks [first, first+count) become written.
+  Status mark_written(ExtentTree& tree, uint64_t first, uint64_t count);
+  Result<size_t> write_inline(CoreInode& node, uint64_t offset, std::span<const std::byte> buf);
+  // Allocates the holes in logical blocks [first, first+count) (unwritten: preallocation).
+  Status allocate_range(Transaction& txn, CoreInode& node, uint64_t first, uint64_t count, bool unwritten);
+  Status is_ancestor(uint64_t maybe_ancestor, uint64_t dir, bool* result);
+  Status free_orphans();
+
+  // The largest file: logical blocks must keep byte offsets below 2^63.
+  uint64_t max_file_size() const;
+
+  std::unique_ptr<Volume> vol_;
+  bool mounted_ = true;
+  bool noatime_ = false;
+};
+
+}  // namespace lunfs

@@ -1,0 +1,73 @@
+// In-memory inodes and the inode cache. A CoreInode holds the decoded on-disk inode and
+// the number of references the frontend holds (kernel lookups, which cover open files);
+// it joins a transaction when changed and is encoded into its block at commit. Timestamp
+// updates from overwrites only mark it "times dirty", written at the next transaction,
+// fsync or sync, so overwriting an allocated file costs no metadata I/O per write.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+#include <shared_mutex>
+#include <unordered_map>
+
+#include "fs/format/extent_format.h"
+#include "fs/format/inode_format.h"
+#include "fs/core/transaction.h"
+
+namespace lunfs {
+
+struct Volume;
+
+class CoreInode final : public TxnParticipant {
+ public:
+  CoreInode(Volume& vol, uint64_t ino) : vol_(vol), ino_(ino) {}
+  uint64_t ino() const { return ino_; }
+  ondisk::Inode d;            // the inode as it will be written
+  uint64_t refs = 0;          // frontend references (nlookup)
+  bool times_dirty = false;   // atime/mtime/ctime changed without a transaction
+  bool freed = false;         // the block was freed; the object is a tombstone
+  // The extent root as last decoded from d.content, and the content it came from: every
+  // walk of the tree starts at the root, and a large file's root holds a few hundred index
+  // entries, each checked against the geometry (bmap.cpp). Guarded like d (meta_mu).
+  std::vector<uint8_t> decoded_root_source;
+  std::optional<ondisk::ExtentNode> decoded_root;
+
+  uint32_t type() const { return d.mode & S_IFMT; }
+  bool is_dir() const { return type() == S_IFDIR; }
+  bool is_reg() const { return type() == S_IFREG; }
+  // Marks the inode changed in `txn` (encoded at commit).
+  void dirty(Transaction& txn) { txn.join(this); }
+
+  void encode_into(Transaction& txn) override;
+  void rollback() override;
+  // Re-reads the inode from the cached block.
+  Status load();
+
+ private:
+  Volume& vol_;
+  const uint64_t ino_;
+};
+
+class InodeCache {
+ public:
+  explicit InodeCache(Volume& vol) : vol_(vol) {}
+  // The inode, read on first use. EIO (and a log line) when its block is damaged.
+  Result<std::shared_ptr<CoreInode>> get(uint64_t ino);
+  // A freshly allocated inode (not read from disk).
+  std::shared_ptr<CoreInode> create(uint64_t ino);
+  void forget(uint64_t ino);
+  // Inodes with timestamps changed outside transactions.
+  std::vector<std::shared_ptr<CoreInode>> times_dirty();
+  size_t size() const { return map_.size(); }
+
+ private:
+  Volume& vol_;
+  std::unordered_map<uint64_t, std::shared_ptr<CoreInode>> map_;
+};
+
+// The time now, as stored in inodes.
+ondisk::Timespec now_timespec();
+
+}  // namespace lunfs
