@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 namespace lunfs {
 
@@ -16,7 +17,15 @@ constexpr bool no_free_state(uint64_t word) {
   constexpr uint64_t kLowBits = 0x5555555555555555ull;
   return ((word | word >> 1) & kLowBits) == kLowBits;
 }
+// The rgrp glock the calling thread's operation failed to take (lock_rgrp).
+thread_local std::optional<GlockName> t_wanted_rgrp;
 }  // namespace
+
+std::optional<GlockName> Allocator::take_wanted_glock() {
+  std::optional<GlockName> out;
+  out.swap(t_wanted_rgrp);
+  return out;
+}
 
 void Allocator::Rgrp::set(uint32_t i, BlockState s) {
   uint8_t& byte = bits[i / 4];
@@ -103,8 +112,14 @@ Status Allocator::load_bitmaps(Rgrp& r) {
 Status Allocator::lock_rgrp(Transaction& txn, uint32_t index) {
   GlockName name{GlockType::kRgrp, index};
   if (txn.holds(name)) return Status::ok();
-  LUNFS_ASSIGN(auto holder, glocks_.lock(name, GlockMode::kExclusive));
-  txn.keep(name, std::move(holder));
+  // Under meta_mu: never wait (glock.h, rule 2). A miss sends the operation round again
+  // (FileSystem::retrying) after it has taken the glock with nothing else held.
+  auto holder = glocks_.try_lock(name, GlockMode::kExclusive);
+  if (!holder) {
+    t_wanted_rgrp = name;
+    return holder.status();
+  }
+  txn.keep(name, std::move(*holder));
   return Status::ok();
 }
 

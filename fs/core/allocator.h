@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <optional>
 #include <set>
 #include <vector>
 
@@ -45,6 +46,10 @@ class Allocator final : public TxnParticipant {
 
   // Reads every rgrp header and this slot's statfs delta.
   Status load();
+
+  // After an allocator call failed with kGlockRetry on this thread: the rgrp glock it
+  // could not take without waiting (lock order rule 2, glock.h). Cleared by the call.
+  static std::optional<GlockName> take_wanted_glock();
 
   // A run of 1..want free blocks, preferring one that starts at `goal` (0 = anywhere in
   // this node's preferred groups). The blocks become "used".

@@ -81,8 +81,8 @@ void FileSystem::drain_io() {
   if (vol_->io) vol_->io->drain();
 }
 
-void FileSystem::read_async(uint64_t ino, uint64_t offset, size_t size, ReadCompletion done) {
-  auto gl = vol_->glocks.lock({GlockType::kInode, ino}, GlockMode::kShared);
+void FileSystem::read_async(uint64_t ino, uint64_t offset, size_t size, ReadCompletion done, bool direct) {
+  auto gl = vol_->glocks.lock({GlockType::kInode, ino}, read_mode(direct));
   if (!gl) return done(gl.status());
   const uint32_t bs = vol_->bs;
   DirectRead* op = nullptr;
@@ -108,58 +108,79 @@ void FileSystem::read_async(uint64_t ino, uint64_t offset, size_t size, ReadComp
   // Not a small mapped read (large, inline data, unaligned, damage...): the synchronous
   // path, which also reports any error with its block.
   BufferPool::Lease buffer = vol_->buffers.get(size);
-  auto n = read(ino, offset, buffer.span());
+  auto n = read(ino, offset, buffer.span(), direct);
   if (!n) return done(n.status());
   touch_atime(ino);
   done(std::span<const std::byte>(buffer.span().first(*n)));
 }
 
-void FileSystem::write_async(uint64_t ino, uint64_t offset, std::span<const std::byte> data, WriteCompletion done) {
-  auto gl = vol_->glocks.lock({GlockType::kInode, ino}, GlockMode::kShared);
-  if (!gl) return done(gl.status());
+void FileSystem::write_async(uint64_t ino, uint64_t offset, std::span<const std::byte> data, WriteCompletion done,
+                             bool direct) {
   const uint32_t bs = vol_->bs;
   // Overwrites of written blocks need no metadata. Other whole-block writes (a thin image's
   // first pass) run their first transaction here and their second when the data is on the
   // device (file_io.cpp), so neither holds this thread while the LUN works. Everything
   // else (partial blocks, inline data, errors to report) takes the synchronous path.
+  // Glock modes as write(): deferred for a direct overwrite, else exclusive (locally shared).
+  GlockMode mode = direct ? GlockMode::kDeferred : GlockMode::kExclusive;
   std::vector<Segment> segs;
   std::shared_ptr<CoreInode> allocating;
-  bool direct = false;
-  if (vol_->check_writable() && !data.empty()) {
-    std::lock_guard lock(vol_->meta_mu);
-    const bool whole_blocks = offset % bs == 0 && data.size() % bs == 0 && offset <= max_file_size() &&
-                              data.size() <= max_file_size() - offset;
-    auto node = regular_file(ino);
-    auto plan = node ? plan_overwrite(**node, offset, data.size()) : node.status();
-    if (plan && *plan) {
-      segs = std::move(**plan);
-      direct = true;
-    } else if (plan && whole_blocks && !writes_inline(**node, offset + data.size())) {
-      auto mapped = map_for_write(**node, offset / bs, data.size() / bs);
-      if (!mapped) {
-        gl->unlock();
-        return done(mapped.status());
+  GlockHolder gl;
+  for (;;) {
+    auto locked = vol_->glocks.lock({GlockType::kInode, ino}, mode, kLocalShared);
+    if (!locked) return done(locked.status());
+    gl = std::move(*locked);
+    if (!vol_->check_writable() || data.empty()) break;
+    enum { kDone, kNeedExclusive, kNeedRgrp } next = kDone;
+    {
+      std::lock_guard lock(vol_->meta_mu);
+      const bool whole_blocks = offset % bs == 0 && data.size() % bs == 0 && offset <= max_file_size() &&
+                                data.size() <= max_file_size() - offset;
+      auto node = regular_file(ino);
+      auto plan = node ? plan_overwrite(**node, offset, data.size()) : node.status();
+      if (plan && *plan) {
+        segs = std::move(**plan);
+      } else if (plan && whole_blocks && !writes_inline(**node, offset + data.size())) {
+        if (mode != GlockMode::kExclusive) {
+          next = kNeedExclusive;  // it allocates or converts after all
+        } else if (auto mapped = map_for_write(**node, offset / bs, data.size() / bs)) {
+          segs = std::move(*mapped);
+          allocating = *node;
+        } else if (mapped.err() == kGlockRetry) {
+          next = kNeedRgrp;
+        } else {
+          gl.unlock();
+          return done(mapped.status());
+        }
       }
-      segs = std::move(*mapped);
-      allocating = *node;
-      direct = true;
+    }
+    if (next == kDone) break;
+    gl.unlock();
+    if (next == kNeedExclusive) {
+      mode = GlockMode::kExclusive;
+    } else if (auto st = acquire_wanted_glock(); !st) {
+      return done(st);
     }
   }
-  if (!direct) {
-    gl->unlock();
-    return done(write(ino, offset, data));
+  if (segs.empty()) {
+    gl.unlock();
+    return done(write(ino, offset, data, direct));
   }
   std::function<Status()> after_data;
   if (allocating) {
+    // On the completion thread, with the glock pinned: an rgrp glock the second transaction
+    // needs is waited for there (the pin holds no meta_mu and no holder).
     after_data = [this, node = std::move(allocating), first = offset / bs, count = data.size() / bs,
                   end = offset + data.size()] {
-      std::lock_guard lock(vol_->meta_mu);
-      return finish_write(*node, first, count, end);
+      return retrying([&]() -> Status {
+        std::lock_guard lock(vol_->meta_mu);
+        return finish_write(*node, first, count, end);
+      });
     };
   }
-  auto* op = new DirectWrite(gl->pin_direct_io(), vol_->buffers.get(data.size()), data.size(), std::move(done),
+  auto* op = new DirectWrite(gl.pin_direct_io(), vol_->buffers.get(data.size()), data.size(), std::move(done),
                              std::move(after_data));
-  gl->unlock();
+  gl.unlock();
   std::memcpy(op->buffer().data(), data.data(), data.size());
   io_queue().submit(device_writes(segs, offset / bs, bs, op->buffer()), *op);
 }

@@ -59,8 +59,8 @@ std::vector<IoTransfer> device_writes(std::span<const Segment> segs, uint64_t fi
   return writes;
 }
 
-Result<size_t> FileSystem::read(uint64_t ino, uint64_t offset, std::span<std::byte> buf) {
-  LUNFS_ASSIGN(auto gl, vol_->glocks.lock({GlockType::kInode, ino}, GlockMode::kShared));
+Result<size_t> FileSystem::read(uint64_t ino, uint64_t offset, std::span<std::byte> buf, bool direct) {
+  LUNFS_ASSIGN(auto gl, vol_->glocks.lock({GlockType::kInode, ino}, read_mode(direct)));
   const uint64_t bs = vol_->bs;
   std::vector<Segment> segs;
   uint64_t first = 0, len = 0;
@@ -86,10 +86,10 @@ Result<size_t> FileSystem::read(uint64_t ino, uint64_t offset, std::span<std::by
   // The glock (shared) keeps truncate and punch away while the data moves.
   const uint64_t nblocks = (offset + len - 1) / bs - first + 1;
   // Block-aligned requests into aligned memory (the frontend's direct I/O) need no bounce.
-  const bool direct = offset % bs == 0 && len % bs == 0 && is_aligned(buf.data(), kDirectIoMemoryAlignment);
-  std::span<std::byte> bounce = direct ? buf.first(len) : scratch_buffer(nblocks * bs);
+  const bool no_bounce = offset % bs == 0 && len % bs == 0 && is_aligned(buf.data(), kDirectIoMemoryAlignment);
+  std::span<std::byte> bounce = no_bounce ? buf.first(len) : scratch_buffer(nblocks * bs);
   for (const IoTransfer& t : device_reads(segs, first, vol_->bs, bounce)) LUNFS_TRY(vol_->dev.read(t.offset, t.buf));
-  if (!direct) std::memcpy(buf.data(), bounce.data() + (offset - first * bs), len);
+  if (!no_bounce) std::memcpy(buf.data(), bounce.data() + (offset - first * bs), len);
   return static_cast<size_t>(len);
 }
 
@@ -109,19 +109,41 @@ Result<std::optional<std::vector<Segment>>> FileSystem::plan_overwrite(CoreInode
   return std::optional(std::move(segs));
 }
 
-Result<size_t> FileSystem::write(uint64_t ino, uint64_t offset, std::span<const std::byte> buf) {
+Result<size_t> FileSystem::write(uint64_t ino, uint64_t offset, std::span<const std::byte> buf, bool direct) {
   LUNFS_TRY(vol_->check_writable());
   if (buf.empty()) return size_t{0};
   if (offset > max_file_size() || buf.size() > max_file_size() - offset) return error(EFBIG, "write beyond the largest file");
-  LUNFS_ASSIGN(auto gl, vol_->glocks.lock({GlockType::kInode, ino}, GlockMode::kShared));
-  std::vector<Segment> segs;
-  {
-    std::unique_lock lock(vol_->meta_mu);
-    LUNFS_ASSIGN(auto node, regular_file(ino));
-    LUNFS_ASSIGN(auto overwrite, plan_overwrite(*node, offset, buf.size()));
-    if (!overwrite) return write_locked(lock, *node, offset, buf);
-    segs = std::move(*overwrite);
+  if (direct) {
+    // A direct overwrite of written blocks changes no metadata but the lazily written
+    // times: the deferred mode, which other nodes' direct I/O to the same image shares
+    // (decision 6).
+    LUNFS_ASSIGN(auto gl, vol_->glocks.lock({GlockType::kInode, ino}, GlockMode::kDeferred, kLocalShared));
+    std::optional<std::vector<Segment>> overwrite;
+    {
+      std::lock_guard lock(vol_->meta_mu);
+      LUNFS_ASSIGN(auto node, regular_file(ino));
+      LUNFS_ASSIGN(overwrite, plan_overwrite(*node, offset, buf.size()));
+    }
+    if (overwrite) return write_segments(*overwrite, offset, buf);
   }
+  // Anything that allocates, converts or extends holds the glock exclusively for the
+  // cluster, shared among this node's writers (meta_mu orders their metadata changes).
+  return retrying([&]() -> Result<size_t> {
+    LUNFS_ASSIGN(auto gl, vol_->glocks.lock({GlockType::kInode, ino}, GlockMode::kExclusive, kLocalShared));
+    std::vector<Segment> segs;
+    {
+      std::unique_lock lock(vol_->meta_mu);
+      LUNFS_ASSIGN(auto node, regular_file(ino));
+      LUNFS_ASSIGN(auto overwrite, plan_overwrite(*node, offset, buf.size()));
+      if (!overwrite) return write_locked(lock, *node, offset, buf);
+      segs = std::move(*overwrite);
+    }
+    return write_segments(segs, offset, buf);
+  });
+}
+
+Result<size_t> FileSystem::write_segments(const std::vector<Segment>& segs, uint64_t offset,
+                                          std::span<const std::byte> buf) {
   // A pure overwrite runs outside the mutex. FUSE hands write data at an unaligned
   // address: copy it for the O_DIRECT device.
   std::span<std::byte> bounce = scratch_buffer(buf.size());
@@ -197,7 +219,7 @@ Status FileSystem::mark_written(ExtentTree& tree, uint64_t first, uint64_t count
   return Status::ok();
 }
 
-Result<size_t> FileSystem::write_locked(std::unique_lock<std::recursive_mutex>& lock, CoreInode& node,
+Result<size_t> FileSystem::write_locked(std::unique_lock<MetaMutex>& lock, CoreInode& node,
                                         uint64_t offset, std::span<const std::byte> buf) {
   const uint64_t bs = vol_->bs;
   Inode& d = node.d;
@@ -247,13 +269,13 @@ Result<size_t> FileSystem::write_locked(std::unique_lock<std::recursive_mutex>& 
   return buf.size();
 }
 
-Result<size_t> FileSystem::write_whole_blocks(std::unique_lock<std::recursive_mutex>& lock, CoreInode& node,
+Result<size_t> FileSystem::write_whole_blocks(std::unique_lock<MetaMutex>& lock, CoreInode& node,
                                               uint64_t offset, std::span<const std::byte> buf) {
   const uint64_t bs = vol_->bs;
   const uint64_t first = offset / bs, count = buf.size() / bs;
   LUNFS_ASSIGN(std::vector<Segment> segs, map_for_write(node, first, count));
-  // The data moves outside the mutex. The inode glock, held shared, keeps truncate and
-  // punch (exclusive) away, so the mapping stays valid; a failure here leaves unwritten
+  // The data moves outside the mutex. The inode glock, held locally shared, keeps truncate
+  // and punch (locally exclusive) away, so the mapping stays valid; a failure here leaves unwritten
   // extents, as fallocate would.
   lock.unlock();
   std::span<std::byte> bounce = scratch_buffer(buf.size());

@@ -11,6 +11,7 @@
 #include "fs/format/dir_format.h"
 #include "fs/format/inode_format.h"
 #include "fs/core/acl.h"
+#include "fs/core/allocator.h"
 #include "fs/core/volume.h"
 #include "fs/core/xattr.h"
 
@@ -83,13 +84,20 @@ Result<std::unique_ptr<FileSystem>> FileSystem::mount(BlockDevice& dev, Metadata
 Status FileSystem::free_orphans() {
   // Single-node mounts own every slot's orphans; with a cluster this becomes part of
   // journal recovery (only the recovering node may free a dead node's open-unlinked files).
-  std::lock_guard lock(vol_->meta_mu);
-  LUNFS_ASSIGN(auto orphans, vol_->alloc.unlinked_inodes());
+  std::vector<uint64_t> orphans;
+  {
+    std::lock_guard lock(vol_->meta_mu);
+    LUNFS_ASSIGN(orphans, vol_->alloc.unlinked_inodes());
+  }
   for (uint64_t ino : orphans) {
-    auto txn = vol_->begin();
-    LUNFS_ASSIGN(auto node, vol_->inodes->get(ino));
-    LUNFS_TRY(free_inode(*txn, *node));
-    LUNFS_TRY(txn->commit());
+    LUNFS_TRY(retrying([&]() -> Status {
+      LUNFS_ASSIGN(auto gl, vol_->glocks.lock(inode_lock(ino), GlockMode::kExclusive));
+      std::lock_guard lock(vol_->meta_mu);
+      auto txn = vol_->begin();
+      LUNFS_ASSIGN(auto node, vol_->inodes->get(ino));
+      LUNFS_TRY(free_inode(*txn, *node));
+      return txn->commit();
+    }));
     vol_->log_line("lunfs: freed inode " + std::to_string(ino) + ", unlinked while open before the last unmount");
   }
   return Status::ok();
@@ -148,93 +156,107 @@ Result<Attr> FileSystem::getattr(uint64_t ino) {
   return attr_of(*node);
 }
 
-Result<Attr> FileSystem::lookup(uint64_t dir, const std::string& name) {
-  if (name.size() > kNameMaxBytes) return error(ENAMETOOLONG, "name longer than 255 bytes");
+Result<uint64_t> FileSystem::lookup_ino(uint64_t dir, const std::string& name) {
   LUNFS_ASSIGN(auto gl, vol_->glocks.lock(inode_lock(dir), GlockMode::kShared));
   std::lock_guard lock(vol_->meta_mu);
   LUNFS_ASSIGN(auto d, dir_inode(dir));
-  uint64_t target;
-  if (name == ".") {
-    target = dir;
-  } else if (name == "..") {
-    target = d->d.parent;
-  } else {
-    LUNFS_ASSIGN(auto entry, Directory(*vol_, *d, nullptr).lookup(name));
-    if (!entry) return error(ENOENT, name + ": no such file or directory");
-    target = entry->inode;
+  if (name == ".") return dir;
+  if (name == "..") return d->d.parent;
+  LUNFS_ASSIGN(auto entry, Directory(*vol_, *d, nullptr).lookup(name));
+  if (!entry) return error(ENOENT, name + ": no such file or directory");
+  return entry->inode;
+}
+
+Result<Attr> FileSystem::lookup(uint64_t dir, const std::string& name) {
+  if (name.size() > kNameMaxBytes) return error(ENAMETOOLONG, "name longer than 255 bytes");
+  for (;;) {
+    LUNFS_ASSIGN(uint64_t target, lookup_ino(dir, name));
+    // The child's attributes under its own glock, taken after the directory's is let go:
+    // a child may have a lower inode number than its directory (lock order, glock.h).
+    auto attr = getattr(target);
+    // Removed between the two: the name now names another inode, or nothing.
+    if (!attr && attr.err() == ESTALE) continue;
+    return attr;
   }
-  LUNFS_ASSIGN(auto node, inode(target));
-  return attr_of(*node);
 }
 
 Result<Attr> FileSystem::create(uint64_t dir, const std::string& name, uint32_t mode, uint64_t rdev,
                                 const std::string& symlink_target, const Cred& cred) {
   LUNFS_TRY(check_name(name));
   LUNFS_TRY(vol_->check_writable());
-  LUNFS_ASSIGN(auto gl, vol_->glocks.lock(inode_lock(dir), GlockMode::kExclusive));
-  std::lock_guard lock(vol_->meta_mu);
-  LUNFS_ASSIGN(auto d, dir_inode(dir));
-  if (d->d.nlink == 0) return error(ENOENT, "directory was removed");
-  // One Directory for the lookup and the add: the add reuses the bucket the lookup decoded.
-  auto txn = vol_->begin();
-  Directory directory(*vol_, *d, txn.get());
-  LUNFS_ASSIGN(auto existing, directory.lookup(name));
-  if (existing) return error(EEXIST, name + ": file exists");
-  const uint32_t type = mode & S_IFMT;
-  if (type == S_IFLNK && (symlink_target.empty() || symlink_target.size() > std::min<size_t>(4096, inode_content_capacity(vol_->bs)))) {
-    return error(ENAMETOOLONG, "symbolic link target too long");
-  }
-  if (type == S_IFDIR && d->d.nlink >= 0xFFFFFFF0u) return error(EMLINK, "too many subdirectories");
+  return retrying([&]() -> Result<Attr> {
+    LUNFS_ASSIGN(auto gl, vol_->glocks.lock(inode_lock(dir), GlockMode::kExclusive));
+    std::unique_lock lock(vol_->meta_mu);
+    LUNFS_ASSIGN(auto d, dir_inode(dir));
+    if (d->d.nlink == 0) return error(ENOENT, "directory was removed");
+    // One Directory for the lookup and the add: the add reuses the bucket the lookup decoded.
+    auto txn = vol_->begin();
+    Directory directory(*vol_, *d, txn.get());
+    LUNFS_ASSIGN(auto existing, directory.lookup(name));
+    if (existing) return error(EEXIST, name + ": file exists");
+    const uint32_t type = mode & S_IFMT;
+    if (type == S_IFLNK && (symlink_target.empty() || symlink_target.size() > std::min<size_t>(4096, inode_content_capacity(vol_->bs)))) {
+      return error(ENAMETOOLONG, "symbolic link target too long");
+    }
+    if (type == S_IFDIR && d->d.nlink >= 0xFFFFFFF0u) return error(EMLINK, "too many subdirectories");
 
-  uint64_t generation = 0;
-  LUNFS_ASSIGN(uint64_t ino, vol_->alloc.alloc_inode(*txn, dir, &generation));
-  auto node = vol_->inodes->create(ino);
-  Inode& n = node->d;
-  Timespec now = now_timespec();
-  n.mode = mode;
-  n.uid = cred.uid;
-  n.gid = cred.gid;
-  // BSD group semantics for setgid directories: the new inode takes the directory's
-  // group, and a new subdirectory stays setgid.
-  if (d->d.mode & S_ISGID) {
-    n.gid = d->d.gid;
-    if (type == S_IFDIR) n.mode |= S_ISGID;
-  }
-  n.nlink = type == S_IFDIR ? 2 : 1;
-  n.atime = n.mtime = n.ctime = n.crtime = now;
-  n.generation = generation;
-  if (type == S_IFDIR) {
-    n.flags = kInodeInlineDir;
-    n.parent = dir;
-  } else if (type == S_IFLNK) {
-    n.flags = kInodeInlineData;
-    n.content.assign(symlink_target.begin(), symlink_target.end());
-    n.size = symlink_target.size();
-  } else if (type == S_IFCHR || type == S_IFBLK) {
-    n.rdev = rdev;
-  }
-  // Permissions: the directory's default ACL when it has one, else the caller's umask.
-  LUNFS_ASSIGN(auto dflt, XattrStore(*vol_, *d, txn.get()).get(XattrNamespace::kPosixAclDefault, ""));
-  if (dflt && type != S_IFLNK) {
-    LUNFS_ASSIGN(auto dacl, parse_acl(*dflt));
-    uint32_t m = n.mode;
-    auto acl = acl_for_create(dacl, &m);
-    n.mode = m;
-    bool equivalent = false;
-    acl_mode(acl, &equivalent);
-    XattrStore xs(*vol_, *node, txn.get());
-    if (!equivalent) LUNFS_TRY(xs.put(XattrNamespace::kPosixAclAccess, "", encode_acl(acl)));
-    if (type == S_IFDIR) LUNFS_TRY(xs.put(XattrNamespace::kPosixAclDefault, "", *dflt));
-  } else if (type != S_IFLNK) {
-    n.mode &= ~(cred.umask & 0777);
-  }
-  node->dirty(*txn);
-  LUNFS_TRY(directory.add(name, ino, dirent_type(mode)));
-  if (type == S_IFDIR) d->d.nlink += 1;
-  d->d.mtime = d->d.ctime = now;
-  d->dirty(*txn);
-  LUNFS_TRY(txn->commit());
-  return attr_of(*node);
+    uint64_t generation = 0;
+    LUNFS_ASSIGN(uint64_t ino, vol_->alloc.alloc_inode(*txn, dir, &generation));
+    auto node = vol_->inodes->create(ino);
+    Inode& n = node->d;
+    Timespec now = now_timespec();
+    n.mode = mode;
+    n.uid = cred.uid;
+    n.gid = cred.gid;
+    // BSD group semantics for setgid directories: the new inode takes the directory's
+    // group, and a new subdirectory stays setgid.
+    if (d->d.mode & S_ISGID) {
+      n.gid = d->d.gid;
+      if (type == S_IFDIR) n.mode |= S_ISGID;
+    }
+    n.nlink = type == S_IFDIR ? 2 : 1;
+    n.atime = n.mtime = n.ctime = n.crtime = now;
+    n.generation = generation;
+    if (type == S_IFDIR) {
+      n.flags = kInodeInlineDir;
+      n.parent = dir;
+    } else if (type == S_IFLNK) {
+      n.flags = kInodeInlineData;
+      n.content.assign(symlink_target.begin(), symlink_target.end());
+      n.size = symlink_target.size();
+    } else if (type == S_IFCHR || type == S_IFBLK) {
+      n.rdev = rdev;
+    }
+    // Permissions: the directory's default ACL when it has one, else the caller's umask.
+    LUNFS_ASSIGN(auto dflt, XattrStore(*vol_, *d, txn.get()).get(XattrNamespace::kPosixAclDefault, ""));
+    if (dflt && type != S_IFLNK) {
+      LUNFS_ASSIGN(auto dacl, parse_acl(*dflt));
+      uint32_t m = n.mode;
+      auto acl = acl_for_create(dacl, &m);
+      n.mode = m;
+      bool equivalent = false;
+      acl_mode(acl, &equivalent);
+      XattrStore xs(*vol_, *node, txn.get());
+      if (!equivalent) LUNFS_TRY(xs.put(XattrNamespace::kPosixAclAccess, "", encode_acl(acl)));
+      if (type == S_IFDIR) LUNFS_TRY(xs.put(XattrNamespace::kPosixAclDefault, "", *dflt));
+    } else if (type != S_IFLNK) {
+      n.mode &= ~(cred.umask & 0777);
+    }
+    node->dirty(*txn);
+    LUNFS_TRY(directory.add(name, ino, dirent_type(mode)));
+    if (type == S_IFDIR) d->d.nlink += 1;
+    d->d.mtime = d->d.ctime = now;
+    d->dirty(*txn);
+    LUNFS_TRY(txn->commit());
+    Attr attr = attr_of(*node);
+    txn.reset();
+    lock.unlock();
+    // The new inode's own glock, out of order (kNewInode): nobody else can reach the inode
+    // while this node holds the directory's glock exclusively. A node that still caches
+    // the glock from the inode's previous life is asked for it back like any other.
+    LUNFS_ASSIGN(auto new_gl, vol_->glocks.lock(inode_lock(ino), GlockMode::kExclusive, kNewInode));
+    return attr;
+  });
 }
 
 Result<Attr> FileSystem::mknod(uint64_t dir, const std::string& name, uint32_t mode, uint64_t rdev, const Cred& cred) {
@@ -266,27 +288,28 @@ Result<Attr> FileSystem::link(uint64_t ino, uint64_t dir, const std::string& nam
   LUNFS_TRY(check_name(name));
   LUNFS_TRY(vol_->check_writable());
   if (ino == dir) return error(EPERM, "hard links to directories are not allowed");
-  LUNFS_ASSIGN(auto gd, vol_->glocks.lock(inode_lock(dir), GlockMode::kExclusive));
-  LUNFS_ASSIGN(auto gi, vol_->glocks.lock(inode_lock(ino), GlockMode::kExclusive));
-  std::lock_guard lock(vol_->meta_mu);
-  LUNFS_ASSIGN(auto d, dir_inode(dir));
-  LUNFS_ASSIGN(auto node, inode(ino));
-  if (node->is_dir()) return error(EPERM, "hard links to directories are not allowed");
-  if (d->d.nlink == 0) return error(ENOENT, "directory was removed");
-  if (node->d.nlink == 0) return error(ENOENT, "file was removed");
-  if (node->d.nlink >= 0xFFFFFFF0u) return error(EMLINK, "too many links");
-  LUNFS_ASSIGN(auto existing, Directory(*vol_, *d, nullptr).lookup(name));
-  if (existing) return error(EEXIST, name + ": file exists");
-  auto txn = vol_->begin();
-  LUNFS_TRY(Directory(*vol_, *d, txn.get()).add(name, ino, dirent_type(node->d.mode)));
-  Timespec now = now_timespec();
-  node->d.nlink += 1;
-  node->d.ctime = now;
-  node->dirty(*txn);
-  d->d.mtime = d->d.ctime = now;
-  d->dirty(*txn);
-  LUNFS_TRY(txn->commit());
-  return attr_of(*node);
+  return retrying([&]() -> Result<Attr> {
+    LUNFS_ASSIGN(auto held, lock_inodes({dir, ino}, GlockMode::kExclusive));
+    std::lock_guard lock(vol_->meta_mu);
+    LUNFS_ASSIGN(auto d, dir_inode(dir));
+    LUNFS_ASSIGN(auto node, inode(ino));
+    if (node->is_dir()) return error(EPERM, "hard links to directories are not allowed");
+    if (d->d.nlink == 0) return error(ENOENT, "directory was removed");
+    if (node->d.nlink == 0) return error(ENOENT, "file was removed");
+    if (node->d.nlink >= 0xFFFFFFF0u) return error(EMLINK, "too many links");
+    LUNFS_ASSIGN(auto existing, Directory(*vol_, *d, nullptr).lookup(name));
+    if (existing) return error(EEXIST, name + ": file exists");
+    auto txn = vol_->begin();
+    LUNFS_TRY(Directory(*vol_, *d, txn.get()).add(name, ino, dirent_type(node->d.mode)));
+    Timespec now = now_timespec();
+    node->d.nlink += 1;
+    node->d.ctime = now;
+    node->dirty(*txn);
+    d->d.mtime = d->d.ctime = now;
+    d->dirty(*txn);
+    LUNFS_TRY(txn->commit());
+    return attr_of(*node);
+  });
 }
 
 Status FileSystem::drop_link(Transaction& txn, CoreInode& node) {
@@ -317,119 +340,144 @@ Status FileSystem::free_inode(Transaction& txn, CoreInode& node) {
   return Status::ok();
 }
 
+Result<std::vector<GlockHolder>> FileSystem::lock_inodes(std::vector<uint64_t> inos, GlockMode mode,
+                                                         unsigned flags) {
+  std::sort(inos.begin(), inos.end());
+  inos.erase(std::unique(inos.begin(), inos.end()), inos.end());
+  std::vector<GlockHolder> held;
+  for (uint64_t ino : inos) {
+    if (ino == 0) continue;
+    LUNFS_ASSIGN(auto h, vol_->glocks.lock(inode_lock(ino), mode, flags));
+    held.push_back(std::move(h));
+  }
+  return held;
+}
+
+Status FileSystem::acquire_wanted_glock() {
+  auto wanted = Allocator::take_wanted_glock();
+  if (!wanted) return error(EIO, "internal error: an operation asked to be retried without naming a glock");
+  LUNFS_ASSIGN(auto held, vol_->glocks.lock(*wanted, GlockMode::kExclusive));
+  return Status::ok();
+}
+
 Result<FileSystem::Removal> FileSystem::lock_for_removal(uint64_t dir, const std::string& name) {
   LUNFS_TRY(check_name(name));
   LUNFS_TRY(vol_->check_writable());
-  Removal r;
-  LUNFS_ASSIGN(r.dir_glock, vol_->glocks.lock(inode_lock(dir), GlockMode::kExclusive));
-  uint64_t target;
-  {
+  for (;;) {
+    // Look the target up, then take both glocks in ascending order and look again: the
+    // target may have a lower inode number than its directory.
+    LUNFS_ASSIGN(uint64_t target, lookup_ino(dir, name));
+    Removal r;
+    LUNFS_ASSIGN(r.glocks, lock_inodes({dir, target}, GlockMode::kExclusive));
     // The directory's inode stays cached while its glock is held, so `r.dir` and the
-    // Directory built on it outlive this section.
-    std::lock_guard lock(vol_->meta_mu);
+    // Directory built on it outlive this function.
+    r.meta = std::unique_lock(vol_->meta_mu);
     LUNFS_ASSIGN(r.dir, dir_inode(dir));
     r.directory = std::make_unique<Directory>(*vol_, *r.dir, nullptr);
     LUNFS_ASSIGN(auto entry, r.directory->lookup(name));
     if (!entry) return error(ENOENT, name + ": no such file or directory");
-    target = entry->inode;
+    if (entry->inode != target) continue;  // replaced between the two lookups
+    LUNFS_ASSIGN(r.target, inode(target));
+    return r;
   }
-  // Parent before child: the order every multi-inode operation uses.
-  LUNFS_ASSIGN(r.target_glock, vol_->glocks.lock(inode_lock(target), GlockMode::kExclusive));
-  r.meta = std::unique_lock(vol_->meta_mu);
-  LUNFS_ASSIGN(r.target, inode(target));
-  return r;
 }
 
 Status FileSystem::unlink(uint64_t dir, const std::string& name) {
-  LUNFS_ASSIGN(Removal r, lock_for_removal(dir, name));
-  CoreInode& d = *r.dir;
-  CoreInode& node = *r.target;
-  if (node.is_dir()) return error(EISDIR, name + " is a directory");
-  auto txn = vol_->begin();
-  r.directory->attach(txn.get());
-  LUNFS_TRY(r.directory->remove(name));
-  d.d.mtime = d.d.ctime = now_timespec();
-  d.dirty(*txn);
-  LUNFS_TRY(drop_link(*txn, node));
-  LUNFS_TRY(txn->commit());
-  if (node.freed) vol_->inodes->forget(node.ino());
-  return Status::ok();
+  return retrying([&]() -> Status {
+    LUNFS_ASSIGN(Removal r, lock_for_removal(dir, name));
+    CoreInode& d = *r.dir;
+    CoreInode& node = *r.target;
+    if (node.is_dir()) return error(EISDIR, name + " is a directory");
+    auto txn = vol_->begin();
+    r.directory->attach(txn.get());
+    LUNFS_TRY(r.directory->remove(name));
+    d.d.mtime = d.d.ctime = now_timespec();
+    d.dirty(*txn);
+    LUNFS_TRY(drop_link(*txn, node));
+    LUNFS_TRY(txn->commit());
+    if (node.freed) vol_->inodes->forget(node.ino());
+    return Status::ok();
+  });
 }
 
 Status FileSystem::rmdir(uint64_t dir, const std::string& name) {
   if (name == ".") return error(EINVAL, "cannot remove '.'");
   if (name == "..") return error(ENOTEMPTY, "cannot remove '..'");
-  LUNFS_ASSIGN(Removal r, lock_for_removal(dir, name));
-  CoreInode& d = *r.dir;
-  CoreInode& node = *r.target;
-  if (!node.is_dir()) return error(ENOTDIR, name + " is not a directory");
-  if (node.d.dir_entries != 0) return error(ENOTEMPTY, name + ": directory not empty");
-  auto txn = vol_->begin();
-  r.directory->attach(txn.get());
-  LUNFS_TRY(r.directory->remove(name));
-  Timespec now = now_timespec();
-  d.d.nlink -= 1;
-  d.d.mtime = d.d.ctime = now;
-  d.dirty(*txn);
-  node.d.nlink = 0;
-  node.d.ctime = now;
-  node.dirty(*txn);
-  if (node.refs == 0) {
-    LUNFS_TRY(free_inode(*txn, node));
-  } else {
-    LUNFS_TRY(vol_->alloc.mark_unlinked(*txn, node.ino()));
-  }
-  LUNFS_TRY(txn->commit());
-  if (node.freed) vol_->inodes->forget(node.ino());
-  return Status::ok();
+  return retrying([&]() -> Status {
+    LUNFS_ASSIGN(Removal r, lock_for_removal(dir, name));
+    CoreInode& d = *r.dir;
+    CoreInode& node = *r.target;
+    if (!node.is_dir()) return error(ENOTDIR, name + " is not a directory");
+    if (node.d.dir_entries != 0) return error(ENOTEMPTY, name + ": directory not empty");
+    auto txn = vol_->begin();
+    r.directory->attach(txn.get());
+    LUNFS_TRY(r.directory->remove(name));
+    Timespec now = now_timespec();
+    d.d.nlink -= 1;
+    d.d.mtime = d.d.ctime = now;
+    d.dirty(*txn);
+    node.d.nlink = 0;
+    node.d.ctime = now;
+    node.dirty(*txn);
+    if (node.refs == 0) {
+      LUNFS_TRY(free_inode(*txn, node));
+    } else {
+      LUNFS_TRY(vol_->alloc.mark_unlinked(*txn, node.ino()));
+    }
+    LUNFS_TRY(txn->commit());
+    if (node.freed) vol_->inodes->forget(node.ino());
+    return Status::ok();
+  });
 }
 
 Result<Attr> FileSystem::setattr(uint64_t ino, const SetAttr& c) {
   LUNFS_TRY(vol_->check_writable());
-  LUNFS_ASSIGN(auto gl, vol_->glocks.lock(inode_lock(ino), GlockMode::kExclusive));
-  std::lock_guard lock(vol_->meta_mu);
-  LUNFS_ASSIGN(auto node, inode(ino));
-  Inode& d = node->d;
-  if (c.size) {
-    if (node->is_dir()) return error(EISDIR, "cannot truncate a directory");
-    if (!node->is_reg()) return error(EINVAL, "cannot truncate a special file");
-    if (*c.size > max_file_size()) return error(EFBIG, "size beyond the largest file");
-  }
-  auto txn = vol_->begin();
-  Timespec now = now_timespec();
-  if (c.size && *c.size != d.size) {
-    LUNFS_TRY(truncate_blocks(*txn, *node, *c.size));
-    d.size = *c.size;
-    d.mtime = now;
-  } else if (c.size) {
-    d.mtime = now;  // truncate to the same size still updates the times (POSIX)
-  }
-  if (c.mode) {
-    d.mode = (d.mode & S_IFMT) | (*c.mode & 07777);
-    XattrStore xs(*vol_, *node, txn.get());
-    LUNFS_ASSIGN(auto access, xs.get(XattrNamespace::kPosixAclAccess, ""));
-    if (access) {
-      LUNFS_ASSIGN(auto acl, parse_acl(*access));
-      acl_chmod(acl, d.mode);
-      LUNFS_TRY(xs.put(XattrNamespace::kPosixAclAccess, "", encode_acl(acl)));
+  return retrying([&]() -> Result<Attr> {
+    LUNFS_ASSIGN(auto gl, vol_->glocks.lock(inode_lock(ino), GlockMode::kExclusive));
+    std::lock_guard lock(vol_->meta_mu);
+    LUNFS_ASSIGN(auto node, inode(ino));
+    Inode& d = node->d;
+    if (c.size) {
+      if (node->is_dir()) return error(EISDIR, "cannot truncate a directory");
+      if (!node->is_reg()) return error(EINVAL, "cannot truncate a special file");
+      if (*c.size > max_file_size()) return error(EFBIG, "size beyond the largest file");
     }
-  }
-  if ((c.uid && *c.uid != d.uid) || (c.gid && *c.gid != d.gid)) {
-    // chown of a non-directory clears setuid, and setgid when it means "setgid" (group
-    // execute set) rather than mandatory locking.
-    if (!node->is_dir() && !c.mode) {
-      d.mode &= ~S_ISUID;
-      if (d.mode & S_IXGRP) d.mode &= ~S_ISGID;
+    auto txn = vol_->begin();
+    Timespec now = now_timespec();
+    if (c.size && *c.size != d.size) {
+      LUNFS_TRY(truncate_blocks(*txn, *node, *c.size));
+      d.size = *c.size;
+      d.mtime = now;
+    } else if (c.size) {
+      d.mtime = now;  // truncate to the same size still updates the times (POSIX)
     }
-  }
-  if (c.uid) d.uid = *c.uid;
-  if (c.gid) d.gid = *c.gid;
-  if (c.atime) d.atime = *c.atime;
-  if (c.mtime) d.mtime = *c.mtime;
-  d.ctime = c.ctime ? *c.ctime : now;
-  node->dirty(*txn);
-  LUNFS_TRY(txn->commit());
-  return attr_of(*node);
+    if (c.mode) {
+      d.mode = (d.mode & S_IFMT) | (*c.mode & 07777);
+      XattrStore xs(*vol_, *node, txn.get());
+      LUNFS_ASSIGN(auto access, xs.get(XattrNamespace::kPosixAclAccess, ""));
+      if (access) {
+        LUNFS_ASSIGN(auto acl, parse_acl(*access));
+        acl_chmod(acl, d.mode);
+        LUNFS_TRY(xs.put(XattrNamespace::kPosixAclAccess, "", encode_acl(acl)));
+      }
+    }
+    if ((c.uid && *c.uid != d.uid) || (c.gid && *c.gid != d.gid)) {
+      // chown of a non-directory clears setuid, and setgid when it means "setgid" (group
+      // execute set) rather than mandatory locking.
+      if (!node->is_dir() && !c.mode) {
+        d.mode &= ~S_ISUID;
+        if (d.mode & S_IXGRP) d.mode &= ~S_ISGID;
+      }
+    }
+    if (c.uid) d.uid = *c.uid;
+    if (c.gid) d.gid = *c.gid;
+    if (c.atime) d.atime = *c.atime;
+    if (c.mtime) d.mtime = *c.mtime;
+    d.ctime = c.ctime ? *c.ctime : now;
+    node->dirty(*txn);
+    LUNFS_TRY(txn->commit());
+    return attr_of(*node);
+  });
 }
 
 Status FileSystem::readdir(uint64_t dir, uint64_t offset, const std::function<bool(const DirListing&)>& fn) {
@@ -511,22 +559,24 @@ void FileSystem::hold(uint64_t ino) {
 }
 
 Status FileSystem::forget(uint64_t ino, uint64_t count) {
-  LUNFS_ASSIGN(auto gl, vol_->glocks.lock(inode_lock(ino), GlockMode::kExclusive));
-  std::lock_guard lock(vol_->meta_mu);
-  auto it = inode(ino);
-  if (!it) return it.status();
-  auto node = *it;
-  node->refs -= std::min(node->refs, count);
-  if (node->refs > 0) return Status::ok();
-  if (node->d.nlink == 0 && !vol_->read_only && !vol_->withdrawn) {
-    auto txn = vol_->begin();
-    LUNFS_TRY(free_inode(*txn, *node));
-    LUNFS_TRY(txn->commit());
-  } else {
-    LUNFS_TRY(write_times(*node));
-  }
-  vol_->inodes->forget(ino);
-  return Status::ok();
+  return retrying([&]() -> Status {
+    LUNFS_ASSIGN(auto gl, vol_->glocks.lock(inode_lock(ino), GlockMode::kExclusive));
+    std::lock_guard lock(vol_->meta_mu);
+    auto it = inode(ino);
+    if (!it) return it.status();
+    auto node = *it;
+    node->refs -= std::min(node->refs, count);
+    if (node->refs > 0) return Status::ok();
+    if (node->d.nlink == 0 && !vol_->read_only && !vol_->withdrawn) {
+      auto txn = vol_->begin();
+      LUNFS_TRY(free_inode(*txn, *node));
+      LUNFS_TRY(txn->commit());
+    } else {
+      LUNFS_TRY(write_times(*node));
+    }
+    vol_->inodes->forget(ino);
+    return Status::ok();
+  });
 }
 
 }  // namespace lunfs

@@ -115,8 +115,12 @@ class FileSystem {
   // Entries from `offset` (0 = start, including "." and ".."); fn returns false when full.
   Status readdir(uint64_t dir, uint64_t offset, const std::function<bool(const DirListing&)>& fn);
 
-  Result<size_t> read(uint64_t ino, uint64_t offset, std::span<std::byte> buf);
-  Result<size_t> write(uint64_t ino, uint64_t offset, std::span<const std::byte> buf);
+  // `direct`: the file is open for direct I/O (O_DIRECT). Its reads, and its overwrites
+  // of written blocks, hold the inode glock in the deferred mode that several nodes share
+  // (decision 6); buffered reads hold it shared; writes that allocate, convert or extend
+  // hold it exclusively.
+  Result<size_t> read(uint64_t ino, uint64_t offset, std::span<std::byte> buf, bool direct = false);
+  Result<size_t> write(uint64_t ino, uint64_t offset, std::span<const std::byte> buf, bool direct = false);
   Status fallocate(uint64_t ino, int mode, uint64_t offset, uint64_t length);
   // SEEK_DATA / SEEK_HOLE.
   Result<uint64_t> lseek(uint64_t ino, uint64_t offset, int whence);
@@ -142,8 +146,9 @@ class FileSystem {
   // completion receives is valid only during the call.
   using ReadCompletion = std::function<void(Result<std::span<const std::byte>>)>;
   using WriteCompletion = std::function<void(Result<size_t>)>;
-  void read_async(uint64_t ino, uint64_t offset, size_t size, ReadCompletion done);
-  void write_async(uint64_t ino, uint64_t offset, std::span<const std::byte> data, WriteCompletion done);
+  void read_async(uint64_t ino, uint64_t offset, size_t size, ReadCompletion done, bool direct = false);
+  void write_async(uint64_t ino, uint64_t offset, std::span<const std::byte> data, WriteCompletion done,
+                   bool direct = false);
   // Returns when every asynchronous transfer has completed (before the frontend goes away).
   void drain_io();
 
@@ -157,12 +162,24 @@ class FileSystem {
   // before child), then meta_mu, the two inodes, and the directory that looked the name
   // up (its decoded bucket serves the removal).
   struct Removal {
-    GlockHolder dir_glock, target_glock;
-    std::unique_lock<std::recursive_mutex> meta;
+    std::vector<GlockHolder> glocks;  // the directory's and the target's, in lock order
+    std::unique_lock<MetaMutex> meta;
     std::shared_ptr<CoreInode> dir, target;
     std::unique_ptr<Directory> directory;
   };
   Result<Removal> lock_for_removal(uint64_t dir, const std::string& name);
+  // The inode glocks of `inos` (duplicates and zeros skipped) in ascending order, the one
+  // order every multi-inode operation uses (decision 10, glock.h).
+  Result<std::vector<GlockHolder>> lock_inodes(std::vector<uint64_t> inos, GlockMode mode, unsigned flags = 0);
+  // The inode `name` in `dir` names now (looked up under the directory's shared glock).
+  Result<uint64_t> lookup_ino(uint64_t dir, const std::string& name);
+  // Runs `op` until it no longer fails for want of an rgrp glock that could not be taken
+  // under meta_mu (kGlockRetry): each round takes that glock first, with nothing else held,
+  // so that the next round finds it cached (glock.h, lock order rule 2).
+  template <class Op>
+  auto retrying(Op&& op) -> decltype(op());
+  // Takes (and lets go of, leaving it cached) the glock the last kGlockRetry asked for.
+  Status acquire_wanted_glock();
   explicit FileSystem(std::unique_ptr<Volume> vol);
   Attr attr_of(const CoreInode& node) const;
   Result<std::shared_ptr<CoreInode>> inode(uint64_t ino);
@@ -172,6 +189,9 @@ class FileSystem {
   // The segments of a write that only overwrites written blocks inside the file (its times
   // are stamped), or nullopt when the write must allocate, convert or extend (write_locked).
   Result<std::optional<std::vector<Segment>>> plan_overwrite(CoreInode& node, uint64_t offset, size_t size);
+  // Writes `buf` at `offset` into the mapped, written blocks `segs` (an overwrite).
+  Result<size_t> write_segments(const std::vector<Segment>& segs, uint64_t offset, std::span<const std::byte> buf);
+  static GlockMode read_mode(bool direct) { return direct ? GlockMode::kDeferred : GlockMode::kShared; }
   // relatime (or nothing under noatime); the caller holds meta_mu.
   void note_access(CoreInode& node);
   IoQueue& io_queue();
@@ -187,9 +207,9 @@ class FileSystem {
   Status write_times(CoreInode& node);
   // The writes that change metadata; called with meta_mu held through `lock`, which
   // write_whole_blocks releases while the data moves.
-  Result<size_t> write_locked(std::unique_lock<std::recursive_mutex>& lock, CoreInode& node, uint64_t offset,
+  Result<size_t> write_locked(std::unique_lock<MetaMutex>& lock, CoreInode& node, uint64_t offset,
                               std::span<const std::byte> buf);
-  Result<size_t> write_whole_blocks(std::unique_lock<std::recursive_mutex>& lock, CoreInode& node, uint64_t offset,
+  Result<size_t> write_whole_blocks(std::unique_lock<MetaMutex>& lock, CoreInode& node, uint64_t offset,
                                     std::span<const std::byte> buf);
   // Whether a write ending at `end` keeps (or makes) the file's data inline.
   bool writes_inline(const CoreInode& node, uint64_t end) const;
@@ -208,6 +228,10 @@ class FileSystem {
   // Allocates the holes in logical blocks [first, first+count) (unwritten: preallocation).
   Status allocate_range(Transaction& txn, CoreInode& node, uint64_t first, uint64_t count, bool unwritten);
   Status is_ancestor(uint64_t maybe_ancestor, uint64_t dir, bool* result);
+  // rename() once every glock is held and meta_mu taken: `src_ino` is what `oldname`
+  // names, `dst_ino` what `newname` names (0: nothing).
+  Status rename_locked(uint64_t olddir, const std::string& oldname, uint64_t newdir, const std::string& newname,
+                       unsigned flags, CoreInode& od, CoreInode& nd, uint64_t src_ino, uint64_t dst_ino);
   Status free_orphans();
 
   // The largest file: logical blocks must keep byte offsets below 2^63.
@@ -217,5 +241,14 @@ class FileSystem {
   bool mounted_ = true;
   bool noatime_ = false;
 };
+
+template <class Op>
+auto FileSystem::retrying(Op&& op) -> decltype(op()) {
+  for (;;) {
+    auto result = op();
+    if (result.is_ok() || result.err() != kGlockRetry) return result;
+    LUNFS_TRY(acquire_wanted_glock());
+  }
+}
 
 }  // namespace lunfs

@@ -1,37 +1,116 @@
-// Glock table and holders; see glock.h.
+// Glock table, holders and the metadata mutex; see glock.h.
 #include "fs/core/glock.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
 
 #include "fs/core/glops.h"
 
 namespace lunfs {
+
+namespace {
+
+// Glocks this thread holds, for the lock-order assertions (glock.h).
+thread_local std::vector<GlockName> t_held;
+thread_local int t_meta_mutexes = 0;
+
+void note_held(const GlockName& name) { t_held.push_back(name); }
+
+void note_released(const GlockName& name) {
+  // A holder released on another thread than it was taken on is simply not found here.
+  auto it = std::find(t_held.rbegin(), t_held.rend(), name);
+  if (it != t_held.rend()) t_held.erase(std::next(it).base());
+}
+
+[[noreturn, maybe_unused]] void order_violation(const std::string& what) {
+  std::fprintf(stderr, "lunfs: glock order violated: %s\n", what.c_str());
+  std::abort();
+}
+
+// Lock order rules 1 and 3 (glock.h), checked in builds with assertions.
+void check_order([[maybe_unused]] const GlockName& name, [[maybe_unused]] unsigned flags) {
+#ifndef NDEBUG
+  if (MetaMutex::held_by_this_thread()) order_violation("blocking request for " + name.to_string() + " under meta_mu");
+  if (flags & kNewInode) return;
+  for (const GlockName& h : t_held) {
+    if (!(h < name)) order_violation("request for " + name.to_string() + " while holding " + h.to_string());
+  }
+#endif
+}
+
+}  // namespace
+
+const char* mode_name(GlockMode mode) {
+  switch (mode) {
+    case GlockMode::kUnlocked: return "UN";
+    case GlockMode::kShared: return "SH";
+    case GlockMode::kDeferred: return "DF";
+    case GlockMode::kExclusive: return "EX";
+  }
+  return "?";
+}
 
 std::string GlockName::to_string() const {
   const char* t = type == GlockType::kInode ? "inode" : type == GlockType::kRgrp ? "rgrp" : "rename";
   return std::string(t) + ":" + std::to_string(number);
 }
 
+GlockMode Glock::cached_mode() {
+  std::lock_guard lock(mu_);
+  return cached_;
+}
+
+bool Glock::locally_compatible(bool exclusive) const {
+  if (exclusive_holder_) return false;
+  if (exclusive) return shared_holders_ == 0 && direct_io_pins_ == 0;
+  return true;
+}
+
+void Glock::drop_holder(bool exclusive) {
+  std::lock_guard lock(mu_);
+  if (exclusive) {
+    exclusive_holder_ = false;
+  } else {
+    shared_holders_ -= 1;
+  }
+  changed_.notify_all();
+}
+
+void Glock::drop_pin() {
+  std::lock_guard lock(mu_);
+  if (--direct_io_pins_ == 0) changed_.notify_all();
+}
+
+GlockHolder::GlockHolder(std::shared_ptr<Glock> gl, GlockMode mode, bool exclusive)
+    : gl_(std::move(gl)), mode_(mode), exclusive_(exclusive) {
+  note_held(gl_->name());
+}
+
+GlockHolder::GlockHolder(GlockHolder&& o) noexcept
+    : gl_(std::move(o.gl_)), mode_(o.mode_), exclusive_(o.exclusive_) {}
+
 GlockHolder& GlockHolder::operator=(GlockHolder&& o) noexcept {
   if (this != &o) {
     unlock();
-    gl_ = o.gl_;
+    gl_ = std::move(o.gl_);
     mode_ = o.mode_;
-    o.gl_ = nullptr;
+    exclusive_ = o.exclusive_;
   }
   return *this;
 }
 
 void GlockHolder::unlock() {
   if (!gl_) return;
-  if (mode_ == GlockMode::kExclusive) {
-    gl_->holders_.unlock();
-  } else {
-    gl_->holders_.unlock_shared();
-  }
-  gl_ = nullptr;
+  note_released(gl_->name());
+  gl_->drop_holder(exclusive_);
+  gl_.reset();
 }
 
 DirectIoPin GlockHolder::pin_direct_io() {
-  std::lock_guard lock(gl_->pins_mu_);
+  std::lock_guard lock(gl_->mu_);
   gl_->direct_io_pins_ += 1;
   return DirectIoPin(gl_);
 }
@@ -39,36 +118,34 @@ DirectIoPin GlockHolder::pin_direct_io() {
 DirectIoPin& DirectIoPin::operator=(DirectIoPin&& o) noexcept {
   if (this != &o) {
     release();
-    gl_ = o.gl_;
-    o.gl_ = nullptr;
+    gl_ = std::move(o.gl_);
   }
   return *this;
 }
 
 void DirectIoPin::release() {
   if (!gl_) return;
-  {
-    std::lock_guard lock(gl_->pins_mu_);
-    if (--gl_->direct_io_pins_ == 0) gl_->pins_drained_.notify_all();
-  }
-  gl_ = nullptr;
+  gl_->drop_pin();
+  gl_.reset();
 }
 
-void Glock::wait_for_direct_io() {
-  std::unique_lock lock(pins_mu_);
-  pins_drained_.wait(lock, [this] { return direct_io_pins_ == 0; });
-}
-
-GlockTable::GlockTable(LockManager& lm, const GlockOps* (*ops_for)(GlockType), void* owner)
-    : lm_(lm), ops_for_(ops_for), owner_(owner) {
+GlockTable::GlockTable(LockManager& lm, const GlockOps* (*ops_for)(GlockType), void* owner,
+                       std::function<void(const std::string&)> withdraw, size_t max_unused)
+    : lm_(lm), ops_for_(ops_for), owner_(owner), withdraw_(std::move(withdraw)), max_unused_(max_unused) {
   lm_.set_demote_callback([this](const GlockName& name, GlockMode) { demote(name); });
 }
 
-Glock& GlockTable::get(const GlockName& name) {
+std::shared_ptr<Glock> GlockTable::get(const GlockName& name) {
   std::lock_guard lock(mu_);
   auto& slot = glocks_[name];
-  if (!slot) slot = std::make_unique<Glock>(name, ops_for_(name.type));
-  return *slot;
+  if (!slot) {
+    slot = std::make_shared<Glock>(name, ops_for_(name.type));
+    slot->lru_pos_ = lru_.end();
+  } else if (slot->lru_pos_ != lru_.end()) {
+    lru_.erase(slot->lru_pos_);
+    slot->lru_pos_ = lru_.end();
+  }
+  return slot;
 }
 
 size_t GlockTable::size() {
@@ -76,57 +153,191 @@ size_t GlockTable::size() {
   return glocks_.size();
 }
 
-Result<GlockHolder> GlockTable::lock(const GlockName& name, GlockMode mode) {
-  Glock& gl = get(name);
+void GlockTable::set_max_unused(size_t n) {
   {
-    std::lock_guard state(gl.state_mu_);
-    if (gl.cached_ < mode) {
-      LUNFS_TRY(lm_.acquire(name, mode));
-      gl.cached_ = mode;
+    std::lock_guard lock(mu_);
+    max_unused_ = n;
+  }
+  shrink();
+}
+
+void GlockTable::note_unused(Glock& gl) {
+  bool over;
+  {
+    std::lock_guard lock(mu_);
+    if (gl.lru_pos_ == lru_.end()) gl.lru_pos_ = lru_.insert(lru_.end(), &gl);
+    over = lru_.size() > max_unused_;
+  }
+  if (over) shrink();
+}
+
+std::vector<std::shared_ptr<Glock>> GlockTable::take_excess_locked() {
+  std::vector<std::shared_ptr<Glock>> out;
+  while (lru_.size() > max_unused_) {
+    Glock* gl = lru_.front();
+    lru_.pop_front();
+    gl->lru_pos_ = lru_.end();
+    auto it = glocks_.find(gl->name());
+    out.push_back(it->second);
+    glocks_.erase(it);
+  }
+  return out;
+}
+
+void GlockTable::shrink() {
+  std::vector<std::shared_ptr<Glock>> excess;
+  {
+    std::lock_guard lock(mu_);
+    excess = take_excess_locked();
+  }
+  for (auto& gl : excess) {
+    std::unique_lock lock(gl->mu_);
+    // Out of the table, so nobody new finds it; a thread that got it just before waits here.
+    gl->changed_.wait(lock, [&] { return !gl->demoting_ && !gl->acquiring_; });
+    if (gl->shared_holders_ || gl->exclusive_holder_ || gl->direct_io_pins_ || gl->cached_ == GlockMode::kUnlocked) {
+      continue;
+    }
+    gl->demoting_ = true;
+    lock.unlock();
+    Status st = give_back(*gl);
+    lock.lock();
+    gl->demoting_ = false;
+    if (st) gl->cached_ = GlockMode::kUnlocked;
+    gl->changed_.notify_all();
+  }
+}
+
+Result<GlockHolder> GlockTable::lock(const GlockName& name, GlockMode mode, unsigned flags) {
+  check_order(name, flags);
+  std::shared_ptr<Glock> glp = get(name);
+  Glock& gl = *glp;
+  const bool exclusive = mode == GlockMode::kExclusive && !(flags & kLocalShared);
+  std::unique_lock lock(gl.mu_);
+  for (;;) {
+    gl.changed_.wait(lock, [&] { return !gl.demoting_ && !gl.acquiring_ && gl.locally_compatible(exclusive); });
+    if (mode_covers(gl.cached_, mode)) break;
+    // Holders present keep the mode they hold: ask for one that covers them and us.
+    const bool in_use = gl.shared_holders_ || gl.exclusive_holder_ || gl.direct_io_pins_;
+    const GlockMode want = in_use ? mode_join(gl.cached_, mode) : mode;
+    gl.acquiring_ = true;
+    lock.unlock();
+    Status st = lm_.acquire(name, want);
+    lock.lock();
+    gl.acquiring_ = false;
+    if (st) gl.cached_ = want;
+    gl.changed_.notify_all();
+    if (!st) return st;
+    // Loop: a demote may have run since the grant; the holder is queued only together
+    // with a check of the cached mode.
+  }
+  if (exclusive) {
+    gl.exclusive_holder_ = true;
+  } else {
+    gl.shared_holders_ += 1;
+  }
+  return GlockHolder(std::move(glp), mode, exclusive);
+}
+
+Result<GlockHolder> GlockTable::try_lock(const GlockName& name, GlockMode mode, unsigned flags) {
+  std::shared_ptr<Glock> glp = get(name);
+  Glock& gl = *glp;
+  const bool exclusive = mode == GlockMode::kExclusive && !(flags & kLocalShared);
+  std::unique_lock lock(gl.mu_);
+  if (gl.demoting_ || gl.acquiring_ || !gl.locally_compatible(exclusive) || !mode_covers(gl.cached_, mode)) {
+    lock.unlock();
+    glp.reset();
+    return error(kGlockRetry, name.to_string() + " is not available without waiting");
+  }
+  if (exclusive) {
+    gl.exclusive_holder_ = true;
+  } else {
+    gl.shared_holders_ += 1;
+  }
+  return GlockHolder(std::move(glp), mode, exclusive);
+}
+
+Status GlockTable::give_back(Glock& gl) {
+  const GlockName& name = gl.name();
+  if (gl.ops_ && gl.ops_->go_sync) {
+    Status st = gl.ops_->go_sync(owner_, name);
+    if (!st) {
+      withdraw_("cannot write back what " + name.to_string() + " covers before giving it up: " + st.to_string());
+      return st;
     }
   }
-  if (mode == GlockMode::kExclusive) {
-    gl.holders_.lock();
-    gl.wait_for_direct_io();
-  } else {
-    gl.holders_.lock_shared();
-  }
-  return GlockHolder(&gl, mode);
+  // Invalidate before the release (decision 8): once released, another node may change
+  // what this node still has cached.
+  if (gl.ops_ && gl.ops_->go_inval) gl.ops_->go_inval(owner_, name);
+  return lm_.release(name);
 }
 
 void GlockTable::demote(const GlockName& name) {
-  Glock& gl = get(name);
-  // Wait for local holders to finish, then sync, release and invalidate.
-  std::unique_lock holders(gl.holders_);
-  gl.wait_for_direct_io();
-  std::lock_guard state(gl.state_mu_);
-  if (gl.cached_ == GlockMode::kUnlocked) return;
-  if (gl.ops_ && gl.ops_->go_sync) (void)gl.ops_->go_sync(owner_, name);
-  (void)lm_.release(name);
-  gl.cached_ = GlockMode::kUnlocked;
-  if (gl.ops_ && gl.ops_->go_inval) gl.ops_->go_inval(owner_, name);
+  std::shared_ptr<Glock> glp = get(name);
+  Glock& gl = *glp;
+  std::unique_lock lock(gl.mu_);
+  gl.changed_.wait(lock, [&] {
+    return !gl.demoting_ && !gl.acquiring_ && !gl.shared_holders_ && !gl.exclusive_holder_ && !gl.direct_io_pins_;
+  });
+  if (gl.cached_ != GlockMode::kUnlocked) {
+    gl.demoting_ = true;
+    lock.unlock();
+    Status st = give_back(gl);
+    lock.lock();
+    gl.demoting_ = false;
+    if (st) gl.cached_ = GlockMode::kUnlocked;
+    gl.changed_.notify_all();
+  }
+  lock.unlock();
+  note_unused(gl);
 }
 
 Status GlockTable::release_all() {
-  std::map<GlockName, Glock*> all;
+  std::vector<std::shared_ptr<Glock>> all;
   {
     std::lock_guard lock(mu_);
-    for (auto& [n, g] : glocks_) all[n] = g.get();
+    for (auto& [n, g] : glocks_) all.push_back(g);
   }
   Status first;
-  for (auto& [n, g] : all) {
-    g->wait_for_direct_io();
-    std::lock_guard state(g->state_mu_);
-    if (g->cached_ == GlockMode::kUnlocked) continue;
-    if (g->ops_ && g->ops_->go_sync) {
-      auto st = g->ops_->go_sync(owner_, n);
-      if (!st && first) first = st;
-    }
-    auto st = lm_.release(n);
+  for (auto& gl : all) {
+    std::unique_lock lock(gl->mu_);
+    gl->changed_.wait(lock, [&] { return !gl->demoting_ && !gl->acquiring_ && !gl->direct_io_pins_; });
+    if (gl->cached_ == GlockMode::kUnlocked) continue;
+    gl->demoting_ = true;
+    lock.unlock();
+    Status st = give_back(*gl);
+    lock.lock();
+    gl->demoting_ = false;
+    if (st) gl->cached_ = GlockMode::kUnlocked;
+    gl->changed_.notify_all();
     if (!st && first) first = st;
-    g->cached_ = GlockMode::kUnlocked;
   }
   return first;
 }
+
+void MetaMutex::lock() {
+  // Re-entering would deadlock on the std::mutex without a word: say where instead.
+  if (owner_.load(std::memory_order_relaxed) == std::this_thread::get_id()) {
+    std::fprintf(stderr, "lunfs: meta_mu locked twice by one thread (it is not recursive)\n");
+    std::abort();
+  }
+  mu_.lock();
+  owner_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+  ++t_meta_mutexes;
+}
+
+void MetaMutex::unlock() {
+  --t_meta_mutexes;
+  owner_.store(std::thread::id(), std::memory_order_relaxed);
+  mu_.unlock();
+}
+
+bool MetaMutex::try_lock() {
+  if (!mu_.try_lock()) return false;
+  owner_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+  ++t_meta_mutexes;
+  return true;
+}
+
+bool MetaMutex::held_by_this_thread() { return t_meta_mutexes > 0; }
 
 }  // namespace lunfs

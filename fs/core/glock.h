@@ -1,29 +1,63 @@
 // Glocks: one cached cluster lock per object (inode, resource group, rename), in the GFS2
 // style. The core asks for a glock in a mode; the glock layer asks the LockManager (the
-// cluster's lock service) only when the node does not already hold a compatible mode, and
-// keeps the lock after the holder is done ("a lock held is a cache", decision 5). When the
-// LockManager asks for the lock back, the glock runs its type's operation table (glops.h)
-// before releasing it. LockManager is the narrow interface behind which the Corosync DLM
-// arrives later; NoLockManager serves single-node mounts (lockproto=nolock).
+// cluster's lock service) only when the mode this node caches does not cover the request,
+// and keeps the lock after the holder is done ("a lock held is a cache", decision 5). When
+// the LockManager asks for the lock back, the glock runs its type's operation table
+// (glops.h) — sync, then invalidate — before releasing it. LockManager is the narrow
+// interface behind which the Corosync DLM arrives; NoLockManager serves single-node mounts
+// (lockproto=nolock).
+//
+// Lock order (decision 10, docs/decisions.md), enforced here in builds with assertions:
+//   1. A thread holding glocks requests a new one only if the new one sorts after every
+//      glock it holds: the rename glock, then inode glocks by inode number, then rgrp
+//      glocks by index (GlockName's ordering). Operations that need several inode glocks
+//      look the inodes up first and then take them all in ascending order
+//      (FileSystem::lock_inodes), re-checking what they looked up.
+//   2. Two exceptions, each marked by a flag at the call:
+//      - kNewInode: the glock of an inode this node has just allocated under its
+//        directory's exclusive glock. No other node can reach the inode before the
+//        directory glock is released, so nobody can hold it and wait for us.
+//      - rgrp glocks are taken under meta_mu only with try_lock(), which never waits; an
+//        operation that does not get one returns kGlockRetry, lets go of everything, takes
+//        the rgrp glock with nothing else held, and runs again (FileSystem::retrying).
+//   3. No blocking request while meta_mu is held: a demote's go_inval takes meta_mu, so a
+//      thread that waited for a glock under meta_mu could wait for itself across nodes.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <shared_mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "fs/result.h"
 
 namespace lunfs {
 
-enum class GlockType : uint8_t { kInode = 1, kRgrp = 2, kRename = 3 };
-// Shared (reads, lookups), deferred (concurrent direct I/O, decision 6), exclusive (changes).
+enum class GlockType : uint8_t { kRename = 1, kInode = 2, kRgrp = 3 };
+// Shared (reads, lookups: DLM PR), deferred (concurrent direct I/O, decision 6: DLM CW),
+// exclusive (changes: DLM EX). EX covers every mode; SH and DF cover only themselves.
 enum class GlockMode : uint8_t { kUnlocked = 0, kShared = 1, kDeferred = 2, kExclusive = 3 };
 
+// Whether a node that caches `have` may grant a local holder of `want`.
+constexpr bool mode_covers(GlockMode have, GlockMode want) {
+  return want == GlockMode::kUnlocked || have == GlockMode::kExclusive || have == want;
+}
+// The weakest mode that covers both.
+constexpr GlockMode mode_join(GlockMode a, GlockMode b) {
+  if (mode_covers(a, b)) return a;
+  if (mode_covers(b, a)) return b;
+  return GlockMode::kExclusive;
+}
+const char* mode_name(GlockMode mode);
+
+// The type comes first in the ordering, so sorting names gives the lock order.
 struct GlockName {
   GlockType type;
   uint64_t number;  // inode number, rgrp index, 0 for the rename lock
@@ -56,41 +90,59 @@ class NoLockManager final : public LockManager {
 
 struct GlockOps;  // glops.h
 
-// One glock: the mode this node holds from the LockManager (cached across operations)
-// plus local holders. Local exclusion between threads of this node is the holders' job:
-// the rwlock below is taken shared for kShared/kDeferred and exclusive for kExclusive.
-// Asynchronous direct I/O outlives its holder (it completes on another thread), so it
-// pins the glock instead (DirectIoPin); exclusive holders and demotes wait for the pins
-// to drain, as Linux's truncate waits in inode_dio_wait().
+// The error try_lock() and operations return when they need an rgrp glock they could not
+// take without waiting (lock order rule 2). Never reaches a caller of FileSystem.
+inline constexpr int kGlockRetry = ERESTART;
+
+// Flags of a lock request.
+enum GlockFlags : unsigned {
+  // Local holders of this request share the glock with other local holders even in EX: the
+  // node needs the cluster lock exclusively, but this node's threads exclude each other
+  // through meta_mu (allocating writes running side by side into one image).
+  kLocalShared = 1u << 0,
+  // The glock of an inode just allocated under the directory's EX glock (order rule 2).
+  kNewInode = 1u << 1,
+};
+
+// One glock: the mode this node caches from the LockManager plus its local holders and
+// direct-I/O pins, all under one mutex, so that a holder is queued in the same critical
+// section that finds the cached mode sufficient: a demote cannot slip between the two.
 class Glock {
  public:
   Glock(GlockName name, const GlockOps* ops) : name_(name), ops_(ops) {}
   const GlockName& name() const { return name_; }
   const GlockOps* ops() const { return ops_; }
-  GlockMode cached_mode() const { return cached_; }
+  GlockMode cached_mode();
 
  private:
   friend class GlockTable;
   friend class GlockHolder;
   friend class DirectIoPin;
-  // With holders_ held exclusively, so no new pin can start.
-  void wait_for_direct_io();
-  GlockName name_;
-  const GlockOps* ops_;
-  std::mutex state_mu_;  // guards cached_
-  GlockMode cached_ = GlockMode::kUnlocked;
-  std::shared_mutex holders_;
-  std::mutex pins_mu_;
-  std::condition_variable pins_drained_;
-  uint64_t direct_io_pins_ = 0;  // guarded by pins_mu_
+  // Whether a local holder (exclusive or shared) may join the current ones.
+  bool locally_compatible(bool exclusive) const;
+  void drop_holder(bool exclusive);
+  void drop_pin();
+
+  const GlockName name_;
+  const GlockOps* const ops_;
+  std::mutex mu_;
+  std::condition_variable changed_;
+  GlockMode cached_ = GlockMode::kUnlocked;  // everything below is guarded by mu_
+  uint32_t shared_holders_ = 0;
+  bool exclusive_holder_ = false;
+  uint64_t direct_io_pins_ = 0;
+  bool acquiring_ = false;  // a LockManager request is on its way
+  bool demoting_ = false;   // sync/invalidate/release running: no new holders
+  std::list<Glock*>::iterator lru_pos_;  // in GlockTable::lru_, guarded by the table's mutex
 };
 
 // Keeps a glock's exclusive holders and demotes away while an asynchronous direct I/O
-// that started under a shared holder is in flight. Released from any thread.
+// that started under a holder is in flight (Linux's inode_dio_wait()). Released from any
+// thread.
 class DirectIoPin {
  public:
   DirectIoPin() = default;
-  DirectIoPin(DirectIoPin&& o) noexcept : gl_(o.gl_) { o.gl_ = nullptr; }
+  DirectIoPin(DirectIoPin&& o) noexcept : gl_(std::move(o.gl_)) {}
   DirectIoPin& operator=(DirectIoPin&& o) noexcept;
   DirectIoPin(const DirectIoPin&) = delete;
   ~DirectIoPin() { release(); }
@@ -98,8 +150,8 @@ class DirectIoPin {
 
  private:
   friend class GlockHolder;
-  explicit DirectIoPin(Glock* gl) : gl_(gl) {}
-  Glock* gl_ = nullptr;
+  explicit DirectIoPin(std::shared_ptr<Glock> gl) : gl_(std::move(gl)) {}
+  std::shared_ptr<Glock> gl_;
 };
 
 class GlockTable;
@@ -108,42 +160,82 @@ class GlockTable;
 class GlockHolder {
  public:
   GlockHolder() = default;
-  GlockHolder(GlockHolder&& o) noexcept : gl_(o.gl_), mode_(o.mode_) { o.gl_ = nullptr; }
+  GlockHolder(GlockHolder&& o) noexcept;
   GlockHolder& operator=(GlockHolder&& o) noexcept;
   GlockHolder(const GlockHolder&) = delete;
   ~GlockHolder() { unlock(); }
   void unlock();
-  // A pin for direct I/O that continues after this holder unlocks (shared holders only).
+  bool held() const { return gl_ != nullptr; }
+  GlockMode mode() const { return mode_; }
+  // A pin for direct I/O that continues after this holder unlocks.
   DirectIoPin pin_direct_io();
 
  private:
   friend class GlockTable;
-  GlockHolder(Glock* gl, GlockMode mode) : gl_(gl), mode_(mode) {}
-  Glock* gl_ = nullptr;
+  GlockHolder(std::shared_ptr<Glock> gl, GlockMode mode, bool exclusive);
+  std::shared_ptr<Glock> gl_;
   GlockMode mode_ = GlockMode::kUnlocked;
+  bool exclusive_ = false;
 };
 
 // All glocks of a mount.
 class GlockTable {
  public:
-  GlockTable(LockManager& lm, const GlockOps* (*ops_for)(GlockType), void* owner);
-  // Takes the glock in `mode`: asks the LockManager when the cached mode is weaker, then
-  // takes the local holder lock.
-  Result<GlockHolder> lock(const GlockName& name, GlockMode mode);
-  // The LockManager's demote request: sync, invalidate, release (runs the glops).
+  // `withdraw` is called when a lock cannot be given back safely (its go_sync failed).
+  GlockTable(LockManager& lm, const GlockOps* (*ops_for)(GlockType), void* owner,
+             std::function<void(const std::string&)> withdraw, size_t max_unused = 1u << 18);
+  // Takes the glock in `mode` (flags: GlockFlags): asks the LockManager when the cached
+  // mode does not cover `mode`, then queues the local holder in the same critical section.
+  Result<GlockHolder> lock(const GlockName& name, GlockMode mode, unsigned flags = 0);
+  // The same without waiting, for local holders or for the LockManager: kGlockRetry when
+  // the glock is not cached in a covering mode or a local holder is in the way.
+  Result<GlockHolder> try_lock(const GlockName& name, GlockMode mode, unsigned flags = 0);
+  // The LockManager's demote request: waits for local holders and pins, syncs,
+  // invalidates, releases (runs the glops). A failing sync withdraws the mount and keeps
+  // the lock: releasing it would let another node read what this node could not write.
   void demote(const GlockName& name);
   // Releases every cached lock (unmount), syncing first.
   Status release_all();
   void* owner() const { return owner_; }
+  // Glocks in the table (held, cached or being used).
   size_t size();
+  // The most glocks kept cached without holders; beyond it the least recently used are
+  // demoted and forgotten (GFS2's glock shrinker, run when memory asks).
+  void set_max_unused(size_t n);
 
  private:
-  Glock& get(const GlockName& name);
+  std::shared_ptr<Glock> get(const GlockName& name);
+  // With the table's mutex: unused glocks beyond max_unused_, oldest first.
+  std::vector<std::shared_ptr<Glock>> take_excess_locked();
+  void shrink();
+  // Sync, invalidate, release; called with demoting_ set and no holders or pins.
+  Status give_back(Glock& gl);
+  void note_unused(Glock& gl);
   LockManager& lm_;
   const GlockOps* (*ops_for_)(GlockType);
   void* owner_;
+  std::function<void(const std::string&)> withdraw_;
   std::mutex mu_;
-  std::map<GlockName, std::unique_ptr<Glock>> glocks_;
+  std::map<GlockName, std::shared_ptr<Glock>> glocks_;
+  // Unused (no holders, no pins) glocks, least recently used first.
+  std::list<Glock*> lru_;
+  size_t max_unused_;
+};
+
+// The metadata mutex (Volume::meta_mu): serialises this node's metadata changes and cache
+// lookups. Not recursive. It remembers its owner so that the glock layer can refuse a
+// blocking glock request made under it (lock order rule 3).
+class MetaMutex {
+ public:
+  void lock();
+  void unlock();
+  bool try_lock();
+  // Whether the calling thread holds a MetaMutex.
+  static bool held_by_this_thread();
+
+ private:
+  std::mutex mu_;
+  std::atomic<std::thread::id> owner_{};
 };
 
 }  // namespace lunfs

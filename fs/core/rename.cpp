@@ -40,32 +40,42 @@ Status FileSystem::rename(uint64_t olddir, const std::string& oldname, uint64_t 
   if (oldname.size() > kNameMaxBytes || newname.size() > kNameMaxBytes) return error(ENAMETOOLONG, "name longer than 255 bytes");
   if (!valid_entry_name(oldname) || !valid_entry_name(newname)) return error(EINVAL, "invalid name");
   LUNFS_TRY(vol_->check_writable());
-  // Lock order: rename lock, then the directories by inode number, then the children.
+  // Lock order: the rename glock, then every inode glock involved (both directories, the
+  // moved inode and the one it replaces) in ascending inode number (glock.h).
   LUNFS_ASSIGN(auto grn, vol_->glocks.lock({GlockType::kRename, 0}, GlockMode::kExclusive));
-  GlockHolder gd1, gd2;
-  {
-    uint64_t a = std::min(olddir, newdir), b = std::max(olddir, newdir);
-    LUNFS_ASSIGN(gd1, vol_->glocks.lock({GlockType::kInode, a}, GlockMode::kExclusive));
-    if (b != a) {
-      LUNFS_ASSIGN(gd2, vol_->glocks.lock({GlockType::kInode, b}, GlockMode::kExclusive));
+  return retrying([&]() -> Status {
+    for (;;) {
+      LUNFS_ASSIGN(uint64_t src_ino, lookup_ino(olddir, oldname));
+      auto dst_lookup = lookup_ino(newdir, newname);
+      if (!dst_lookup && dst_lookup.err() != ENOENT) return dst_lookup.status();
+      const uint64_t dst_ino = dst_lookup ? *dst_lookup : 0;
+      LUNFS_ASSIGN(auto held, lock_inodes({olddir, newdir, src_ino, dst_ino}, GlockMode::kExclusive));
+      std::unique_lock lock(vol_->meta_mu);
+      LUNFS_ASSIGN(auto od, dir_inode(olddir));
+      LUNFS_ASSIGN(auto nd, dir_inode(newdir));
+      if (nd->d.nlink == 0) return error(ENOENT, "target directory was removed");
+      LUNFS_ASSIGN(auto src_entry, Directory(*vol_, *od, nullptr).lookup(oldname));
+      if (!src_entry) return error(ENOENT, oldname + ": no such file or directory");
+      LUNFS_ASSIGN(auto dst_entry, Directory(*vol_, *nd, nullptr).lookup(newname));
+      // Changed between the lookups and the locks: look again.
+      if (src_entry->inode != src_ino || (dst_entry ? dst_entry->inode : 0) != dst_ino) continue;
+      return rename_locked(olddir, oldname, newdir, newname, flags, *od, *nd, src_ino, dst_ino);
     }
-  }
-  std::lock_guard lock(vol_->meta_mu);
-  LUNFS_ASSIGN(auto od, dir_inode(olddir));
-  LUNFS_ASSIGN(auto nd, dir_inode(newdir));
-  if (nd->d.nlink == 0) return error(ENOENT, "target directory was removed");
-  LUNFS_ASSIGN(auto src_entry, Directory(*vol_, *od, nullptr).lookup(oldname));
-  if (!src_entry) return error(ENOENT, oldname + ": no such file or directory");
-  LUNFS_ASSIGN(auto dst_entry, Directory(*vol_, *nd, nullptr).lookup(newname));
-  if ((flags & kNoReplace) && dst_entry) return error(EEXIST, newname + ": file exists");
-  if ((flags & kExchange) && !dst_entry) return error(ENOENT, newname + ": no such file or directory");
-  LUNFS_ASSIGN(auto src, inode(src_entry->inode));
+  });
+}
+
+Status FileSystem::rename_locked(uint64_t olddir, const std::string& oldname, uint64_t newdir,
+                                 const std::string& newname, unsigned flags, CoreInode& odn, CoreInode& ndn,
+                                 uint64_t src_ino, uint64_t dst_ino) {
+  CoreInode* od = &odn;
+  CoreInode* nd = &ndn;
+  if ((flags & kNoReplace) && dst_ino) return error(EEXIST, newname + ": file exists");
+  if ((flags & kExchange) && !dst_ino) return error(ENOENT, newname + ": no such file or directory");
+  LUNFS_ASSIGN(auto src, inode(src_ino));
   std::shared_ptr<CoreInode> dst;
-  if (dst_entry) {
-    LUNFS_ASSIGN(dst, inode(dst_entry->inode));
+  if (dst_ino) {
+    LUNFS_ASSIGN(dst, inode(dst_ino));
   }
-  // Not yet done for the cluster: the moved and replaced inodes' own glocks (their ctime,
-  // parent and link count change). On one node the metadata mutex covers them.
   if (dst && dst->ino() == src->ino()) return Status::ok();  // same file: POSIX says do nothing
   // Moving a directory under itself makes a loop.
   if (src->is_dir() && olddir != newdir) {

@@ -67,52 +67,54 @@ Status FileSystem::fallocate(uint64_t ino, int mode, uint64_t offset, uint64_t l
   if (length == 0) return error(EINVAL, "fallocate of length 0");
   if (offset > max_file_size() || length > max_file_size() - offset) return error(EFBIG, "beyond the largest file");
   LUNFS_TRY(vol_->check_writable());
-  LUNFS_ASSIGN(auto gl, vol_->glocks.lock({GlockType::kInode, ino}, GlockMode::kExclusive));
-  std::lock_guard lock(vol_->meta_mu);
-  LUNFS_ASSIGN(auto node, inode(ino));
-  if (node->is_dir()) return error(EISDIR, "is a directory");
-  if (!node->is_reg()) return error(ENODEV, "not a regular file");
-  Inode& d = node->d;
-  const uint64_t bs = vol_->bs;
-  const uint64_t end = offset + length;
-  auto txn = vol_->begin();
-  if (d.flags & kInodeInlineData) {
-    LUNFS_TRY(unpack_inline(*txn, *node));
-  } else if (!(d.flags & kInodeExtents)) {
-    LUNFS_TRY(ExtentTree(*vol_, *node, txn.get()).clear_nodes());
-  }
-  ExtentTree tree(*vol_, *node, txn.get());
-  if (mode & (kFallocPunchHole | kFallocZeroRange)) {
-    // Whole blocks go; partial edge blocks are zeroed in place.
-    uint64_t zend = (mode & kFallocPunchHole) ? std::min(end, d.size) : end;
-    if (offset < zend) {
-      uint64_t first_full = (offset + bs - 1) / bs, end_full = zend / bs;
-      if (first_full > end_full) {  // inside one block
-        LUNFS_TRY(zero_range_on_disk(*node, offset, zend - offset));
-      } else {
-        if (offset % bs) LUNFS_TRY(zero_range_on_disk(*node, offset, bs - offset % bs));
-        if (zend % bs && end_full * bs >= offset) LUNFS_TRY(zero_range_on_disk(*node, end_full * bs, zend % bs));
-        if (end_full > first_full) {
-          std::vector<Extent> freed;
-          LUNFS_TRY(tree.remove(first_full, end_full - first_full, &freed));
-          for (const Extent& e : freed) {
-            LUNFS_TRY(vol_->alloc.free_blocks(*txn, e.physical, e.length));
-            d.blocks -= e.length;
-          }
-          if (mode & kFallocZeroRange) {
-            LUNFS_TRY(allocate_range(*txn, *node, first_full, end_full - first_full, true));
+  return retrying([&]() -> Status {
+    LUNFS_ASSIGN(auto gl, vol_->glocks.lock({GlockType::kInode, ino}, GlockMode::kExclusive));
+    std::lock_guard lock(vol_->meta_mu);
+    LUNFS_ASSIGN(auto node, inode(ino));
+    if (node->is_dir()) return error(EISDIR, "is a directory");
+    if (!node->is_reg()) return error(ENODEV, "not a regular file");
+    Inode& d = node->d;
+    const uint64_t bs = vol_->bs;
+    const uint64_t end = offset + length;
+    auto txn = vol_->begin();
+    if (d.flags & kInodeInlineData) {
+      LUNFS_TRY(unpack_inline(*txn, *node));
+    } else if (!(d.flags & kInodeExtents)) {
+      LUNFS_TRY(ExtentTree(*vol_, *node, txn.get()).clear_nodes());
+    }
+    ExtentTree tree(*vol_, *node, txn.get());
+    if (mode & (kFallocPunchHole | kFallocZeroRange)) {
+      // Whole blocks go; partial edge blocks are zeroed in place.
+      uint64_t zend = (mode & kFallocPunchHole) ? std::min(end, d.size) : end;
+      if (offset < zend) {
+        uint64_t first_full = (offset + bs - 1) / bs, end_full = zend / bs;
+        if (first_full > end_full) {  // inside one block
+          LUNFS_TRY(zero_range_on_disk(*node, offset, zend - offset));
+        } else {
+          if (offset % bs) LUNFS_TRY(zero_range_on_disk(*node, offset, bs - offset % bs));
+          if (zend % bs && end_full * bs >= offset) LUNFS_TRY(zero_range_on_disk(*node, end_full * bs, zend % bs));
+          if (end_full > first_full) {
+            std::vector<Extent> freed;
+            LUNFS_TRY(tree.remove(first_full, end_full - first_full, &freed));
+            for (const Extent& e : freed) {
+              LUNFS_TRY(vol_->alloc.free_blocks(*txn, e.physical, e.length));
+              d.blocks -= e.length;
+            }
+            if (mode & kFallocZeroRange) {
+              LUNFS_TRY(allocate_range(*txn, *node, first_full, end_full - first_full, true));
+            }
           }
         }
       }
+    } else {
+      const uint64_t first = offset / bs, last = (end - 1) / bs;
+      LUNFS_TRY(allocate_range(*txn, *node, first, last - first + 1, true));
     }
-  } else {
-    const uint64_t first = offset / bs, last = (end - 1) / bs;
-    LUNFS_TRY(allocate_range(*txn, *node, first, last - first + 1, true));
-  }
-  if (!(mode & kFallocKeepSize) && end > d.size) d.size = end;
-  if (mode & (kFallocPunchHole | kFallocZeroRange)) d.mtime = d.ctime = now_timespec();
-  node->dirty(*txn);
-  return txn->commit();
+    if (!(mode & kFallocKeepSize) && end > d.size) d.size = end;
+    if (mode & (kFallocPunchHole | kFallocZeroRange)) d.mtime = d.ctime = now_timespec();
+    node->dirty(*txn);
+    return txn->commit();
+  });
 }
 
 Result<std::vector<Extent>> FileSystem::extents(uint64_t ino) {

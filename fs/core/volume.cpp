@@ -18,7 +18,7 @@ Volume::Volume(BlockDevice& dev_in, MetadataLog& log_in, const ondisk::Superbloc
       slot(slot_in),
       read_only(read_only_in),
       cache(dev_in, log_in, sb.geometry.block_size, 65536),
-      glocks(lm, glops_for, this),
+      glocks(lm, glops_for, this, [this](const std::string& why) { withdraw(why); }),
       alloc(sb, cache, log_in, glocks, slot_in, [this](const std::string& why) { withdraw(why); }),
       inodes(std::make_unique<InodeCache>(*this)) {}
 

@@ -50,8 +50,9 @@ struct Volume {
   uint32_t max_dir_depth = 24;  // MountOptions::max_dir_depth
   std::atomic<bool> withdrawn{false};
   // Serialises metadata changes and cache lookups of this node. Cluster-wide exclusion is
-  // the glocks' job; this mutex only protects the in-memory structures.
-  std::recursive_mutex meta_mu;
+  // the glocks' job; this mutex only protects the in-memory structures. No blocking glock
+  // request is made while it is held (glock.h, lock order rule 3).
+  MetaMutex meta_mu;
   // Asynchronous data transfers (direct_io.cpp): made on first use, so tools that mount
   // the core (fsck, tests) start no completion thread. The pool outlives the queue, whose
   // transfers in flight hold its buffers.

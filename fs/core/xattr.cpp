@@ -144,47 +144,51 @@ Status FileSystem::setxattr(uint64_t ino, const std::string& name, const std::st
   LUNFS_ASSIGN(XName xn, parse_name(name));
   if (value.size() > 65535) return error(E2BIG, "xattr value larger than 64 KiB");
   LUNFS_TRY(vol_->check_writable());
-  LUNFS_ASSIGN(auto gl, vol_->glocks.lock({GlockType::kInode, ino}, GlockMode::kExclusive));
-  std::lock_guard lock(vol_->meta_mu);
-  LUNFS_ASSIGN(auto node, inode(ino));
-  XattrStore store(*vol_, *node, nullptr);
-  LUNFS_ASSIGN(auto old, store.get(xn.ns, xn.name));
-  if (old && (flags & kXattrCreate)) return error(EEXIST, name + ": attribute exists");
-  if (!old && (flags & kXattrReplace)) return error(ENODATA, name + ": no such attribute");
-  auto txn = vol_->begin();
-  XattrStore tstore(*vol_, *node, txn.get());
-  std::optional<std::string> stored = value;
-  if (xn.ns == XattrNamespace::kPosixAclAccess) {
-    // The mode mirrors the ACL; an ACL the mode fully expresses is not stored (Linux's
-    // posix_acl_update_mode).
-    LUNFS_ASSIGN(auto acl, parse_acl(value));
-    bool equivalent = false;
-    uint32_t perms = acl_mode(acl, &equivalent);
-    node->d.mode = (node->d.mode & ~0777u) | perms;
-    if (equivalent) stored.reset();
-  } else if (xn.ns == XattrNamespace::kPosixAclDefault) {
-    if (!node->is_dir()) return error(EACCES, "default ACLs are for directories");
-    LUNFS_TRY(parse_acl(value));
-  }
-  LUNFS_TRY(tstore.put(xn.ns, xn.name, stored));
-  node->d.ctime = now_timespec();
-  node->dirty(*txn);
-  return txn->commit();
+  return retrying([&]() -> Status {
+    LUNFS_ASSIGN(auto gl, vol_->glocks.lock({GlockType::kInode, ino}, GlockMode::kExclusive));
+    std::lock_guard lock(vol_->meta_mu);
+    LUNFS_ASSIGN(auto node, inode(ino));
+    XattrStore store(*vol_, *node, nullptr);
+    LUNFS_ASSIGN(auto old, store.get(xn.ns, xn.name));
+    if (old && (flags & kXattrCreate)) return error(EEXIST, name + ": attribute exists");
+    if (!old && (flags & kXattrReplace)) return error(ENODATA, name + ": no such attribute");
+    auto txn = vol_->begin();
+    XattrStore tstore(*vol_, *node, txn.get());
+    std::optional<std::string> stored = value;
+    if (xn.ns == XattrNamespace::kPosixAclAccess) {
+      // The mode mirrors the ACL; an ACL the mode fully expresses is not stored (Linux's
+      // posix_acl_update_mode).
+      LUNFS_ASSIGN(auto acl, parse_acl(value));
+      bool equivalent = false;
+      uint32_t perms = acl_mode(acl, &equivalent);
+      node->d.mode = (node->d.mode & ~0777u) | perms;
+      if (equivalent) stored.reset();
+    } else if (xn.ns == XattrNamespace::kPosixAclDefault) {
+      if (!node->is_dir()) return error(EACCES, "default ACLs are for directories");
+      LUNFS_TRY(parse_acl(value));
+    }
+    LUNFS_TRY(tstore.put(xn.ns, xn.name, stored));
+    node->d.ctime = now_timespec();
+    node->dirty(*txn);
+    return txn->commit();
+  });
 }
 
 Status FileSystem::removexattr(uint64_t ino, const std::string& name) {
   LUNFS_ASSIGN(XName xn, parse_name(name));
   LUNFS_TRY(vol_->check_writable());
-  LUNFS_ASSIGN(auto gl, vol_->glocks.lock({GlockType::kInode, ino}, GlockMode::kExclusive));
-  std::lock_guard lock(vol_->meta_mu);
-  LUNFS_ASSIGN(auto node, inode(ino));
-  LUNFS_ASSIGN(auto old, XattrStore(*vol_, *node, nullptr).get(xn.ns, xn.name));
-  if (!old) return error(ENODATA, name + ": no such attribute");
-  auto txn = vol_->begin();
-  LUNFS_TRY(XattrStore(*vol_, *node, txn.get()).put(xn.ns, xn.name, std::nullopt));
-  node->d.ctime = now_timespec();
-  node->dirty(*txn);
-  return txn->commit();
+  return retrying([&]() -> Status {
+    LUNFS_ASSIGN(auto gl, vol_->glocks.lock({GlockType::kInode, ino}, GlockMode::kExclusive));
+    std::lock_guard lock(vol_->meta_mu);
+    LUNFS_ASSIGN(auto node, inode(ino));
+    LUNFS_ASSIGN(auto old, XattrStore(*vol_, *node, nullptr).get(xn.ns, xn.name));
+    if (!old) return error(ENODATA, name + ": no such attribute");
+    auto txn = vol_->begin();
+    LUNFS_TRY(XattrStore(*vol_, *node, txn.get()).put(xn.ns, xn.name, std::nullopt));
+    node->d.ctime = now_timespec();
+    node->dirty(*txn);
+    return txn->commit();
+  });
 }
 
 }  // namespace lunfs
