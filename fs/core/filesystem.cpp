@@ -552,6 +552,8 @@ void FileSystem::note_access(CoreInode& node) {
   }
 }
 
+std::string FileSystem::glock_dump() { return vol_->glocks.dump(); }
+
 void FileSystem::hold(uint64_t ino) {
   std::lock_guard lock(vol_->meta_mu);
   auto node = inode(ino);

@@ -152,6 +152,9 @@ class FileSystem {
   // Returns when every asynchronous transfer has completed (before the frontend goes away).
   void drain_io();
 
+  // The glocks this node has, one line each (a hang's post-mortem; `lunfs status` later).
+  std::string glock_dump();
+
   // The frontend's references (FUSE lookup counts). An inode without links is freed when
   // its last reference goes.
   void hold(uint64_t ino);

@@ -70,18 +70,28 @@ bool Glock::locally_compatible(bool exclusive) const {
 }
 
 void Glock::drop_holder(bool exclusive) {
-  std::lock_guard lock(mu_);
-  if (exclusive) {
-    exclusive_holder_ = false;
-  } else {
-    shared_holders_ -= 1;
+  bool now_unused;
+  {
+    std::lock_guard lock(mu_);
+    if (exclusive) {
+      exclusive_holder_ = false;
+    } else {
+      shared_holders_ -= 1;
+    }
+    now_unused = unused();
+    changed_.notify_all();
   }
-  changed_.notify_all();
+  if (now_unused) table_->note_unused(*this);
 }
 
 void Glock::drop_pin() {
-  std::lock_guard lock(mu_);
-  if (--direct_io_pins_ == 0) changed_.notify_all();
+  bool now_unused;
+  {
+    std::lock_guard lock(mu_);
+    if (--direct_io_pins_ == 0) changed_.notify_all();
+    now_unused = unused();
+  }
+  if (now_unused) table_->note_unused(*this);
 }
 
 GlockHolder::GlockHolder(std::shared_ptr<Glock> gl, GlockMode mode, bool exclusive)
@@ -139,7 +149,7 @@ std::shared_ptr<Glock> GlockTable::get(const GlockName& name) {
   std::lock_guard lock(mu_);
   auto& slot = glocks_[name];
   if (!slot) {
-    slot = std::make_shared<Glock>(name, ops_for_(name.type));
+    slot = std::make_shared<Glock>(name, ops_for_(name.type), this);
     slot->lru_pos_ = lru_.end();
   } else if (slot->lru_pos_ != lru_.end()) {
     lru_.erase(slot->lru_pos_);
@@ -151,6 +161,23 @@ std::shared_ptr<Glock> GlockTable::get(const GlockName& name) {
 size_t GlockTable::size() {
   std::lock_guard lock(mu_);
   return glocks_.size();
+}
+
+std::string GlockTable::dump() {
+  std::vector<std::shared_ptr<Glock>> all;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [n, g] : glocks_) all.push_back(g);
+  }
+  std::string out;
+  for (auto& gl : all) {
+    std::lock_guard lock(gl->mu_);
+    out += gl->name().to_string() + " " + mode_name(gl->cached_) + " holders=" +
+           std::to_string(gl->shared_holders_) + (gl->exclusive_holder_ ? "+EX" : "") +
+           " pins=" + std::to_string(gl->direct_io_pins_) + (gl->acquiring_ ? " acquiring" : "") +
+           (gl->demoting_ ? " demoting" : "") + "\n";
+  }
+  return out;
 }
 
 void GlockTable::set_max_unused(size_t n) {
@@ -165,6 +192,9 @@ void GlockTable::note_unused(Glock& gl) {
   bool over;
   {
     std::lock_guard lock(mu_);
+    auto it = glocks_.find(gl.name());
+    // Already freed by the shrinker (this is its last user), or back in use.
+    if (it == glocks_.end() || it->second.get() != &gl) return;
     if (gl.lru_pos_ == lru_.end()) gl.lru_pos_ = lru_.insert(lru_.end(), &gl);
     over = lru_.size() > max_unused_;
   }

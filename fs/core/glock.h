@@ -89,6 +89,7 @@ class NoLockManager final : public LockManager {
 };
 
 struct GlockOps;  // glops.h
+class GlockTable;
 
 // The error try_lock() and operations return when they need an rgrp glock they could not
 // take without waiting (lock order rule 2). Never reaches a caller of FileSystem.
@@ -109,7 +110,7 @@ enum GlockFlags : unsigned {
 // section that finds the cached mode sufficient: a demote cannot slip between the two.
 class Glock {
  public:
-  Glock(GlockName name, const GlockOps* ops) : name_(name), ops_(ops) {}
+  Glock(GlockName name, const GlockOps* ops, GlockTable* table) : name_(name), ops_(ops), table_(table) {}
   const GlockName& name() const { return name_; }
   const GlockOps* ops() const { return ops_; }
   GlockMode cached_mode();
@@ -120,11 +121,14 @@ class Glock {
   friend class DirectIoPin;
   // Whether a local holder (exclusive or shared) may join the current ones.
   bool locally_compatible(bool exclusive) const;
+  // Both tell the table when the glock is left unused.
   void drop_holder(bool exclusive);
   void drop_pin();
+  bool unused() const { return !shared_holders_ && !exclusive_holder_ && !direct_io_pins_; }
 
   const GlockName name_;
   const GlockOps* const ops_;
+  GlockTable* const table_;  // told when the glock falls unused (its LRU)
   std::mutex mu_;
   std::condition_variable changed_;
   GlockMode cached_ = GlockMode::kUnlocked;  // everything below is guarded by mu_
@@ -153,8 +157,6 @@ class DirectIoPin {
   explicit DirectIoPin(std::shared_ptr<Glock> gl) : gl_(std::move(gl)) {}
   std::shared_ptr<Glock> gl_;
 };
-
-class GlockTable;
 
 // RAII holder: the glock is held in `mode` for the holder's lifetime.
 class GlockHolder {
@@ -199,6 +201,9 @@ class GlockTable {
   void* owner() const { return owner_; }
   // Glocks in the table (held, cached or being used).
   size_t size();
+  // One line per glock that is held, pinned, cached or being changed: name, cached mode,
+  // holders, pins, state (for a hang's post-mortem).
+  std::string dump();
   // The most glocks kept cached without holders; beyond it the least recently used are
   // demoted and forgotten (GFS2's glock shrinker, run when memory asks).
   void set_max_unused(size_t n);
@@ -208,6 +213,7 @@ class GlockTable {
   // With the table's mutex: unused glocks beyond max_unused_, oldest first.
   std::vector<std::shared_ptr<Glock>> take_excess_locked();
   void shrink();
+  friend class Glock;
   // Sync, invalidate, release; called with demoting_ set and no holders or pins.
   Status give_back(Glock& gl);
   void note_unused(Glock& gl);
