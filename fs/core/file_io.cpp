@@ -114,14 +114,23 @@ Result<size_t> FileSystem::write(uint64_t ino, uint64_t offset, std::span<const 
   if (buf.empty()) return size_t{0};
   if (offset > max_file_size() || buf.size() > max_file_size() - offset) return error(EFBIG, "write beyond the largest file");
   LUNFS_ASSIGN(auto gl, vol_->glocks.lock({GlockType::kInode, ino}, GlockMode::kShared));
-  std::vector<Segment> segs;
+  std::optional<std::vector<Segment>> overwrite;
   {
+    std::lock_guard lock(vol_->meta_mu);
+    LUNFS_ASSIGN(auto node, regular_file(ino));
+    LUNFS_ASSIGN(overwrite, plan_overwrite(*node, offset, buf.size()));
+  }
+  if (!overwrite) {
+    // The write changes the inode or its extent tree: every other node's copy must go
+    // first, and no other node may change them meanwhile. Between the two holders another
+    // node may have changed the file, so write_locked decides again from scratch.
+    gl.unlock();
+    LUNFS_ASSIGN(gl, vol_->glocks.lock({GlockType::kInode, ino}, GlockMode::kExclusive));
     std::unique_lock lock(vol_->meta_mu);
     LUNFS_ASSIGN(auto node, regular_file(ino));
-    LUNFS_ASSIGN(auto overwrite, plan_overwrite(*node, offset, buf.size()));
-    if (!overwrite) return write_locked(lock, *node, offset, buf);
-    segs = std::move(*overwrite);
+    return write_locked(lock, *node, offset, buf);
   }
+  std::vector<Segment> segs = std::move(*overwrite);
   // A pure overwrite runs outside the mutex. FUSE hands write data at an unaligned
   // address: copy it for the O_DIRECT device.
   std::span<std::byte> bounce = scratch_buffer(buf.size());

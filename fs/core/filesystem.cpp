@@ -72,6 +72,9 @@ Result<std::unique_ptr<FileSystem>> FileSystem::mount(BlockDevice& dev, Metadata
   std::unique_ptr<FileSystem> fs(new FileSystem(std::move(vol)));
   fs->noatime_ = options.noatime;
   {
+    // Under the root's glock like any read: a copy cached without it would never be
+    // invalidated when another node changes the root.
+    LUNFS_ASSIGN(auto gl, fs->vol_->glocks.lock(inode_lock(sb.root_inode), GlockMode::kShared));
     std::lock_guard lock(fs->vol_->meta_mu);
     LUNFS_ASSIGN(auto root, fs->vol_->inodes->get(sb.root_inode));
     if (!root->is_dir()) return error(EUCLEAN, "the root inode is not a directory; run fsck.lunfs");
@@ -151,18 +154,24 @@ Result<Attr> FileSystem::getattr(uint64_t ino) {
 Result<Attr> FileSystem::lookup(uint64_t dir, const std::string& name) {
   if (name.size() > kNameMaxBytes) return error(ENAMETOOLONG, "name longer than 255 bytes");
   LUNFS_ASSIGN(auto gl, vol_->glocks.lock(inode_lock(dir), GlockMode::kShared));
-  std::lock_guard lock(vol_->meta_mu);
-  LUNFS_ASSIGN(auto d, dir_inode(dir));
   uint64_t target;
-  if (name == ".") {
-    target = dir;
-  } else if (name == "..") {
-    target = d->d.parent;
-  } else {
-    LUNFS_ASSIGN(auto entry, Directory(*vol_, *d, nullptr).lookup(name));
-    if (!entry) return error(ENOENT, name + ": no such file or directory");
-    target = entry->inode;
+  {
+    std::lock_guard lock(vol_->meta_mu);
+    LUNFS_ASSIGN(auto d, dir_inode(dir));
+    if (name == ".") return attr_of(*d);
+    if (name == "..") {
+      target = d->d.parent;
+    } else {
+      LUNFS_ASSIGN(auto entry, Directory(*vol_, *d, nullptr).lookup(name));
+      if (!entry) return error(ENOENT, name + ": no such file or directory");
+      target = entry->inode;
+    }
   }
+  // The target is read under its own glock, or this node would cache a copy no demote
+  // covers. Parent before child; ".." is the other way round, so the directory goes first.
+  if (name == "..") gl.unlock();
+  LUNFS_ASSIGN(auto tgl, vol_->glocks.lock(inode_lock(target), GlockMode::kShared));
+  std::lock_guard lock(vol_->meta_mu);
   LUNFS_ASSIGN(auto node, inode(target));
   return attr_of(*node);
 }
@@ -188,6 +197,12 @@ Result<Attr> FileSystem::create(uint64_t dir, const std::string& name, uint32_t 
 
   uint64_t generation = 0;
   LUNFS_ASSIGN(uint64_t ino, vol_->alloc.alloc_inode(*txn, dir, &generation));
+  // The new inode is cached from here on, so this node must hold its glock: another node
+  // that reaches it (through the entry, or a stale handle of the block's previous inode)
+  // then makes this node write it home and forget it. Nobody else can want the lock of a
+  // block that was free, so this never waits (decision 4).
+  LUNFS_ASSIGN(auto new_gl, vol_->glocks.lock(inode_lock(ino), GlockMode::kExclusive));
+  txn->keep(inode_lock(ino), std::move(new_gl));
   auto node = vol_->inodes->create(ino);
   Inode& n = node->d;
   Timespec now = now_timespec();

@@ -5,8 +5,13 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <optional>
+#include <vector>
+
 #include "fs/core/dir.h"
 #include "fs/format/dir_format.h"
+#include "fs/format/inode_format.h"
 #include "fs/core/filesystem.h"
 #include "fs/core/volume.h"
 
@@ -26,8 +31,12 @@ Status FileSystem::is_ancestor(uint64_t maybe_ancestor, uint64_t dir, bool* resu
       return Status::ok();
     }
     if (cur == vol_->sb.root_inode) break;
-    LUNFS_ASSIGN(auto node, inode(cur));
-    cur = node->d.parent;
+    // Read past the caches: this node holds no glock on most of the path. Parents change
+    // only under the rename glock, which this node holds and whose previous holder wrote
+    // its log home when it let go (glops.cpp), so the LUN (or this node's log) has them.
+    LUNFS_ASSIGN(auto img, vol_->cache.read_uncached(cur));
+    LUNFS_ASSIGN(auto node, decode_inode(img->span(), cur, vol_->sb.csum_seed, vol_->g));
+    cur = node.parent;
   }
   *result = false;
   return Status::ok();
@@ -50,22 +59,42 @@ Status FileSystem::rename(uint64_t olddir, const std::string& oldname, uint64_t 
       LUNFS_ASSIGN(gd2, vol_->glocks.lock({GlockType::kInode, b}, GlockMode::kExclusive));
     }
   }
+  std::optional<DirEntry> src_entry, dst_entry;
+  {
+    std::lock_guard lock(vol_->meta_mu);
+    LUNFS_ASSIGN(auto od, dir_inode(olddir));
+    LUNFS_ASSIGN(auto nd, dir_inode(newdir));
+    if (nd->d.nlink == 0) return error(ENOENT, "target directory was removed");
+    LUNFS_ASSIGN(src_entry, Directory(*vol_, *od, nullptr).lookup(oldname));
+    if (!src_entry) return error(ENOENT, oldname + ": no such file or directory");
+    LUNFS_ASSIGN(dst_entry, Directory(*vol_, *nd, nullptr).lookup(newname));
+  }
+  if ((flags & kNoReplace) && dst_entry) return error(EEXIST, newname + ": file exists");
+  if ((flags & kExchange) && !dst_entry) return error(ENOENT, newname + ": no such file or directory");
+  // The moved and the replaced inode change too (ctime, parent, link count): their glocks,
+  // children after the directories, in inode-number order. The directories' glocks keep
+  // both entries as looked up. One of them may be a directory already held (a directory
+  // moved into itself, or over its own parent); the loop check refuses those below.
+  GlockHolder gc1, gc2;
+  {
+    std::vector<uint64_t> children{src_entry->inode};
+    if (dst_entry && dst_entry->inode != src_entry->inode) children.push_back(dst_entry->inode);
+    std::sort(children.begin(), children.end());
+    GlockHolder* slot[] = {&gc1, &gc2};
+    size_t used = 0;
+    for (uint64_t c : children) {
+      if (c == olddir || c == newdir) continue;
+      LUNFS_ASSIGN(*slot[used++], vol_->glocks.lock({GlockType::kInode, c}, GlockMode::kExclusive));
+    }
+  }
   std::lock_guard lock(vol_->meta_mu);
   LUNFS_ASSIGN(auto od, dir_inode(olddir));
   LUNFS_ASSIGN(auto nd, dir_inode(newdir));
-  if (nd->d.nlink == 0) return error(ENOENT, "target directory was removed");
-  LUNFS_ASSIGN(auto src_entry, Directory(*vol_, *od, nullptr).lookup(oldname));
-  if (!src_entry) return error(ENOENT, oldname + ": no such file or directory");
-  LUNFS_ASSIGN(auto dst_entry, Directory(*vol_, *nd, nullptr).lookup(newname));
-  if ((flags & kNoReplace) && dst_entry) return error(EEXIST, newname + ": file exists");
-  if ((flags & kExchange) && !dst_entry) return error(ENOENT, newname + ": no such file or directory");
   LUNFS_ASSIGN(auto src, inode(src_entry->inode));
   std::shared_ptr<CoreInode> dst;
   if (dst_entry) {
     LUNFS_ASSIGN(dst, inode(dst_entry->inode));
   }
-  // Not yet done for the cluster: the moved and replaced inodes' own glocks (their ctime,
-  // parent and link count change). On one node the metadata mutex covers them.
   if (dst && dst->ino() == src->ino()) return Status::ok();  // same file: POSIX says do nothing
   // Moving a directory under itself makes a loop.
   if (src->is_dir() && olddir != newdir) {
