@@ -84,7 +84,44 @@ Status Allocator::load() {
   return Status::ok();
 }
 
+Status Allocator::refresh(Rgrp& r) {
+  // Images cached before this node held the glock (at mount) may be old.
+  for (uint64_t b = r.loc.header; b <= r.loc.header + r.loc.bitmap_blocks; ++b) cache_.drop(b);
+  r.loaded = false;
+  LUNFS_TRY(read_header(r));
+  r.stale = false;
+  return Status::ok();
+}
+
+void Allocator::invalidate(uint32_t index) {
+  Rgrp& r = rgrps_.at(index);
+  for (uint64_t b = r.loc.header; b <= r.loc.header + r.loc.bitmap_blocks; ++b) cache_.drop(b);
+  r.stale = true;
+  r.loaded = false;
+  r.bits.clear();
+  release_durable();
+}
+
+Result<RgrpHeader> Allocator::header_on_disk(const Rgrp& r) {
+  LUNFS_ASSIGN(auto img, cache_.read_uncached(r.loc.header));
+  return decode_rgrp_header(img->span(), r.loc.header, sb_.csum_seed, r.loc);
+}
+
+Result<BlockState> Allocator::state_on_disk(const Rgrp& r, uint32_t i) {
+  LUNFS_ASSIGN(RgrpHeader h, header_on_disk(r));
+  if (h.flags & kRgrpBitmapUninit) return BlockState::kFree;
+  const uint32_t per = Geometry::blocks_per_bitmap(g_.block_size);
+  const uint32_t b = i / per;
+  const uint64_t nr = r.loc.header + 1 + b;
+  LUNFS_ASSIGN(auto img, cache_.read_uncached(nr));
+  LUNFS_ASSIGN(auto bm, decode_bitmap(img->span(), nr, sb_.csum_seed, r.loc, b,
+                                      std::min<uint32_t>(per, r.loc.data_blocks - b * per)));
+  const uint32_t j = i % per;
+  return static_cast<BlockState>((bm.bits[j / 4] >> (j % 4 * 2)) & 3);
+}
+
 Status Allocator::load_bitmaps(Rgrp& r) {
+  if (r.stale) LUNFS_TRY(refresh(r));
   if (r.loaded) return Status::ok();
   if (r.damaged) return error(EIO, "resource group " + std::to_string(r.loc.index) + " is damaged");
   const uint32_t per = Geometry::blocks_per_bitmap(g_.block_size);
@@ -195,7 +232,8 @@ Result<Allocator::Run> Allocator::try_alloc(Transaction& txn, uint64_t goal, uin
   for (uint32_t k = 0; k < g_.rgrp_count; ++k) {
     uint32_t idx = (first + k) % g_.rgrp_count;
     Rgrp& r = rgrps_[idx];
-    if (r.damaged || r.header.free_blocks <= r.pinned_count) continue;
+    // A stale header may be behind the other nodes' frees: only a fresh one may rule a group out.
+    if (r.damaged || (!r.stale && r.header.free_blocks <= r.pinned_count)) continue;
     LUNFS_TRY(lock_rgrp(txn, idx));
     if (!load_bitmaps(r)) continue;
     uint32_t from = (k == 0 && goal_rg >= 0) ? static_cast<uint32_t>(goal - r.loc.first_data) : r.next_hint;
@@ -307,7 +345,16 @@ Result<bool> Allocator::is_inode(uint64_t block) {
   Rgrp& r = rgrps_[rg];
   // A damaged group cannot tell; the inode block's own checks still apply, and reading
   // what survives is the point of a withdrawn mount.
-  if (r.damaged || !load_bitmaps(r)) return true;
+  if (r.damaged) return true;
+  if (r.stale) {
+    // Without the group's glock, the LUN's copy. The caller holds the inode's glock (or its
+    // directory's), and whoever last changed the block's state held one of those too and
+    // wrote its log home when it gave that glock up.
+    auto s = state_on_disk(r, static_cast<uint32_t>(block - r.loc.first_data));
+    if (!s) return true;
+    return *s == BlockState::kDinode || *s == BlockState::kUnlinked;
+  }
+  if (!load_bitmaps(r)) return true;
   if (r.header.flags & kRgrpBitmapUninit) return false;
   BlockState s = r.state(static_cast<uint32_t>(block - r.loc.first_data));
   return s == BlockState::kDinode || s == BlockState::kUnlinked;
@@ -325,13 +372,19 @@ Result<std::vector<uint64_t>> Allocator::unlinked_inodes() {
   return out;
 }
 
-AllocStats Allocator::stats() const {
+AllocStats Allocator::stats() {
   AllocStats s;
-  for (const Rgrp& r : rgrps_) {
+  for (Rgrp& r : rgrps_) {
     s.data_blocks += r.loc.data_blocks;
     if (r.damaged) continue;
-    s.free_blocks += r.header.free_blocks;
-    s.inodes += r.header.dinodes + r.header.unlinked;
+    RgrpHeader h = r.header;
+    if (r.stale) {
+      auto fresh = header_on_disk(r);
+      if (!fresh) continue;
+      h = r.header = *fresh;  // still stale: only the glock makes it trustworthy
+    }
+    s.free_blocks += h.free_blocks;
+    s.inodes += h.dinodes + h.unlinked;
   }
   return s;
 }

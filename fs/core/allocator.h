@@ -7,6 +7,12 @@
 // The rgrp headers and bitmaps are decoded in memory; the allocator joins each
 // transaction that changes them and encodes the changed blocks at commit (and reloads
 // them from the cache on rollback). It also keeps this node's statfs delta.
+//
+// The decoded copy of a group is valid only while this node holds the group's glock:
+// until the first time it does, and from the glock's demote on (invalidate()), the group
+// is "stale", and the next holder re-reads header and bitmaps from the LUN. Where the
+// allocator answers without taking the glock (is_inode, stats), a stale group is read
+// past the cache, as the other nodes last wrote it home.
 #pragma once
 
 #include <cstdint>
@@ -70,10 +76,14 @@ class Allocator final : public TxnParticipant {
   Result<bool> is_inode(uint64_t block);
   // Inodes in state "unlinked" (left by a crash or an unclean unmount).
   Result<std::vector<uint64_t>> unlinked_inodes();
+  // This node gave the group's glock back (glops.cpp): forget its decoded state and cached
+  // blocks. The log was checkpointed first, so every block this node freed is reusable.
+  void invalidate(uint32_t index);
 
   // Free blocks count pinned ones: they become allocatable with the next commit (the timer
-  // commits within seconds, and an allocation that needs them commits at once).
-  AllocStats stats() const;
+  // commits within seconds, and an allocation that needs them commits at once). Groups
+  // whose glock another node has are counted as the LUN holds them.
+  AllocStats stats();
   // Blocks freed but not reusable yet (tests, statistics).
   uint64_t pinned_blocks() const { return pinned_total_; }
 
@@ -88,6 +98,7 @@ class Allocator final : public TxnParticipant {
     std::vector<uint8_t> bits;  // loaded on first use
     bool loaded = false;
     bool damaged = false;
+    bool stale = true;  // not read under the group's glock (see the top of this file)
     std::set<uint32_t> dirty_bitmaps;
     bool dirty = false;
     uint32_t next_hint = 0;  // where the last allocation ended
@@ -112,6 +123,11 @@ class Allocator final : public TxnParticipant {
   Status lock_rgrp(Transaction& txn, uint32_t index);
   Status load_bitmaps(Rgrp& r);
   Status read_header(Rgrp& r);
+  // Re-reads a stale group's header (its bitmaps on next use), the caller holding its glock.
+  Status refresh(Rgrp& r);
+  // A stale group's header or the state of one of its blocks, read past the cache.
+  Result<ondisk::RgrpHeader> header_on_disk(const Rgrp& r);
+  Result<ondisk::BlockState> state_on_disk(const Rgrp& r, uint32_t i);
   // Moves blocks [start, start+length) (one rgrp) from any state in `from_mask`
   // (bit 1<<state) to `to`; anything else is an impossible free, reported as damage.
   Status change_state(Transaction& txn, uint64_t start, uint64_t length, unsigned from_mask,

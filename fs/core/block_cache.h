@@ -9,12 +9,19 @@
 // leaves) survive a stream of blocks written once (the images of newly created inodes).
 // The cache also hands out the buffers images are built in (BlockImagePool), so evicted
 // and superseded images are recycled instead of freed.
+//
+// Every cached image is covered by a glock, and must go when this node gives that glock
+// back (glops.cpp). Blocks that belong to an inode without being its inode block (extent
+// nodes, directory hash and leaf blocks, xattr blocks) name their owner in their header,
+// so the cache files each image under its owner as it enters and drop_owned() forgets
+// them all on the inode's demote, without walking the inode's structures.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "fs/device/aligned_buffer.h"
@@ -33,6 +40,11 @@ class BlockCache {
   Result<BlockRef> get(uint64_t blocknr);
   void put(uint64_t blocknr, BlockRef image);
   void drop(uint64_t blocknr);
+  // Drops every cached block whose header names inode `owner` as its owner.
+  void drop_owned(uint64_t owner);
+  // The newest image of `blocknr` (the log's, else the home location's), neither taken
+  // from the cache nor kept in it: for a block this node holds no glock on.
+  Result<BlockRef> read_uncached(uint64_t blocknr);
   void clear();
   uint32_t block_size() const { return pool_.block_size(); }
   size_t size() const;
@@ -44,7 +56,13 @@ class BlockCache {
     uint64_t blocknr = 0;
     BlockRef image;  // null: the slot is free
     bool referenced = false;
+    uint64_t owner = 0;  // the inode the block belongs to (owned block types), else 0
   };
+  // Files the slot's image under the owner its header names (if any) / takes it out.
+  void own_locked(Slot& s);
+  void disown_locked(const Slot& s);
+  // Empties slot i (its block leaves the index).
+  void free_slot_locked(size_t i);
   // Stores a block the cache does not hold yet. It enters unreferenced: a block written
   // or read once goes at the hand's next pass unless it is used again before.
   void insert_locked(uint64_t blocknr, BlockRef image);
@@ -58,6 +76,7 @@ class BlockCache {
   BlockImagePool pool_;
   mutable std::mutex mu_;
   std::unordered_map<uint64_t, size_t> index_;  // block number -> slot
+  std::unordered_map<uint64_t, std::unordered_set<uint64_t>> owned_;  // owner inode -> blocks
   std::vector<Slot> slots_;
   std::vector<size_t> free_slots_;
   size_t hand_ = 0;

@@ -73,6 +73,9 @@ Result<std::unique_ptr<FileSystem>> FileSystem::mount(BlockDevice& dev, Metadata
   std::unique_ptr<FileSystem> fs(new FileSystem(std::move(vol)));
   fs->noatime_ = options.noatime;
   {
+    // Under the root's glock like any read: a copy cached without it would never be
+    // invalidated when another node changes the root.
+    LUNFS_ASSIGN(auto gl, fs->vol_->glocks.lock(inode_lock(sb.root_inode), GlockMode::kShared));
     std::lock_guard lock(fs->vol_->meta_mu);
     LUNFS_ASSIGN(auto root, fs->vol_->inodes->get(sb.root_inode));
     if (!root->is_dir()) return error(EUCLEAN, "the root inode is not a directory; run fsck.lunfs");

@@ -1,6 +1,7 @@
-// The glock operation tables for lunfs's lock types; see glops.h. Inode locks sync the
-// log and the inode's times and drop the inode from the cache; rgrp locks sync the log
-// and drop the group's header and bitmaps so the next use reads the new holder's copy.
+// The glock operation tables for lunfs's lock types; see glops.h. Inode locks write the
+// inode's lazy times and the log home, and drop the inode and every block it owns from
+// the caches; rgrp locks write the log home and make the allocator re-read the group
+// (header, bitmaps) the next time it holds the lock. docs/core.md, "Invalidation".
 #include "fs/core/glops.h"
 
 #include "fs/core/inode.h"
@@ -14,23 +15,40 @@ Status sync_log(void* owner, const GlockName&) {
   return static_cast<Volume*>(owner)->log.checkpoint();
 }
 
+// The log holds every transaction of this node, whichever glocks it covered; writing all
+// of it home is simpler than sorting out one lock's blocks, and a demote with nothing
+// committed since the last checkpoint costs no I/O (Journal::checkpoint).
+Status sync_inode(void* owner, const GlockName& gl) {
+  auto* vol = static_cast<Volume*>(owner);
+  {
+    std::lock_guard lock(vol->meta_mu);
+    LUNFS_TRY(vol->inodes->sync_times(gl.number));
+  }
+  return vol->log.checkpoint();
+}
+
+// Everything the inode glock covers: the inode block, the blocks the inode owns (extent
+// nodes, directory hash and leaf blocks, the xattr block; their decoded memos are keyed by
+// image identity, so they cannot match a re-read image), and the decoded inode.
 void inval_inode(void* owner, const GlockName& gl) {
   auto* vol = static_cast<Volume*>(owner);
   std::lock_guard lock(vol->meta_mu);
   vol->cache.drop(gl.number);
-  vol->inodes->forget(gl.number);
+  vol->cache.drop_owned(gl.number);
+  vol->inodes->invalidate(gl.number);
 }
 
 void inval_rgrp(void* owner, const GlockName& gl) {
   auto* vol = static_cast<Volume*>(owner);
   std::lock_guard lock(vol->meta_mu);
-  ondisk::RgrpLocation loc = vol->g.rgrp(static_cast<uint32_t>(gl.number));
-  for (uint64_t b = loc.header; b <= loc.header + loc.bitmap_blocks; ++b) vol->cache.drop(b);
+  vol->alloc.invalidate(static_cast<uint32_t>(gl.number));
 }
 
-const GlockOps kInodeOps{"inode", sync_log, inval_inode};
+const GlockOps kInodeOps{"inode", sync_inode, inval_inode};
 const GlockOps kRgrpOps{"rgrp", sync_log, inval_rgrp};
-const GlockOps kRenameOps{"rename", nullptr, nullptr};
+// Parent pointers change only under the rename glock, and its next holder reads them
+// from the LUN (rename.cpp, is_ancestor): they must be home when it moves.
+const GlockOps kRenameOps{"rename", sync_log, nullptr};
 
 }  // namespace
 

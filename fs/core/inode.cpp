@@ -40,6 +40,16 @@ Status CoreInode::load() {
 
 Result<std::shared_ptr<CoreInode>> InodeCache::get(uint64_t ino) {
   auto it = map_.find(ino);
+  if (it != map_.end() && it->second->stale) {
+    CoreInode& node = *it->second;
+    LUNFS_ASSIGN(bool live, vol_.alloc.is_inode(ino));
+    if (!live) return error(ESTALE, "inode " + std::to_string(ino) + " was removed by another node");
+    LUNFS_TRY(node.load());
+    node.decoded_root.reset();
+    node.decoded_root_source.clear();
+    node.stale = false;
+    return it->second;
+  }
   if (it != map_.end() && !it->second->freed) return it->second;
   LUNFS_ASSIGN(bool live, vol_.alloc.is_inode(ino));
   if (!live) return error(ESTALE, "inode " + std::to_string(ino) + " does not exist (any more)");
@@ -57,10 +67,31 @@ std::shared_ptr<CoreInode> InodeCache::create(uint64_t ino) {
 
 void InodeCache::forget(uint64_t ino) { map_.erase(ino); }
 
+void InodeCache::invalidate(uint64_t ino) {
+  auto it = map_.find(ino);
+  if (it == map_.end()) return;
+  if (it->second->refs == 0 || it->second->freed) {
+    map_.erase(it);
+    return;
+  }
+  it->second->stale = true;
+  it->second->times_dirty = false;  // written by sync_times before the glock went
+}
+
+Status InodeCache::sync_times(uint64_t ino) {
+  auto it = map_.find(ino);
+  if (it == map_.end()) return Status::ok();
+  CoreInode& node = *it->second;
+  if (!node.times_dirty || node.freed || node.stale || !vol_.check_writable()) return Status::ok();
+  auto txn = vol_.begin();
+  node.dirty(*txn);
+  return txn->commit();
+}
+
 std::vector<std::shared_ptr<CoreInode>> InodeCache::times_dirty() {
   std::vector<std::shared_ptr<CoreInode>> out;
   for (auto& [n, node] : map_) {
-    if (node->times_dirty && !node->freed) out.push_back(node);
+    if (node->times_dirty && !node->freed && !node->stale) out.push_back(node);
   }
   return out;
 }

@@ -28,6 +28,7 @@ class CoreInode final : public TxnParticipant {
   uint64_t refs = 0;          // frontend references (nlookup)
   bool times_dirty = false;   // atime/mtime/ctime changed without a transaction
   bool freed = false;         // the block was freed; the object is a tombstone
+  bool stale = false;         // the glock went to another node: `d` is re-read on next use
   // The extent root as last decoded from d.content, and the content it came from: every
   // walk of the tree starts at the root, and a large file's root holds a few hundred index
   // entries, each checked against the geometry (bmap.cpp). Guarded like d (meta_mu).
@@ -58,6 +59,11 @@ class InodeCache {
   // A freshly allocated inode (not read from disk).
   std::shared_ptr<CoreInode> create(uint64_t ino);
   void forget(uint64_t ino);
+  // The inode's glock was given back: its decoded state goes. An inode the frontend still
+  // references stays (its references are this node's, not the disk's), marked stale.
+  void invalidate(uint64_t ino);
+  // Writes the inode's lazily kept times (inode.h), before its glock is given back.
+  Status sync_times(uint64_t ino);
   // Inodes with timestamps changed outside transactions.
   std::vector<std::shared_ptr<CoreInode>> times_dirty();
   size_t size() const { return map_.size(); }

@@ -5,8 +5,13 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <optional>
+#include <vector>
+
 #include "fs/core/dir.h"
 #include "fs/format/dir_format.h"
+#include "fs/format/inode_format.h"
 #include "fs/core/filesystem.h"
 #include "fs/core/volume.h"
 
@@ -26,8 +31,12 @@ Status FileSystem::is_ancestor(uint64_t maybe_ancestor, uint64_t dir, bool* resu
       return Status::ok();
     }
     if (cur == vol_->sb.root_inode) break;
-    LUNFS_ASSIGN(auto node, inode(cur));
-    cur = node->d.parent;
+    // Read past the caches: this node holds no glock on most of the path. Parents change
+    // only under the rename glock, which this node holds and whose previous holder wrote
+    // its log home when it let go (glops.cpp), so the LUN (or this node's log) has them.
+    LUNFS_ASSIGN(auto img, vol_->cache.read_uncached(cur));
+    LUNFS_ASSIGN(auto node, decode_inode(img->span(), cur, vol_->sb.csum_seed, vol_->g));
+    cur = node.parent;
   }
   *result = false;
   return Status::ok();
