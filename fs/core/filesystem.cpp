@@ -357,6 +357,10 @@ Result<std::vector<GlockHolder>> FileSystem::lock_inodes(std::vector<uint64_t> i
 }
 
 Status FileSystem::acquire_wanted_glock() {
+  {
+    std::lock_guard lock(vol_->meta_mu);
+    vol_->inodes->reload_all();
+  }
   auto wanted = Allocator::take_wanted_glock();
   if (!wanted) return error(EIO, "internal error: an operation asked to be retried without naming a glock");
   LUNFS_ASSIGN(auto held, vol_->glocks.lock(*wanted, GlockMode::kExclusive));

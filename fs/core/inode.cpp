@@ -88,6 +88,22 @@ Status InodeCache::sync_times(uint64_t ino) {
   return txn->commit();
 }
 
+void InodeCache::reload_all() {
+  for (auto& [ino, node] : map_) {
+    if (node->freed || node->stale) continue;
+    const ondisk::Inode before = node->d;
+    if (!node->load()) {
+      node->stale = true;  // read again (and reported) on next use
+      continue;
+    }
+    if (node->times_dirty) {
+      node->d.atime = before.atime;
+      node->d.mtime = before.mtime;
+      node->d.ctime = before.ctime;
+    }
+  }
+}
+
 std::vector<std::shared_ptr<CoreInode>> InodeCache::times_dirty() {
   std::vector<std::shared_ptr<CoreInode>> out;
   for (auto& [n, node] : map_) {

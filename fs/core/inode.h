@@ -64,6 +64,10 @@ class InodeCache {
   void invalidate(uint64_t ino);
   // Writes the inode's lazily kept times (inode.h), before its glock is given back.
   Status sync_times(uint64_t ino);
+  // Every cached inode back to its last committed image (keeping lazily kept times): after
+  // an operation gave up half-way to retry (kGlockRetry), in-memory changes it made before
+  // the inode joined its transaction must not survive the rollback.
+  void reload_all();
   // Inodes with timestamps changed outside transactions.
   std::vector<std::shared_ptr<CoreInode>> times_dirty();
   size_t size() const { return map_.size(); }
