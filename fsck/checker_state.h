@@ -95,6 +95,7 @@ class Checker {
                     std::vector<ondisk::Extent>& out, uint64_t& blocks, int expected_depth);
   static uint64_t map_block(const std::vector<ondisk::Extent>& extents, uint64_t lb);
   void check_inode(uint64_t ino, std::span<const std::byte> block, bool unlinked_state);
+  void check_symlink(uint64_t ino, const ondisk::Inode& inode, const std::vector<ondisk::Extent>& extents);
   void check_inodes();
   // pass4_directories.cpp
   void add_entries(uint64_t dir, const std::vector<ondisk::DirEntry>& entries);

@@ -109,9 +109,7 @@ void Checker::check_inode(uint64_t ino, std::span<const std::byte> block, bool u
       (inode.flags & (kInodeExtents | kInodeInlineData))) {
     error(where + ": special file with data");
   }
-  if (type == S_IFLNK && (inode.size == 0 || inode.size > 4096)) {
-    error(where + ": symbolic link target of " + n(inode.size) + " bytes");
-  }
+  if (type == S_IFLNK) check_symlink(ino, inode, extents);
   if (inode.xattr_block != 0) {
     AlignedBuffer one;
     if (read_one(inode.xattr_block, one, where + " xattrs")) {
@@ -144,6 +142,42 @@ void Checker::check_inode(uint64_t ino, std::span<const std::byte> block, bool u
   }
   if (blocks != inode.blocks) {
     error(where + ": block count says " + n(inode.blocks) + ", its extents and metadata use " + n(blocks));
+  }
+}
+
+// A target is 1..4095 bytes without NUL, inline or in data blocks that map logical blocks
+// 0.. of the target and nothing else (the blocks' ownership is pass 6's).
+void Checker::check_symlink(uint64_t ino, const Inode& inode, const std::vector<Extent>& extents) {
+  const std::string where = "inode " + n(ino) + ": symbolic link";
+  if (inode.size == 0 || inode.size > kSymlinkMaxBytes) {
+    error(where + " target of " + n(inode.size) + " bytes");
+    return;
+  }
+  std::string target;
+  if (inode.flags & kInodeInlineData) {
+    target.assign(inode.content.begin(), inode.content.end());
+  } else if (inode.flags & kInodeExtents) {
+    const uint64_t nblocks = (inode.size + bs() - 1) / bs();
+    if (!extents.empty() && extents.back().logical_end() > nblocks) {
+      error(where + " maps blocks beyond its " + n(inode.size) + "-byte target");
+    }
+    AlignedBuffer one;
+    for (uint64_t lb = 0; lb < nblocks; ++lb) {
+      const uint64_t phys = map_block(extents, lb);
+      if (phys == 0) {
+        error(where + " target block " + n(lb) + " is not mapped (a hole or unwritten)");
+        return;
+      }
+      if (!read_one(phys, one, where + " target")) return;
+      const uint64_t len = std::min<uint64_t>(bs(), inode.size - lb * bs());
+      target.append(reinterpret_cast<const char*>(one.data()), len);
+    }
+  } else {
+    error(where + " without a target (neither inline nor in blocks)");
+    return;
+  }
+  if (const size_t nul = target.find('\0'); nul != std::string::npos) {
+    error(where + " target holds a NUL byte at offset " + n(nul));
   }
 }
 
