@@ -1,4 +1,5 @@
-// Inodes: one per block, the inode number is the block address (architecture decision 1).
+// Inodes: one per block, the inode number is the block address (architecture decision 1,
+// docs/decisions.md).
 // Fixed fields in the first 256 bytes; the rest of the block (the content area) holds
 // either the root of the extent tree, inline file data, or inline directory entries.
 #pragma once
