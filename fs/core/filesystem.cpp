@@ -5,8 +5,10 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "fs/core/bmap.h"
+#include "fs/device/aligned_buffer.h"
 #include "fs/core/dir.h"
 #include "fs/format/dir_format.h"
 #include "fs/format/inode_format.h"
@@ -28,6 +30,49 @@ Status check_name(const std::string& name) {
 }
 
 GlockName inode_lock(uint64_t ino) { return {GlockType::kInode, ino}; }
+
+// A symlink target too long for the inode goes to data blocks mapped by an extent tree, as
+// a regular file's bytes, zero-padded to whole blocks. The blocks are written before the
+// transaction that maps them commits (ordered data); freeing the inode frees them as it
+// frees a file's (free_inode).
+Status write_long_target(Volume& vol, Transaction& txn, CoreInode& node, const std::string& target) {
+  const uint32_t bs = vol.bs;
+  const uint64_t nblocks = (target.size() + bs - 1) / bs;
+  AlignedBuffer data(nblocks * bs);
+  std::memset(data.data(), 0, data.size());
+  std::memcpy(data.data(), target.data(), target.size());
+  ExtentTree tree(vol, node, &txn);
+  LUNFS_TRY(tree.clear_nodes());  // an empty root: the inode's layout becomes "extents"
+  for (uint64_t lb = 0; lb < nblocks;) {
+    LUNFS_ASSIGN(Allocator::Run run, vol.alloc.alloc_blocks(txn, node.ino() + 1 + lb, static_cast<uint32_t>(nblocks - lb)));
+    LUNFS_TRY(vol.dev.write(run.start * bs, data.span().subspan(lb * bs, uint64_t{run.length} * bs)));
+    LUNFS_TRY(tree.insert({lb, run.start, run.length, 0}));
+    node.d.blocks += run.length;
+    lb += run.length;
+  }
+  return Status::ok();
+}
+
+// The target written by write_long_target; anything else on disk is EIO.
+Result<std::string> read_long_target(Volume& vol, CoreInode& node) {
+  const uint32_t bs = vol.bs;
+  const uint64_t size = node.d.size;
+  auto damaged = [&](const std::string& why) {
+    vol.log_line("lunfs: symbolic link " + std::to_string(node.ino()) + ": " + why);
+    return error(EIO, "symbolic link " + std::to_string(node.ino()) + ": " + why);
+  };
+  if (size == 0 || size > kSymlinkMaxBytes) return damaged("target of " + std::to_string(size) + " bytes");
+  const uint64_t nblocks = (size + bs - 1) / bs;
+  LUNFS_ASSIGN(auto segs, ExtentTree(vol, node, nullptr).map_range(0, nblocks));
+  for (const Segment& seg : segs) {
+    if (seg.physical == 0 || seg.unwritten) return damaged("target block " + std::to_string(seg.logical) + " not mapped");
+  }
+  AlignedBuffer data(nblocks * bs);
+  for (const IoTransfer& t : device_reads(segs, 0, bs, data.span())) LUNFS_TRY(vol.dev.read(t.offset, t.buf));
+  std::string target(reinterpret_cast<const char*>(data.data()), size);
+  if (target.find('\0') != std::string::npos) return damaged("NUL byte inside the target");
+  return target;
+}
 
 }  // namespace
 
@@ -198,8 +243,10 @@ Result<Attr> FileSystem::create(uint64_t dir, const std::string& name, uint32_t 
     LUNFS_ASSIGN(auto existing, directory.lookup(name));
     if (existing) return error(EEXIST, name + ": file exists");
     const uint32_t type = mode & S_IFMT;
-    if (type == S_IFLNK && (symlink_target.empty() || symlink_target.size() > std::min<size_t>(4096, inode_content_capacity(vol_->bs)))) {
-      return error(ENAMETOOLONG, "symbolic link target too long");
+    if (type == S_IFLNK) {
+      if (symlink_target.size() > kSymlinkMaxBytes) return error(ENAMETOOLONG, "symbolic link target longer than 4095 bytes");
+      if (symlink_target.empty()) return error(ENOENT, "empty symbolic link target");
+      if (symlink_target.find('\0') != std::string::npos) return error(EINVAL, "NUL byte in a symbolic link target");
     }
     if (type == S_IFDIR && d->d.nlink >= 0xFFFFFFF0u) return error(EMLINK, "too many subdirectories");
 
@@ -224,9 +271,13 @@ Result<Attr> FileSystem::create(uint64_t dir, const std::string& name, uint32_t 
       n.flags = kInodeInlineDir;
       n.parent = dir;
     } else if (type == S_IFLNK) {
-      n.flags = kInodeInlineData;
-      n.content.assign(symlink_target.begin(), symlink_target.end());
       n.size = symlink_target.size();
+      if (n.size <= symlink_inline_max(vol_->bs)) {
+        n.flags = kInodeInlineData;
+        n.content.assign(symlink_target.begin(), symlink_target.end());
+      } else {
+        LUNFS_TRY(write_long_target(*vol_, *txn, *node, symlink_target));
+      }
     } else if (type == S_IFCHR || type == S_IFBLK) {
       n.rdev = rdev;
     }
@@ -284,6 +335,11 @@ Result<std::string> FileSystem::readlink(uint64_t ino) {
   std::lock_guard lock(vol_->meta_mu);
   LUNFS_ASSIGN(auto node, inode(ino));
   if (node->type() != S_IFLNK) return error(EINVAL, "not a symbolic link");
+  if (node->d.flags & kInodeExtents) return read_long_target(*vol_, *node);
+  if (!(node->d.flags & kInodeInlineData) || node->d.size == 0) {
+    vol_->log_line("lunfs: symbolic link " + std::to_string(ino) + " has no target");
+    return error(EIO, "symbolic link " + std::to_string(ino) + " has no target");
+  }
   return std::string(node->d.content.begin(), node->d.content.end());
 }
 

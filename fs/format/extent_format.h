@@ -1,7 +1,8 @@
 // Extent trees map a file's logical blocks to runs of physical blocks (architecture
-// decision 2). The root lives in the inode's content area; deeper nodes are blocks of
-// their own. Leaves hold extents (with an "unwritten" flag for preallocated space that
-// reads as zeros); index nodes hold (first logical block, child block) pairs.
+// decision 2, docs/decisions.md). The root lives in the inode's content area; deeper
+// nodes are blocks of their own. Leaves hold extents (with an "unwritten" flag for
+// preallocated space that reads as zeros); index nodes hold (first logical block, child
+// block) pairs.
 #pragma once
 
 #include <cstdint>

@@ -1,10 +1,12 @@
-// Inodes: one per block, the inode number is the block address (architecture decision 1).
+// Inodes: one per block, the inode number is the block address (architecture decision 1,
+// docs/decisions.md).
 // Fixed fields in the first 256 bytes; the rest of the block (the content area) holds
 // either the root of the extent tree, inline file data, or inline directory entries.
 #pragma once
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -52,6 +54,14 @@ struct Inode {
 };
 
 inline size_t inode_content_capacity(uint32_t block_size) { return block_size - kInodeContentOffset; }
+
+// Symbolic link targets are 1..4095 bytes (PATH_MAX - 1, as Linux file systems at every
+// block size). Up to symlink_inline_max they are inline data; longer ones are a regular
+// file's extent tree over data blocks of their own (docs/format.md, "Symbolic links").
+inline constexpr size_t kSymlinkMaxBytes = 4095;
+inline size_t symlink_inline_max(uint32_t block_size) {
+  return std::min(kSymlinkMaxBytes, inode_content_capacity(block_size));
+}
 
 void encode_inode(const Inode& ino, std::span<std::byte> b, uint64_t blocknr, uint64_t sequence,
                   uint64_t seed);

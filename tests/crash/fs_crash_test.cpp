@@ -51,6 +51,7 @@ TEST(FsCrash, Xattrs) { full(xattr_scenario(200), 2900); }
 TEST(FsCrash, StaleDataNeverExposed) { full(stale_data_scenario(280), 2450); }
 TEST(FsCrash, ConcurrentAllocatingWrites) { full(concurrent_writes_scenario(160), 1900); }
 TEST(FsCrash, AsyncAllocatingWrites) { full(async_writes_scenario(160), 1800); }
+TEST(FsCrash, LongSymlinks) { full(long_symlinks_scenario(16), 370); }
 
 TEST(FsCrashQuick, SmallFilesRenameOverAndUnlink) { quick(small_files_scenario(6), 120); }
 TEST(FsCrashQuick, VmImageOverwritesAndAppends) { quick(vm_image_scenario(6), 60); }
@@ -60,6 +61,7 @@ TEST(FsCrashQuick, Xattrs) { quick(xattr_scenario(30), 200); }
 TEST(FsCrashQuick, StaleDataNeverExposed) { quick(stale_data_scenario(36), 110); }
 TEST(FsCrashQuick, ConcurrentAllocatingWrites) { quick(concurrent_writes_scenario(60), 260); }
 TEST(FsCrashQuick, AsyncAllocatingWrites) { quick(async_writes_scenario(60), 280); }
+TEST(FsCrashQuick, LongSymlinks) { quick(long_symlinks_scenario(6), 70); }
 
 }  // namespace
 }  // namespace lunfs::crash

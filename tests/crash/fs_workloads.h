@@ -33,5 +33,9 @@ Scenario concurrent_writes_scenario(uint64_t ops);
 // The same mix with every write through write_async, mount.lunfs's data path: allocating
 // whole-block writes run their second transaction in the I/O completion.
 Scenario async_writes_scenario(uint64_t ops);
+// Symbolic links with targets too long for the inode (in a data block each), created and
+// unlinked with directory fsyncs over free space that holds a marker: every link present is
+// whole, and the set is the one after some op at or past the acknowledged one.
+Scenario long_symlinks_scenario(uint64_t ops);
 
 }  // namespace lunfs::crash
