@@ -148,7 +148,7 @@ Result<Attr> FileSystem::getattr(uint64_t ino) {
   return attr_of(*node);
 }
 
-Result<Attr> FileSystem::lookup(uint64_t dir, const std::string& name) {
+Result<Attr> FileSystem::lookup(uint64_t dir, const std::string& name, Ref ref) {
   if (name.size() > kNameMaxBytes) return error(ENAMETOOLONG, "name longer than 255 bytes");
   LUNFS_ASSIGN(auto gl, vol_->glocks.lock(inode_lock(dir), GlockMode::kShared));
   std::lock_guard lock(vol_->meta_mu);
@@ -163,12 +163,17 @@ Result<Attr> FileSystem::lookup(uint64_t dir, const std::string& name) {
     if (!entry) return error(ENOENT, name + ": no such file or directory");
     target = entry->inode;
   }
-  LUNFS_ASSIGN(auto node, inode(target));
-  return attr_of(*node);
+  auto node = inode(target);
+  if (!node) {
+    return error(node.err(), "entry '" + name + "' of directory " + std::to_string(dir) + ": " +
+                                 node.status().message());
+  }
+  if (ref == Ref::kHold) (*node)->refs += 1;
+  return attr_of(**node);
 }
 
 Result<Attr> FileSystem::create(uint64_t dir, const std::string& name, uint32_t mode, uint64_t rdev,
-                                const std::string& symlink_target, const Cred& cred) {
+                                const std::string& symlink_target, const Cred& cred, Ref ref) {
   LUNFS_TRY(check_name(name));
   LUNFS_TRY(vol_->check_writable());
   LUNFS_ASSIGN(auto gl, vol_->glocks.lock(inode_lock(dir), GlockMode::kExclusive));
@@ -234,24 +239,27 @@ Result<Attr> FileSystem::create(uint64_t dir, const std::string& name, uint32_t 
   d->d.mtime = d->d.ctime = now;
   d->dirty(*txn);
   LUNFS_TRY(txn->commit());
+  if (ref == Ref::kHold) node->refs += 1;
   return attr_of(*node);
 }
 
-Result<Attr> FileSystem::mknod(uint64_t dir, const std::string& name, uint32_t mode, uint64_t rdev, const Cred& cred) {
+Result<Attr> FileSystem::mknod(uint64_t dir, const std::string& name, uint32_t mode, uint64_t rdev, const Cred& cred,
+                               Ref ref) {
   uint32_t type = mode & S_IFMT;
   if (type == 0) mode |= S_IFREG;
   else if (type != S_IFREG && type != S_IFCHR && type != S_IFBLK && type != S_IFIFO && type != S_IFSOCK) {
     return error(EINVAL, "mknod of an unsupported file type");
   }
-  return create(dir, name, mode, rdev, "", cred);
+  return create(dir, name, mode, rdev, "", cred, ref);
 }
 
-Result<Attr> FileSystem::mkdir(uint64_t dir, const std::string& name, uint32_t mode, const Cred& cred) {
-  return create(dir, name, S_IFDIR | (mode & 07777), 0, "", cred);
+Result<Attr> FileSystem::mkdir(uint64_t dir, const std::string& name, uint32_t mode, const Cred& cred, Ref ref) {
+  return create(dir, name, S_IFDIR | (mode & 07777), 0, "", cred, ref);
 }
 
-Result<Attr> FileSystem::symlink(uint64_t dir, const std::string& name, const std::string& target, const Cred& cred) {
-  return create(dir, name, S_IFLNK | 0777, 0, target, cred);
+Result<Attr> FileSystem::symlink(uint64_t dir, const std::string& name, const std::string& target, const Cred& cred,
+                                 Ref ref) {
+  return create(dir, name, S_IFLNK | 0777, 0, target, cred, ref);
 }
 
 Result<std::string> FileSystem::readlink(uint64_t ino) {
@@ -262,7 +270,7 @@ Result<std::string> FileSystem::readlink(uint64_t ino) {
   return std::string(node->d.content.begin(), node->d.content.end());
 }
 
-Result<Attr> FileSystem::link(uint64_t ino, uint64_t dir, const std::string& name) {
+Result<Attr> FileSystem::link(uint64_t ino, uint64_t dir, const std::string& name, Ref ref) {
   LUNFS_TRY(check_name(name));
   LUNFS_TRY(vol_->check_writable());
   if (ino == dir) return error(EPERM, "hard links to directories are not allowed");
@@ -286,6 +294,7 @@ Result<Attr> FileSystem::link(uint64_t ino, uint64_t dir, const std::string& nam
   d->d.mtime = d->d.ctime = now;
   d->dirty(*txn);
   LUNFS_TRY(txn->commit());
+  if (ref == Ref::kHold) node->refs += 1;
   return attr_of(*node);
 }
 
