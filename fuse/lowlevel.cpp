@@ -273,7 +273,9 @@ void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plu
     listing.push_back(l);
     return listing.size() < max_entries;
   });
-  if (!st) return reply_error(req, st);
+  // EIO after entries: a damaged directory block was skipped (fs/core/dir.h). The entries
+  // go out now; the call that resumes after them has none and reports the EIO.
+  if (!st && (st.err() != EIO || listing.empty())) return reply_error(req, st);
   std::vector<char> buf(size);
   size_t used = 0;
   std::vector<uint64_t> held;

@@ -33,8 +33,8 @@ uint64_t position(const std::vector<DirEntry>& v, size_t i) {
 
 uint64_t slot_of(uint32_t hash, uint32_t depth) { return depth == 0 ? 0 : hash >> (32 - depth); }
 
-// Set in every readdir offset after a bucket that could not be read: the listing goes on
-// with the other buckets, and ends in EIO instead of a clean end (offsets stop below 2^49).
+// Set in every readdir offset after a bucket that could not be read: a listing resumed
+// there still ends in EIO instead of a clean end (offsets stop below 2^49).
 constexpr uint64_t kPastDamage = uint64_t{1} << 62;
 
 }  // namespace
@@ -457,12 +457,10 @@ Status Directory::retarget(std::string_view name, uint64_t inode, uint8_t type) 
 Status Directory::list(uint64_t offset, const std::function<bool(const DirEntry&, uint64_t)>& fn) {
   bool damaged = offset & kPastDamage;
   offset &= ~kPastDamage;
-  bool emitted = false;
   auto emit = [&](const std::vector<DirEntry>& v, bool* stop) {
     for (size_t i = 0; i < v.size(); ++i) {
       uint64_t pos = position(v, i);
       if (pos + kFirstEntryOffset < offset) continue;
-      emitted = true;
       if (!fn(v[i], (pos + kFirstEntryOffset + 1) | (damaged ? kPastDamage : 0))) {
         *stop = true;
         return;
@@ -500,9 +498,7 @@ Status Directory::list(uint64_t offset, const std::function<bool(const DirEntry&
     uint64_t span = uint64_t{1} << (depth - std::min<uint32_t>(b->depth, depth));
     i = (i / span + 1) * span;
   }
-  // The end is reported once every entry before it was delivered: by a call that had
-  // nothing left to list.
-  if (damaged && !emitted) {
+  if (damaged && !stop) {
     return error(EIO, "directory " + std::to_string(dir_.ino()) + ": entries in damaged blocks not listed");
   }
   return Status::ok();
