@@ -54,7 +54,7 @@ int stat_errno(const std::string& p) {
   return stat(p.c_str(), &st) == 0 ? 0 : errno;
 }
 
-class Damage : public LunfsMount {
+class DamagedMetadata : public LunfsMount {
  protected:
   uint64_t lun_mib() const override { return 256; }
 
@@ -112,7 +112,7 @@ class Damage : public LunfsMount {
   uint64_t bs_ = 4096;
 };
 
-TEST_F(Damage, DamagedInodeIsListedAndGivesEio) {
+TEST_F(DamagedMetadata, DamagedInodeIsListedAndGivesEio) {
   ASSERT_EQ(mkdir(path("d").c_str(), 0755), 0);
   std::set<std::string> names;
   for (int i = 0; i < 65; ++i) {
@@ -147,7 +147,7 @@ TEST_F(Damage, DamagedInodeIsListedAndGivesEio) {
   EXPECT_NE(log.find("block " + std::to_string(victim)), std::string::npos) << log;
 }
 
-TEST_F(Damage, DamagedExtentNodeFailsReadsNotTheListing) {
+TEST_F(DamagedMetadata, DamagedExtentNodeFailsReadsNotTheListing) {
   // Every other block written: hundreds of extents, more than the inode's root holds.
   int fd = open(path("frag").c_str(), O_WRONLY | O_CREAT, 0644);
   ASSERT_GE(fd, 0);
@@ -178,7 +178,7 @@ TEST_F(Damage, DamagedExtentNodeFailsReadsNotTheListing) {
   EXPECT_NE(log.find("block " + std::to_string(nodes.front())), std::string::npos) << log;
 }
 
-TEST_F(Damage, DamagedXattrBlockFailsGetxattrNotTheListing) {
+TEST_F(DamagedMetadata, DamagedXattrBlockFailsGetxattrNotTheListing) {
   ASSERT_TRUE(write_file(path("tagged"), "tagged data"));
   std::string value(3000, 'x');  // too big for the inode: an xattr block
   ASSERT_EQ(setxattr(path("tagged").c_str(), "user.long", value.data(), value.size(), 0), 0);
@@ -201,7 +201,7 @@ TEST_F(Damage, DamagedXattrBlockFailsGetxattrNotTheListing) {
   EXPECT_NE(log.find("block " + std::to_string(blocks[0])), std::string::npos) << log;
 }
 
-TEST_F(Damage, DamagedDirectoryLeafListsTheOtherLeavesThenEio) {
+TEST_F(DamagedMetadata, DamagedDirectoryLeafListsTheOtherLeavesThenEio) {
   ASSERT_EQ(mkdir(path("big").c_str(), 0755), 0);
   std::set<std::string> names;
   for (int i = 0; i < 400; ++i) {
