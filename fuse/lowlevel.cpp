@@ -173,14 +173,13 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
   reply_status(req, fs(req).rename(to_ino(req, parent), name, to_ino(req, newparent), newname, flags));
 }
 
-// What opening an existing regular file does beyond checks: O_TRUNC. libfuse 3 turns on
-// FUSE_CAP_ATOMIC_O_TRUNC, so the kernel passes O_TRUNC in OPEN (and CREATE) and sends no
-// setattr: the truncation is ours, with O_RDONLY|O_TRUNC too (Linux truncates when the
-// caller may write, which the kernel checked). As on ext4, mtime and ctime change even when
-// the file was empty already; and since the kernel's own setattr (which would clear
-// setuid/setgid for a caller without CAP_FSETID) never comes, the core clears them here for
-// callers other than root, the way a truncating write would.
-// Returns the attributes after the open.
+// Opens an existing file: the checks, and O_TRUNC; returns the attributes after the open.
+// libfuse 3 turns on FUSE_CAP_ATOMIC_O_TRUNC, so the kernel passes O_TRUNC in OPEN (and
+// CREATE) and sends no setattr: the truncation is ours, with O_RDONLY|O_TRUNC too (Linux
+// truncates when the caller may write, which the kernel checked). As on ext4, mtime and
+// ctime change even when the file was empty already. The kernel's own truncating setattr
+// would also clear setuid/setgid for a caller without CAP_FSETID; since it never comes,
+// they are cleared here for callers other than root (the server cannot see capabilities).
 Result<Attr> open_existing(fuse_req_t req, const Attr& a, int flags) {
   if (S_ISDIR(a.mode)) return error(EISDIR, "is a directory");
   if ((flags & O_ACCMODE) != O_RDONLY && fs(req).read_only()) return error(EROFS, "read-only file system");
