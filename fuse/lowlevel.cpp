@@ -59,11 +59,13 @@ fuse_entry_param entry_param(fuse_req_t req, const Attr& a) {
   return e;
 }
 
-// Replies with an entry and records the kernel's new reference.
+constexpr auto kHold = FileSystem::Ref::kHold;
+
+// Replies with an entry whose reference the core took with it (Ref::kHold); the kernel
+// owns that reference unless the reply fails.
 void reply_entry(fuse_req_t req, const Result<Attr>& a) {
   if (!a) return reply_error(req, a.status());
   fuse_entry_param e = entry_param(req, *a);
-  fs(req).hold(a->ino);
   if (fuse_reply_entry(req, &e) != 0) (void)fs(req).forget(a->ino, 1);
 }
 
@@ -99,7 +101,7 @@ void op_init(void*, fuse_conn_info* conn) {
 }
 
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  reply_entry(req, fs(req).lookup(to_ino(req, parent), name));
+  reply_entry(req, fs(req).lookup(to_ino(req, parent), name, kHold));
 }
 
 void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
@@ -138,19 +140,19 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino) {
 }
 
 void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
-  reply_entry(req, fs(req).mknod(to_ino(req, parent), name, mode, rdev, cred_of(req)));
+  reply_entry(req, fs(req).mknod(to_ino(req, parent), name, mode, rdev, cred_of(req), kHold));
 }
 
 void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
-  reply_entry(req, fs(req).mkdir(to_ino(req, parent), name, mode, cred_of(req)));
+  reply_entry(req, fs(req).mkdir(to_ino(req, parent), name, mode, cred_of(req), kHold));
 }
 
 void op_symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
-  reply_entry(req, fs(req).symlink(to_ino(req, parent), name, target, cred_of(req)));
+  reply_entry(req, fs(req).symlink(to_ino(req, parent), name, target, cred_of(req), kHold));
 }
 
 void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char* name) {
-  reply_entry(req, fs(req).link(to_ino(req, ino), to_ino(req, parent), name));
+  reply_entry(req, fs(req).link(to_ino(req, ino), to_ino(req, parent), name, kHold));
 }
 
 void reply_status(fuse_req_t req, const Status& st) {
@@ -171,47 +173,86 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
   reply_status(req, fs(req).rename(to_ino(req, parent), name, to_ino(req, newparent), newname, flags));
 }
 
-void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  auto a = fs(req).getattr(to_ino(req, ino));
-  if (!a) return reply_error(req, a.status());
-  if (S_ISDIR(a->mode)) return (void)fuse_reply_err(req, EISDIR);
-  if ((fi->flags & O_ACCMODE) != O_RDONLY && fs(req).read_only()) return (void)fuse_reply_err(req, EROFS);
+// Opens an existing file: the checks, and O_TRUNC; returns the attributes after the open.
+// libfuse 3 turns on FUSE_CAP_ATOMIC_O_TRUNC, so the kernel passes O_TRUNC in OPEN (and
+// CREATE) and sends no setattr: the truncation is ours, with O_RDONLY|O_TRUNC too (Linux
+// truncates when the caller may write, which the kernel checked). As on ext4, mtime and
+// ctime change even when the file was empty already. The kernel's own truncating setattr
+// would also clear setuid/setgid for a caller without CAP_FSETID; since it never comes,
+// they are cleared here for callers other than root (the server cannot see capabilities).
+Result<Attr> open_existing(fuse_req_t req, const Attr& a, int flags) {
+  if (S_ISDIR(a.mode)) return error(EISDIR, "is a directory");
+  if ((flags & O_ACCMODE) != O_RDONLY && fs(req).read_only()) return error(EROFS, "read-only file system");
+  if (!(flags & O_TRUNC)) return a;
+  SetAttr c;
+  c.size = 0;
+  const bool kill_sgid = (a.mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP);
+  if (fuse_req_ctx(req)->uid != 0 && ((a.mode & S_ISUID) || kill_sgid)) {
+    c.mode = a.mode & 07777 & ~S_ISUID & ~(kill_sgid ? S_ISGID : 0);
+  }
+  return fs(req).setattr(a.ino, c);
+}
+
+void set_open_flags(fuse_file_info* fi) {
   if (fi->flags & O_DIRECT) {
     fi->direct_io = 1;  // QEMU cache=none: no page cache, requests go straight to the core
   } else {
     fi->keep_cache = 1;  // this node holds the inode glock: cached pages stay valid
   }
+}
+
+void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  auto a = fs(req).getattr(to_ino(req, ino));
+  if (!a) return reply_error(req, a.status());
+  if (auto opened = open_existing(req, *a, fi->flags); !opened) return reply_error(req, opened.status());
+  set_open_flags(fi);
   reply_open(req, *fi);  // direct opens: parallel direct writes (fuse/open_reply.h)
 }
 
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
-  auto a = fs(req).mknod(to_ino(req, parent), name, S_IFREG | (mode & 07777), 0, cred_of(req));
+  auto a = fs(req).mknod(to_ino(req, parent), name, S_IFREG | (mode & 07777), 0, cred_of(req), kHold);
+  if (!a && a.err() == EEXIST && !(fi->flags & O_EXCL)) {
+    // The kernel found no entry, but the name exists by now (made by another node, or
+    // after the kernel's lookup): O_CREAT without O_EXCL opens the existing file. The
+    // kernel takes only a regular file from CREATE: a directory is EISDIR (open_existing),
+    // anything else stays EEXIST.
+    auto found = fs(req).lookup(to_ino(req, parent), name, kHold);
+    if (!found) return reply_error(req, found.status());
+    if (S_ISREG(found->mode) || S_ISDIR(found->mode)) a = open_existing(req, *found, fi->flags);
+    if (!a) (void)fs(req).forget(found->ino, 1);
+  }
   if (!a) return reply_error(req, a.status());
   fuse_entry_param e = entry_param(req, *a);
-  if (fi->flags & O_DIRECT) fi->direct_io = 1;
-  else fi->keep_cache = 1;
-  fs(req).hold(a->ino);
+  set_open_flags(fi);
   if (fuse_reply_create(req, &e, fi) != 0) (void)fs(req).forget(a->ino, 1);
 }
 
 // Reads and writes complete on the core's I/O completion thread when they can go to the
 // LUN asynchronously (fs/core/direct_io.cpp), so this thread returns to the next request: a VM
 // at queue depth 32 keeps 32 transfers in flight with a handful of session threads.
-void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
-  fs(req).read_async(to_ino(req, ino), static_cast<uint64_t>(off), size,
-                     [req](Result<std::span<const std::byte>> data) {
-                       if (!data) return reply_error(req, data.status());
-                       fuse_reply_buf(req, reinterpret_cast<const char*>(data->data()), data->size());
-                     });
+// The descriptor's O_DIRECT picks the glock mode: direct I/O shares the deferred mode with
+// other nodes' direct I/O to the same image (decision 6).
+bool is_direct(const fuse_file_info* fi) { return fi && (fi->flags & O_DIRECT); }
+
+void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  fs(req).read_async(
+      to_ino(req, ino), static_cast<uint64_t>(off), size,
+      [req](Result<std::span<const std::byte>> data) {
+        if (!data) return reply_error(req, data.status());
+        fuse_reply_buf(req, reinterpret_cast<const char*>(data->data()), data->size());
+      },
+      is_direct(fi));
 }
 
-void op_write(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off_t off, fuse_file_info*) {
+void op_write(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off_t off, fuse_file_info* fi) {
   // The core copies the data before op_write returns (libfuse reuses its buffer).
-  fs(req).write_async(to_ino(req, ino), static_cast<uint64_t>(off),
-                      std::span(reinterpret_cast<const std::byte*>(data), size), [req](Result<size_t> n) {
-                        if (!n) return reply_error(req, n.status());
-                        fuse_reply_write(req, *n);
-                      });
+  fs(req).write_async(
+      to_ino(req, ino), static_cast<uint64_t>(off), std::span(reinterpret_cast<const std::byte*>(data), size),
+      [req](Result<size_t> n) {
+        if (!n) return reply_error(req, n.status());
+        fuse_reply_write(req, *n);
+      },
+      is_direct(fi));
 }
 
 
@@ -229,41 +270,50 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 }
 
 void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) {
-  // Collect the names first and look up attributes afterwards: a getattr from inside the
-  // listing would take a child's glock while the core's metadata mutex is held, which is
-  // against the lock order (glocks first) and deadlocks with a concurrent setattr.
+  // Collect the names first and look them up afterwards: a lookup from inside the listing
+  // would take glocks while the core's metadata mutex is held, which is against the lock
+  // order (glocks first) and deadlocks with a concurrent setattr.
+  const uint64_t dir = to_ino(req, ino);
   std::vector<DirListing> listing;
   const size_t max_entries = size / 32 + 1;  // no direntry is smaller than 32 bytes
-  auto st = fs(req).readdir(to_ino(req, ino), static_cast<uint64_t>(off), [&](const DirListing& l) {
+  auto st = fs(req).readdir(dir, static_cast<uint64_t>(off), [&](const DirListing& l) {
     listing.push_back(l);
     return listing.size() < max_entries;
   });
-  if (!st) return reply_error(req, st);
+  // EIO after entries: a damaged directory block was skipped (fs/core/dir.h). The entries
+  // go out now; the call that resumes after them has none and reports the EIO.
+  if (!st && (st.err() != EIO || listing.empty())) return reply_error(req, st);
   std::vector<char> buf(size);
   size_t used = 0;
   std::vector<uint64_t> held;
   for (const DirListing& l : listing) {
     size_t n;
     if (plus) {
+      // The kernel counts a readdirplus entry as a lookup, so each name is looked up again
+      // with its reference (Ref::kHold); a name removed since the listing is left out. A
+      // name whose inode cannot be read (damaged: EIO) is listed all the same, as ext4 and
+      // XFS list it: an entry with nodeid 0 is one the kernel shows but does not
+      // instantiate (fuse_direntplus_link), so stat and open of it get the lookup's EIO.
       fuse_entry_param e{};
-      bool dot = l.name == "." || l.name == "..";
-      if (!dot) {
-        auto a = fs(req).getattr(l.ino);
-        if (!a) continue;  // a damaged or just-removed inode: lookup reports it
-        e.ino = to_fuse(req, a->ino);
-        e.generation = a->generation;
-        fill_stat(req, *a, &e.attr);
-        e.attr.st_ino = e.ino;
-        e.attr_timeout = ctx(req).attr_timeout;
-        e.entry_timeout = ctx(req).entry_timeout;
+      Result<Attr> a = error(ENOENT, "no attributes for . and ..");
+      if (l.name != "." && l.name != "..") {
+        a = fs(req).lookup(dir, l.name, kHold);
+        if (!a && a.err() == ENOENT) continue;
+        if (!a) std::fprintf(stderr, "lunfs: listed without attributes: %s\n", a.status().to_string().c_str());
+      }
+      if (a) {
+        e = entry_param(req, *a);
       } else {
         e.attr.st_ino = to_fuse(req, l.ino);
-        e.attr.st_mode = S_IFDIR;
+        e.attr.st_mode = static_cast<mode_t>(l.type) << 12;
       }
       n = fuse_add_direntry_plus(req, buf.data() + used, size - used, l.name.c_str(), &e,
                                  static_cast<off_t>(l.next_offset));
-      if (n > size - used) break;
-      if (!dot) held.push_back(l.ino);
+      if (n > size - used) {
+        if (a) (void)fs(req).forget(a->ino, 1);
+        break;
+      }
+      if (a) held.push_back(a->ino);
     } else {
       struct stat s {};
       s.st_ino = to_fuse(req, l.ino);
@@ -274,8 +324,9 @@ void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plu
     }
     used += n;
   }
-  for (uint64_t i : held) fs(req).hold(i);  // readdirplus entries count as lookups
-  fuse_reply_buf(req, buf.data(), used);
+  if (fuse_reply_buf(req, buf.data(), used) != 0) {
+    for (uint64_t i : held) (void)fs(req).forget(i, 1);
+  }
 }
 
 void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {

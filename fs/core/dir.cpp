@@ -33,6 +33,10 @@ uint64_t position(const std::vector<DirEntry>& v, size_t i) {
 
 uint64_t slot_of(uint32_t hash, uint32_t depth) { return depth == 0 ? 0 : hash >> (32 - depth); }
 
+// Set in every readdir offset after a bucket that could not be read: a listing resumed
+// there still ends in EIO instead of a clean end (offsets stop below 2^49).
+constexpr uint64_t kPastDamage = uint64_t{1} << 62;
+
 }  // namespace
 
 bool Directory::hashed() const { return dir_.d.flags & kInodeHashedDir; }
@@ -451,11 +455,13 @@ Status Directory::retarget(std::string_view name, uint64_t inode, uint8_t type) 
 }
 
 Status Directory::list(uint64_t offset, const std::function<bool(const DirEntry&, uint64_t)>& fn) {
+  bool damaged = offset & kPastDamage;
+  offset &= ~kPastDamage;
   auto emit = [&](const std::vector<DirEntry>& v, bool* stop) {
     for (size_t i = 0; i < v.size(); ++i) {
       uint64_t pos = position(v, i);
       if (pos + kFirstEntryOffset < offset) continue;
-      if (!fn(v[i], pos + kFirstEntryOffset + 1)) {
+      if (!fn(v[i], (pos + kFirstEntryOffset + 1) | (damaged ? kPastDamage : 0))) {
         *stop = true;
         return;
       }
@@ -474,10 +480,26 @@ Status Directory::list(uint64_t offset, const std::function<bool(const DirEntry&
   for (uint64_t i = slot_of(static_cast<uint32_t>(std::min<uint64_t>(start_hash, 0xFFFFFFFFu)), depth);
        i < table_size && !stop;) {
     LUNFS_ASSIGN(uint64_t head, table_pointer(i));
-    LUNFS_ASSIGN(Bucket b, read_bucket(head));
-    emit(b.entries, &stop);
-    uint64_t span = uint64_t{1} << (depth - std::min<uint32_t>(b.depth, depth));
+    auto b = read_bucket(head);
+    if (!b && b.err() == EIO) {
+      // A damaged leaf (read_leaf logged which): as ext4 and XFS list what the readable
+      // blocks hold, the listing goes on past every slot that points at it.
+      damaged = true;
+      uint64_t next = i + 1;
+      for (; next < table_size; ++next) {
+        LUNFS_ASSIGN(uint64_t h, table_pointer(next));
+        if (h != head) break;
+      }
+      i = next;
+      continue;
+    }
+    if (!b) return b.status();
+    emit(b->entries, &stop);
+    uint64_t span = uint64_t{1} << (depth - std::min<uint32_t>(b->depth, depth));
     i = (i / span + 1) * span;
+  }
+  if (damaged && !stop) {
+    return error(EIO, "directory " + std::to_string(dir_.ino()) + ": entries in damaged blocks not listed");
   }
   return Status::ok();
 }

@@ -39,6 +39,9 @@ class Directory {
   Status retarget(std::string_view name, uint64_t inode, uint8_t type);
   // Entries from readdir offset `offset` on; fn gets each entry and the offset of the
   // one after it, and returns false to stop. Offsets 0..2 are ".", ".." (the caller's).
+  // A bucket that cannot be read (EIO) is skipped: fn still gets the entries of the
+  // others, and a listing that reaches the end after (or resumed past) a skipped bucket
+  // returns EIO.
   Status list(uint64_t offset, const std::function<bool(const ondisk::DirEntry&, uint64_t next)>& fn);
   // Frees the directory's blocks (leaves, hash table, tree nodes): rmdir of an empty dir.
   Status release_blocks();

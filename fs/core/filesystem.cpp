@@ -215,21 +215,30 @@ Result<uint64_t> FileSystem::lookup_ino(uint64_t dir, const std::string& name) {
   return entry->inode;
 }
 
-Result<Attr> FileSystem::lookup(uint64_t dir, const std::string& name) {
+Result<Attr> FileSystem::lookup(uint64_t dir, const std::string& name, Ref ref) {
   if (name.size() > kNameMaxBytes) return error(ENAMETOOLONG, "name longer than 255 bytes");
   for (;;) {
     LUNFS_ASSIGN(uint64_t target, lookup_ino(dir, name));
-    // The child's attributes under its own glock, taken after the directory's is let go:
-    // a child may have a lower inode number than its directory (lock order, glock.h).
-    auto attr = getattr(target);
+    // The child under its own glock, taken after the directory's is let go: a child may
+    // have a lower inode number than its directory (lock order, glock.h). The reference
+    // is taken with the inode's glock and meta_mu held, as freeing needs both: an inode
+    // found here cannot be freed before the reference counts.
+    LUNFS_ASSIGN(auto gl, vol_->glocks.lock(inode_lock(target), GlockMode::kShared));
+    std::lock_guard lock(vol_->meta_mu);
+    auto node = inode(target);
     // Removed between the two: the name now names another inode, or nothing.
-    if (!attr && attr.err() == ESTALE) continue;
-    return attr;
+    if (!node && node.err() == ESTALE) continue;
+    if (!node) {
+      return error(node.err(), "entry '" + name + "' of directory " + std::to_string(dir) + ": " +
+                                   node.status().message());
+    }
+    if (ref == Ref::kHold) (*node)->refs += 1;
+    return attr_of(**node);
   }
 }
 
 Result<Attr> FileSystem::create(uint64_t dir, const std::string& name, uint32_t mode, uint64_t rdev,
-                                const std::string& symlink_target, const Cred& cred) {
+                                const std::string& symlink_target, const Cred& cred, Ref ref) {
   LUNFS_TRY(check_name(name));
   LUNFS_TRY(vol_->check_writable());
   return retrying([&]() -> Result<Attr> {
@@ -302,6 +311,7 @@ Result<Attr> FileSystem::create(uint64_t dir, const std::string& name, uint32_t 
     d->d.mtime = d->d.ctime = now;
     d->dirty(*txn);
     LUNFS_TRY(txn->commit());
+    if (ref == Ref::kHold) node->refs += 1;
     Attr attr = attr_of(*node);
     txn.reset();
     lock.unlock();
@@ -313,21 +323,23 @@ Result<Attr> FileSystem::create(uint64_t dir, const std::string& name, uint32_t 
   });
 }
 
-Result<Attr> FileSystem::mknod(uint64_t dir, const std::string& name, uint32_t mode, uint64_t rdev, const Cred& cred) {
+Result<Attr> FileSystem::mknod(uint64_t dir, const std::string& name, uint32_t mode, uint64_t rdev, const Cred& cred,
+                               Ref ref) {
   uint32_t type = mode & S_IFMT;
   if (type == 0) mode |= S_IFREG;
   else if (type != S_IFREG && type != S_IFCHR && type != S_IFBLK && type != S_IFIFO && type != S_IFSOCK) {
     return error(EINVAL, "mknod of an unsupported file type");
   }
-  return create(dir, name, mode, rdev, "", cred);
+  return create(dir, name, mode, rdev, "", cred, ref);
 }
 
-Result<Attr> FileSystem::mkdir(uint64_t dir, const std::string& name, uint32_t mode, const Cred& cred) {
-  return create(dir, name, S_IFDIR | (mode & 07777), 0, "", cred);
+Result<Attr> FileSystem::mkdir(uint64_t dir, const std::string& name, uint32_t mode, const Cred& cred, Ref ref) {
+  return create(dir, name, S_IFDIR | (mode & 07777), 0, "", cred, ref);
 }
 
-Result<Attr> FileSystem::symlink(uint64_t dir, const std::string& name, const std::string& target, const Cred& cred) {
-  return create(dir, name, S_IFLNK | 0777, 0, target, cred);
+Result<Attr> FileSystem::symlink(uint64_t dir, const std::string& name, const std::string& target, const Cred& cred,
+                                 Ref ref) {
+  return create(dir, name, S_IFLNK | 0777, 0, target, cred, ref);
 }
 
 Result<std::string> FileSystem::readlink(uint64_t ino) {
@@ -343,7 +355,7 @@ Result<std::string> FileSystem::readlink(uint64_t ino) {
   return std::string(node->d.content.begin(), node->d.content.end());
 }
 
-Result<Attr> FileSystem::link(uint64_t ino, uint64_t dir, const std::string& name) {
+Result<Attr> FileSystem::link(uint64_t ino, uint64_t dir, const std::string& name, Ref ref) {
   LUNFS_TRY(check_name(name));
   LUNFS_TRY(vol_->check_writable());
   if (ino == dir) return error(EPERM, "hard links to directories are not allowed");
@@ -367,6 +379,7 @@ Result<Attr> FileSystem::link(uint64_t ino, uint64_t dir, const std::string& nam
     d->d.mtime = d->d.ctime = now;
     d->dirty(*txn);
     LUNFS_TRY(txn->commit());
+    if (ref == Ref::kHold) node->refs += 1;
     return attr_of(*node);
   });
 }

@@ -99,13 +99,22 @@ class FileSystem {
   bool withdrawn() const;
   const ondisk::Superblock& superblock() const;
 
+  // Whether a call that returns an entry also takes a frontend reference on its inode (one
+  // FUSE nlookup, dropped by forget()). kHold takes it under the lock that found or made the
+  // name, so no unlink can free the inode between the entry and the reference; the
+  // frontend gets every entry this way (a separate hold() would come too late).
+  enum class Ref { kNone, kHold };
+
   Result<Attr> getattr(uint64_t ino);
-  Result<Attr> lookup(uint64_t dir, const std::string& name);
-  Result<Attr> mknod(uint64_t dir, const std::string& name, uint32_t mode, uint64_t rdev, const Cred& cred);
-  Result<Attr> mkdir(uint64_t dir, const std::string& name, uint32_t mode, const Cred& cred);
-  Result<Attr> symlink(uint64_t dir, const std::string& name, const std::string& target, const Cred& cred);
+  // A damaged inode is EIO, with the directory and the name in the message.
+  Result<Attr> lookup(uint64_t dir, const std::string& name, Ref ref = Ref::kNone);
+  Result<Attr> mknod(uint64_t dir, const std::string& name, uint32_t mode, uint64_t rdev, const Cred& cred,
+                     Ref ref = Ref::kNone);
+  Result<Attr> mkdir(uint64_t dir, const std::string& name, uint32_t mode, const Cred& cred, Ref ref = Ref::kNone);
+  Result<Attr> symlink(uint64_t dir, const std::string& name, const std::string& target, const Cred& cred,
+                       Ref ref = Ref::kNone);
   Result<std::string> readlink(uint64_t ino);
-  Result<Attr> link(uint64_t ino, uint64_t dir, const std::string& name);
+  Result<Attr> link(uint64_t ino, uint64_t dir, const std::string& name, Ref ref = Ref::kNone);
   Status unlink(uint64_t dir, const std::string& name);
   Status rmdir(uint64_t dir, const std::string& name);
   // flags: RENAME_NOREPLACE (1), RENAME_EXCHANGE (2).
@@ -156,7 +165,8 @@ class FileSystem {
   std::string glock_dump();
 
   // The frontend's references (FUSE lookup counts). An inode without links is freed when
-  // its last reference goes.
+  // its last reference goes. hold() is for an inode already referenced (tests' open
+  // files); entries come with theirs (Ref::kHold).
   void hold(uint64_t ino);
   Status forget(uint64_t ino, uint64_t count);
 
@@ -199,7 +209,7 @@ class FileSystem {
   void note_access(CoreInode& node);
   IoQueue& io_queue();
   Result<Attr> create(uint64_t dir, const std::string& name, uint32_t mode, uint64_t rdev,
-                      const std::string& symlink_target, const Cred& cred);
+                      const std::string& symlink_target, const Cred& cred, Ref ref);
   // Drops a link of `node` (in a transaction that already removed the entry).
   Status drop_link(Transaction& txn, CoreInode& node);
   // Frees an inode with no links and no references: data, xattrs, the inode block.

@@ -3,6 +3,9 @@
 // (success or errno, bytes read) and the whole trees (types, sizes, contents, link
 // counts, permissions, symlink targets, xattrs) must agree. A failure prints the seed and
 // the operation log; replay with LUNFS_MODEL_SEED=<seed> (LUNFS_MODEL_STEPS=<n>).
+// Files are reopened with the flags programs use (O_TRUNC, O_APPEND, O_CREAT|O_EXCL, ...),
+// not only created and changed through pwrite/truncate: a server that ignored O_TRUNC in
+// OPEN passed every other operation here.
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -18,6 +21,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/fuse/mount_fixture.h"
@@ -120,7 +124,7 @@ class Runner {
     std::string p = pick_path(), q = pick_path();
     uint64_t off = rng_() % 300000, len = rng_() % 70000 + 1;
     char fill = static_cast<char>('a' + rng_() % 26);
-    int op = static_cast<int>(rng_() % 16);
+    int op = static_cast<int>(rng_() % 18);
     std::ostringstream name;
     switch (op) {
       case 0: case 1: {
@@ -192,8 +196,10 @@ class Runner {
         break;
       }
       case 11: {
-        name << "symlink " << q << " " << p << " -> "
-             << both([&](const std::string& r, int) { return rc(symlink(q.c_str(), (r + p).c_str())); });
+        // Relative targets: opens follow them, and an absolute one would lead out to the host.
+        const std::string target = q.substr(1);
+        name << "symlink " << target << " " << p << " -> "
+             << both([&](const std::string& r, int) { return rc(symlink(target.c_str(), (r + p).c_str())); });
         break;
       }
       case 12: {
@@ -221,6 +227,35 @@ class Runner {
           int fd = open((r + p).c_str(), O_RDONLY);
           if (fd < 0) return rc(-1);
           std::string res = rc(fsync(fd));
+          close(fd);
+          return res;
+        });
+        break;
+      }
+      case 16: case 17: {
+        // Reopening an existing file the way programs do (shell redirections, editors,
+        // lock files): the flags reach the server in OPEN/CREATE, not as a setattr.
+        static const std::pair<int, const char*> flags[] = {
+            {O_WRONLY | O_TRUNC, "O_WRONLY|O_TRUNC"},
+            {O_RDWR | O_TRUNC, "O_RDWR|O_TRUNC"},
+            {O_RDONLY | O_TRUNC, "O_RDONLY|O_TRUNC"},
+            {O_WRONLY | O_CREAT | O_TRUNC, "O_WRONLY|O_CREAT|O_TRUNC"},
+            {O_WRONLY | O_APPEND, "O_WRONLY|O_APPEND"},
+            {O_RDWR | O_APPEND | O_TRUNC, "O_RDWR|O_APPEND|O_TRUNC"},
+            {O_WRONLY | O_CREAT, "O_WRONLY|O_CREAT"},
+            {O_WRONLY | O_CREAT | O_EXCL, "O_WRONLY|O_CREAT|O_EXCL"},
+        };
+        const auto& [f, fname] = flags[rng_() % 8];
+        const size_t wlen = rng_() % 3 == 0 ? 0 : rng_() % 9000 + 1;
+        name << "open " << p << " " << fname << " write " << wlen << " '" << fill << "'";
+        std::string data(wlen, fill);
+        name << " -> " << both([&](const std::string& r, int) {
+          int fd = open((r + p).c_str(), f, 0644);
+          if (fd < 0) return rc(-1);
+          struct stat st {};
+          std::string res = "ok size after open " + std::to_string(fstat(fd, &st) == 0 ? st.st_size : -1);
+          if (wlen > 0 && (f & O_ACCMODE) != O_RDONLY) res += ", write " + rc(write(fd, data.data(), data.size()));
+          res += ", size " + std::to_string(fstat(fd, &st) == 0 ? st.st_size : -1);
           close(fd);
           return res;
         });
