@@ -92,6 +92,10 @@ Status LockSpaceImpl::usable() const {
   }
 }
 
+// A transport refuses to send only once it is leaving or stopped, that is after fail() has
+// ended the lock space and woken every waiter: the protocol's own messages (hello, quorum,
+// snapshots, cancels and undos of abandoned requests) have nobody to report that to, and
+// ignore it with (void).
 Status LockSpaceImpl::send(const Op& op) { return transport_->send(encode(op)); }
 
 Status LockSpaceImpl::request(std::string_view name, Mode mode, uint32_t flags,
@@ -157,7 +161,7 @@ Status LockSpaceImpl::lock(std::string_view name, Mode mode, uint32_t flags,
   if (!cv_.wait_for(lk, timeout, [&] { return w.done; })) {
     waiters_.erase(mine);
     abandoned_[mine] = {Pending::kRequest, Mode::NL, false};
-    send(Op{.type = OpType::kCancel, .seq = mine});
+    (void)send(Op{.type = OpType::kCancel, .seq = mine});  // see send()
     return Status::kTimedOut;
   }
   waiters_.erase(mine);
@@ -185,7 +189,7 @@ Status LockSpaceImpl::convert_wait(LockId id, Mode mode, uint32_t flags,
   if (!cv_.wait_for(lk, timeout, [&] { return w.done; })) {
     waiters_.erase(id);
     abandoned_[id] = {Pending::kConvert, before, false};
-    send(Op{.type = OpType::kCancel, .seq = id});
+    (void)send(Op{.type = OpType::kCancel, .seq = id});  // see send()
     return Status::kTimedOut;
   }
   waiters_.erase(id);
@@ -308,7 +312,7 @@ void LockSpaceImpl::on_membership(const Membership& m) {
       } else {
         std::random_device rd;
         nonce_ = (uint64_t(rd()) << 32 | rd()) | 1;
-        send(Op{.type = OpType::kHello, .seq = nonce_});
+        (void)send(Op{.type = OpType::kHello, .seq = nonce_});  // see send()
       }
     } else if (state_ == State::kJoining) {
       log_.push_back({0, m});
@@ -338,7 +342,8 @@ void LockSpaceImpl::apply_membership(const Membership& m, Actions& acts) {
 void LockSpaceImpl::announce_quorum() {
   const auto& ms = table_.members();
   if (state_ == State::kReady && !ms.empty() && ms.front() == self_)
-    send(Op{.type = OpType::kQuorum, .seq = table_.epoch(), .flags = local_quorum_ ? 1u : 0u});
+    (void)send(Op{.type = OpType::kQuorum, .seq = table_.epoch(),  // see send()
+                  .flags = local_quorum_ ? 1u : 0u});
 }
 
 void LockSpaceImpl::on_quorum(bool quorate) {
@@ -402,7 +407,8 @@ void LockSpaceImpl::process(Effects& fx, Actions& acts) {
       in_flight_.erase(r->id);
       pending_unlocks_.erase(r->id);
     } else if (auto* s = std::get_if<SendSnapshot>(&e)) {
-      send(Op{.type = OpType::kSnapshot, .targets = s->targets, .blob = table_.encode()});
+      // see send()
+      (void)send(Op{.type = OpType::kSnapshot, .targets = s->targets, .blob = table_.encode()});
     }
   }
 }
@@ -426,10 +432,10 @@ void LockSpaceImpl::on_completion(const Completion& c, Actions& acts) {
     abandoned_.erase(a);
     if (ab.silent || c.status != Status::kOk) return;
     if (ab.kind == Pending::kRequest) {
-      send(Op{.type = OpType::kUnlock, .seq = c.id});
+      (void)send(Op{.type = OpType::kUnlock, .seq = c.id});  // see send()
       in_flight_[c.id] = {Pending::kUnlock, 0, Mode::NL};
     } else {
-      send(Op{.type = OpType::kConvert, .seq = c.id, .mode = ab.before});
+      (void)send(Op{.type = OpType::kConvert, .seq = c.id, .mode = ab.before});  // see send()
       in_flight_[c.id] = {Pending::kConvert, c.cookie, c.mode};
       abandoned_[c.id] = {Pending::kConvert, ab.before, true};
     }

@@ -142,9 +142,11 @@ std::string printable(std::string_view name) {
 
 std::string LockTable::dump() const {
   std::string out = "quorate " + std::to_string(quorate_) + "\nmembers";
-  for (NodeId n : members_) out += " " + std::to_string(n);
+  // Appended piece by piece: `" " + std::to_string(n)` trips a -Wrestrict false positive in
+  // GCC 12 at -O3 (GCC bug 105329), which broke Release builds.
+  for (NodeId n : members_) out.append(" ").append(std::to_string(n));
   out += "\npending-recovery";
-  for (NodeId n : pending_recovery_) out += " " + std::to_string(n);
+  for (NodeId n : pending_recovery_) out.append(" ").append(std::to_string(n));
   out += "\nresources " + std::to_string(resources_.size()) + " locks " +
          std::to_string(locks_.size()) + "\n";
   for (const Resource* r : sorted(resources_)) {

@@ -50,8 +50,9 @@ constexpr bool writes_lvb(Mode m) { return m == Mode::PW || m == Mode::EX; }
 std::string_view mode_name(Mode m);
 std::optional<Mode> parse_mode(std::string_view s);
 
-// Errors are values: every API call and every completion carries one of these.
-enum class Status : uint8_t {
+// Errors are values: every API call and every completion carries one of these; [[nodiscard]]
+// so that a call whose result nobody looks at does not compile (-Wunused-result).
+enum class [[nodiscard]] Status : uint8_t {
   kOk = 0,
   kAgain,      // NOQUEUE request could not be granted at once
   kCancelled,  // request or conversion cancelled (cancel(), unlock() of a waiting lock)

@@ -11,7 +11,9 @@
 
 namespace lunfs {
 
-class Status {
+// [[nodiscard]] like Result: an ignored error must not compile silently. Where ignoring one
+// is right, the call site says so with (void) and a comment.
+class [[nodiscard]] Status {
  public:
   Status() = default;  // success
   Status(int err, std::string message) : err_(err), message_(std::move(message)) {}

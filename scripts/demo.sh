@@ -72,7 +72,7 @@ for _ in $(seq 100); do grep -q "^ok" "$work/node1.out" && break; sleep 0.1; don
 echo "node 1: $(grep -m1 '^ok\|^err' "$work/node1.out")"
 printf 'lock vm1 PR noqueue\nquit\n' |
   tests/cluster/lunfs-cluster exec 2 "$node_tool" demo 2>&1 | sed 's/^/node 2: /'
-tests/cluster/lunfs-cluster exec 1 "$top/build/mkfs/lunfs/lunfs" locks demo
+tests/cluster/lunfs-cluster exec 1 "$bin/lunfs" locks demo
 echo quit >&3
 exec 3>&-
 wait

@@ -123,7 +123,8 @@ struct Async : LockClient {
       std::lock_guard g(mu);
       hook_at = Clock::now();
     }
-    if (ls) ls->recovery_done(node);
+    // A refusal leaves the lock ungranted: the waiting mode times out and fails.
+    if (ls && ls->recovery_done(node) != Status::kOk) std::printf("err recovery_done\n");
   }
 };
 
@@ -152,7 +153,7 @@ int latency(int n) {
     if (ls->lock(base + std::to_string(i), Mode::EX, 0, std::chrono::seconds(10), &id) != Status::kOk)
       return std::printf("err lock\n"), 1;
     v.push_back(us_since(t));
-    ls->unlock(id);
+    if (ls->unlock(id) != Status::kOk) return std::printf("err unlock\n"), 1;
   }
   result("lock_median_us", median(v));
   result("lock_p99_us", pct(v, 0.99));
@@ -166,13 +167,15 @@ int cached(int n) {
   if (!ls) return std::printf("err join\n"), 1;
   cache.attach(ls.get());
   std::string name = "cached-" + std::to_string(ls->node_id());
-  cache.acquire(name, Mode::EX, std::chrono::seconds(10));
+  if (cache.acquire(name, Mode::EX, std::chrono::seconds(10)) != Status::kOk)
+    return std::printf("err acquire\n"), 1;
   cache.release(name);
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   uint64_t before = stats->messages;
   auto t = Clock::now();
   for (int i = 0; i < n; ++i) {
-    cache.acquire(name, Mode::PR, std::chrono::seconds(10));
+    if (cache.acquire(name, Mode::PR, std::chrono::seconds(10)) != Status::kOk)
+      return std::printf("err acquire\n"), 1;
     cache.release(name);
   }
   double ns = us_since(t) * 1000 / n;
@@ -186,14 +189,16 @@ int throughput(int secs, int window) {
     LockSpace* ls = nullptr;
     std::atomic<uint64_t> pairs{0};
     std::atomic<bool> stop{false};
+    std::atomic<bool> refused{false};  // an unlock or request failed: the figure is void
     std::string base;
     void completion(uint64_t cookie, LockId id, Status st, Mode, const Lvb&) override {
       if (st != Status::kOk) return;
-      ls->unlock(id);
+      if (ls->unlock(id) != Status::kOk) refused = true;
       ++pairs;
       if (stop) return;
       LockId next;
-      ls->request(base + std::to_string(cookie), Mode::EX, 0, cookie, &next);
+      if (ls->request(base + std::to_string(cookie), Mode::EX, 0, cookie, &next) != Status::kOk)
+        refused = true;
     }
     void blocking(uint64_t, LockId, Mode) override {}
     void recover(NodeId, const std::vector<HeldLock>&) override {}
@@ -206,7 +211,8 @@ int throughput(int secs, int window) {
   auto t = Clock::now();
   for (int k = 0; k < window; ++k) {
     LockId id;
-    ls->request(tp.base + std::to_string(k), Mode::EX, 0, uint64_t(k), &id);
+    if (ls->request(tp.base + std::to_string(k), Mode::EX, 0, uint64_t(k), &id) != Status::kOk)
+      return std::printf("err request\n"), 1;
   }
   std::this_thread::sleep_for(std::chrono::seconds(secs));
   uint64_t pairs = tp.pairs;
@@ -214,6 +220,7 @@ int throughput(int secs, int window) {
   uint64_t msgs = stats->messages, ops = stats->ops;
   tp.stop = true;
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  if (tp.refused) return std::printf("err unlock or request refused\n"), 1;
   result("pairs_per_s", double(pairs) / el);
   result("ops_per_message", msgs ? double(ops) / double(msgs) : 0);
   result("try_again", double(stats->try_again));

@@ -8,7 +8,8 @@
 //   convert ID MODE [TIMEOUT_MS]            -> ok LVB|invalid
 //   unlock ID [LVB_TEXT]                    -> ok
 //   recovery-done NODE                      -> ok
-//   auto-recover on|off   call recovery_done(node) as soon as the hook reports it
+//   auto-recover on|off   call recovery_done(node) as soon as the hook reports it (a refusal
+//                         prints "event recovery-done-failed NODE STATUS")
 //   wait-recover NODE TIMEOUT_MS            -> ok N_LOCKS_IT_HELD (after its hook ran)
 //   stress N SEED    N random lock/hold/unlock rounds on resources s0..s3; prints one line
 //                    "iv RES MODE T_GRANTED T_RELEASED" (CLOCK_MONOTONIC ns, shared by all
@@ -74,7 +75,9 @@ class Client : public LockClient {
       autorec = auto_recover;
       cv.notify_all();
     }
-    if (autorec) ls->recovery_done(node);
+    if (!autorec) return;
+    if (Status s = ls->recovery_done(node); s != Status::kOk)
+      say("event recovery-done-failed " + std::to_string(node) + " " + std::string(status_name(s)));
   }
   void quorum(bool q) override { say("event quorum " + std::to_string(q)); }
   void failed(Status why) override { say("event failed " + std::string(status_name(why))); }

@@ -52,6 +52,8 @@ class Cluster : public ::testing::Test {
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     if (geteuid() != 0) skip_ = "needs root (network namespaces, corosync)";
     else if (std::system("command -v corosync >/dev/null 2>&1") != 0) skip_ = "corosync not installed";
+    else if (std::system("unshare --net --mount true >/dev/null 2>&1") != 0)
+      skip_ = "no network and mount namespaces here (unshare --net --mount failed)";
     else if (harness("up 3") != 0) {
       harness("down");
       skip_.clear();

@@ -102,7 +102,7 @@ TEST(FileDevice, LoopBlockDeviceReportsItsSize) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root for losetup";
   testing::TempFile file(32 << 20);
   testing::LoopDevice loop(file.path());
-  if (loop.path().empty()) GTEST_SKIP() << "losetup not available";
+  if (loop.path().empty()) GTEST_SKIP() << "no loop device available (losetup failed)";
   auto dev = FileBlockDevice::open(loop.path());
   ASSERT_TRUE(dev) << dev.status().to_string();
   EXPECT_TRUE((*dev)->is_block_device());

@@ -59,7 +59,7 @@ class InprocCluster {
     auto& n = nodes_[id];
     n.client = std::make_unique<Recorder>();
     n.ls = std::make_unique<LockSpaceImpl>(bus_.endpoint(id), n.client.get());
-    n.ls->start();
+    EXPECT_EQ(n.ls->start(), Status::kOk);
     return *n.ls;
   }
   void remove(NodeId id) { nodes_.erase(id); }

@@ -66,10 +66,10 @@ TEST_F(Semantics, SharedModesCoexistExclusiveWaits) {
   ASSERT_EQ(c.rec(1).basts.size(), 1u);
   EXPECT_EQ(c.rec(1).basts[0], std::make_pair(a, Mode::EX));
   ASSERT_EQ(c.rec(2).basts.size(), 1u);
-  c.ls(1).unlock(a);
+  EXPECT_EQ(c.ls(1).unlock(a), Status::kOk);
   c.run();
   EXPECT_EQ(status(3, x), Status::kBusy);
-  c.ls(2).unlock(b);
+  EXPECT_EQ(c.ls(2).unlock(b), Status::kOk);
   c.run();
   EXPECT_EQ(status(3, x), Status::kOk);
 }
@@ -80,12 +80,12 @@ TEST_F(Semantics, NewRequestsAreFifo) {
   LockId w2 = req(3, "r", Mode::PR);
   LockId w3 = req(2, "r", Mode::PR);
   EXPECT_EQ(status(1, x), Status::kOk);
-  c.ls(1).unlock(x);
+  EXPECT_EQ(c.ls(1).unlock(x), Status::kOk);
   c.run();
   EXPECT_EQ(status(2, w1), Status::kOk);
   EXPECT_EQ(status(3, w2), Status::kBusy);  // compatible with nothing granted, but after w1
   EXPECT_EQ(status(2, w3), Status::kBusy);
-  c.ls(2).unlock(w1);
+  EXPECT_EQ(c.ls(2).unlock(w1), Status::kOk);
   c.run();
   EXPECT_EQ(status(3, w2), Status::kOk);
   EXPECT_EQ(status(2, w3), Status::kOk);
@@ -98,7 +98,7 @@ TEST_F(Semantics, ConversionGoesAheadOfWaitingNewRequests) {
   c.run();
   EXPECT_EQ(status(1, a), Status::kOk) << "the first request's grant";
   EXPECT_EQ(c.rec(1).done.size(), 1u) << "PW conflicts with b's PR: the conversion waits";
-  c.ls(2).unlock(b);
+  EXPECT_EQ(c.ls(2).unlock(b), Status::kOk);
   c.run();
   ASSERT_EQ(c.rec(1).done.size(), 2u);
   EXPECT_EQ(c.rec(1).done.back().mode, Mode::PW);
@@ -123,7 +123,8 @@ TEST_F(Semantics, ConversionDeadlockFailsTheLaterConversion) {
   EXPECT_EQ(status(2, b), Status::kDeadlock);
   EXPECT_EQ(c.rec(2).done.back().mode, Mode::PR) << "the victim keeps its granted mode";
   EXPECT_EQ(c.rec(1).done.size(), 1u) << "the first conversion still waits";
-  c.ls(2).unlock(b);  // the victim gives way (it was told by a blocking callback)
+  // The victim gives way (it was told by a blocking callback).
+  EXPECT_EQ(c.ls(2).unlock(b), Status::kOk);
   c.run();
   EXPECT_EQ(c.rec(1).done.back().mode, Mode::EX);
   std::string why;
@@ -170,16 +171,16 @@ TEST_F(Semantics, LvbWrittenFromExclusiveAndReadOnGrant) {
   // A PR holder cannot write it.
   LvbBytes w{};
   w[0] = 1;
-  c.ls(2).convert(r, Mode::NL, 0, &w);
+  EXPECT_EQ(c.ls(2).convert(r, Mode::NL, 0, &w), Status::kOk);
   c.run();
   LockId q = req(3, "r", Mode::PR);
   EXPECT_EQ(c.rec(3).last(q)->lvb.bytes, v);
   // Down-conversion from PW writes it.
-  c.ls(2).unlock(r);
-  c.ls(3).unlock(q);
+  EXPECT_EQ(c.ls(2).unlock(r), Status::kOk);
+  EXPECT_EQ(c.ls(3).unlock(q), Status::kOk);
   c.run();
   LockId pw = req(1, "r", Mode::PW);
-  c.ls(1).convert(pw, Mode::CR, 0, &w);
+  EXPECT_EQ(c.ls(1).convert(pw, Mode::CR, 0, &w), Status::kOk);
   c.run();
   LockId q2 = req(3, "r", Mode::PR);
   EXPECT_EQ(c.rec(3).last(q2)->lvb.bytes, w);
@@ -190,17 +191,17 @@ TEST_F(Semantics, LvbInvalidAfterExclusiveHolderDies) {
   LockId x = req(1, "r", Mode::EX);
   LvbBytes v{};
   v[0] = 9;
-  c.ls(1).convert(x, Mode::PW, 0);
+  EXPECT_EQ(c.ls(1).convert(x, Mode::PW, 0), Status::kOk);
   c.run();
-  c.ls(1).unlock(x, &v);
+  EXPECT_EQ(c.ls(1).unlock(x, &v), Status::kOk);
   c.run();
   req(1, "r", Mode::EX);  // dies holding EX without writing the LVB
   c.bus().crash(1);
   c.remove(1);
   c.run();
-  c.ls(2).recovery_done(1);
+  EXPECT_EQ(c.ls(2).recovery_done(1), Status::kOk);
   c.run();
-  c.ls(2).convert(nl, Mode::PR, 0);
+  EXPECT_EQ(c.ls(2).convert(nl, Mode::PR, 0), Status::kOk);
   c.run();
   EXPECT_FALSE(c.rec(2).last(nl)->lvb.valid);
 }
@@ -222,7 +223,7 @@ TEST_F(Semantics, DeadNodesLocksStayUntilRecoveryDone) {
     EXPECT_EQ(held[1].name, "inode");
   }
   EXPECT_EQ(status(1, w), Status::kBusy) << "still held by the dead node";
-  c.ls(2).recovery_done(3);
+  EXPECT_EQ(c.ls(2).recovery_done(3), Status::kOk);
   c.run();
   EXPECT_EQ(status(1, w), Status::kOk);
   // The hook came before the grant it allowed.
@@ -275,7 +276,7 @@ TEST_F(Semantics, PartitionedMinorityGoesStaleMajorityContinues) {
   EXPECT_EQ(status(3, m), Status::kBusy) << "minority: no grants";
   LockId w = req(1, "r", Mode::EX);
   EXPECT_EQ(status(1, w), Status::kBusy);
-  c.ls(1).recovery_done(3);  // after fencing node 3, in real life
+  EXPECT_EQ(c.ls(1).recovery_done(3), Status::kOk);  // after fencing node 3, in real life
   c.run();
   EXPECT_EQ(status(1, w), Status::kOk);
   c.bus().heal();
@@ -289,11 +290,11 @@ TEST_F(Semantics, JoinerGetsTheTableAndTakesPart) {
   c.add(4);
   // Let the join interleave with traffic: order a request before the snapshot arrives.
   LockId y = 0;
-  c.ls(2).request("r", Mode::PR, 0, 0, &y);
+  EXPECT_EQ(c.ls(2).request("r", Mode::PR, 0, 0, &y), Status::kOk);
   c.run();
   ASSERT_EQ(c.ls(4).state(), LockSpaceImpl::State::kReady);
   EXPECT_EQ(c.ls(4).table_state(), c.ls(1).table_state());
-  c.ls(1).unlock(x);
+  EXPECT_EQ(c.ls(1).unlock(x), Status::kOk);
   c.run();
   EXPECT_EQ(status(2, y), Status::kOk);
   LockId z = req(4, "r", Mode::PR);

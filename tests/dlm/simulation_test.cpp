@@ -93,7 +93,7 @@ class Simulation {
     node.app->node = n;
     node.app->incarnation = ++incarnation_[n];
     node.ls = std::make_unique<LockSpaceImpl>(bus_.endpoint(n), node.app.get());
-    node.ls->start();
+    EXPECT_EQ(node.ls->start(), Status::kOk);
   }
 
   void stop(NodeId n) {

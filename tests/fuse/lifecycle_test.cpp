@@ -1,8 +1,9 @@
 // How an admin starts and stops a mount: SIGTERM and SIGINT unmount cleanly (the journal
 // is left empty, so even a read-only mount — which cannot replay — accepts the file system
-// afterwards), and `mount -t lunfs` and /etc/fstab find the mount.lunfs helper. The helper
-// tests run in a private mount namespace whose /usr/sbin (= /sbin on Debian) and
-// /etc/fstab are replaced, so the host's are never touched.
+// afterwards), and `mount -t lunfs` and /etc/fstab find the mount.lunfs helper, also as
+// `cmake --install` installs it. The helper tests run in a private mount namespace whose
+// /usr/sbin (= /sbin on Debian), /etc/fstab and install prefix are replaced, so the host's
+// are never touched.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -108,6 +109,27 @@ TEST_F(MountHelper, FstabEntryMountsByMountPoint) {
   mount_fs(mount_options());
   EXPECT_EQ(read_file(path("after")), "via fstab\n");
   EXPECT_EQ(read_file(path("before")), "written through mount.lunfs");
+}
+
+// What an admin does: `cmake --install build` to the configured prefix, then `mount -t lunfs`
+// finds the helper through the link the install made in /sbin. The prefix is a tmpfs too.
+TEST_F(MountHelper, MountTypeLunfsWorksAfterCmakeInstall) {
+  const std::string prefix = LUNFS_INSTALL_PREFIX;
+  int rc = 0;
+  std::string out = in_namespace(
+      "rm /usr/sbin/mount.lunfs\n"
+      "case '" + prefix + "' in /|/usr) ;; *) mount -t tmpfs lunfs-test-prefix '" + prefix + "' ;; esac\n"
+      "'" LUNFS_CMAKE "' --install '" LUNFS_BUILD_DIR "' >/dev/null\n"
+      "echo \"link: $(readlink /sbin/mount.lunfs)\"\n"
+      "mount -t lunfs \"$LUN\" \"$MNT\" -o lockproto=nolock\n"
+      "cat \"$MNT/before\"; echo\n"
+      "umount \"$MNT\"\n",
+      &rc);
+  EXPECT_EQ(rc, 0) << out;
+  if (prefix != "/usr" && prefix != "/") {  // there mount.lunfs itself is in /sbin: no link
+    EXPECT_NE(out.find("link: " + prefix + "/sbin/mount.lunfs\n"), std::string::npos) << out;
+  }
+  EXPECT_NE(out.find("written through mount.lunfs"), std::string::npos) << out;
 }
 
 }  // namespace

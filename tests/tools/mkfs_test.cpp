@@ -326,7 +326,7 @@ TEST(MkfsCli, WorksOnALoopDevice) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root for losetup";
   TempFile file(1ull << 30);
   testing::LoopDevice loop(file.path());
-  if (loop.path().empty()) GTEST_SKIP() << "losetup not available";
+  if (loop.path().empty()) GTEST_SKIP() << "no loop device available (losetup failed)";
   std::string out;
   ASSERT_EQ(run_command(kMkfs + " -t lab:loop " + loop.path(), &out), 0) << out;
   EXPECT_NE(out.find("block device"), std::string::npos) << out;
