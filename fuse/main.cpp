@@ -86,10 +86,10 @@ int main(int argc, char** argv) {
     return 32;
   }
   for (const auto& s : *liveness) {
-    const std::string where = s.slot == cmd->slot ? "slot " + std::to_string(s.slot) + " is"
+    const std::string where = s.slot == cmd->slot ? "slot " + std::to_string(s.slot) + " is in use"
                                                   : "the file system is mounted on slot " + std::to_string(s.slot);
     if (s.state == SlotLiveness::State::kLive && s.renewed) {
-      std::fprintf(stderr, "mount.lunfs: cannot mount %s (slot %u): %s in use by %s: its heartbeat was renewed "
+      std::fprintf(stderr, "mount.lunfs: cannot mount %s (slot %u): %s by %s: its heartbeat was renewed "
                    "while this mount watched it. Unmount it there first; two hosts writing one file system "
                    "corrupt it (lockproto=nolock is a single-host mount)\n", cmd->device.c_str(), cmd->slot,
                    where.c_str(), describe_heartbeat_holder(s.record).c_str());
