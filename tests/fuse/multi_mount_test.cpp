@@ -70,7 +70,10 @@ class MultiMount : public LunfsMount {
 
   int second_mount(const std::string& mountpoint, const std::string& options, std::string* out) {
     mkdir(mountpoint.c_str(), 0755);
-    int rc = tool(bin("mount.lunfs") + " " + lun_ + " " + mountpoint + " -f -o " + options, out);
+    // A mount that wrongly succeeds runs until SIGTERM unmounts it (exit 0): the test fails
+    // instead of hanging.
+    int rc = tool("timeout -s TERM 20 " + bin("mount.lunfs") + " " + lun_ + " " + mountpoint + " -f -o " + options,
+                  out);
     if (is_mounted(mountpoint)) run("fusermount3 -u " + mountpoint);
     return rc;
   }
