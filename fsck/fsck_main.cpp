@@ -8,15 +8,23 @@
 // file system and no host can see from the LUN alone whether another host has it mounted,
 // while replaying a live node's journal under it would corrupt the file system. Otherwise
 // (and always with -n) the replay goes into an in-memory overlay and the LUN is not written.
+//
+// Other hosts' mounts show in the disk heartbeats: fsck watches them first and refuses a
+// file system whose heartbeat is renewed meanwhile (exit 8) unless --ignore-heartbeat; a
+// stale one (a crashed mount) is a warning, and repair mode with --all-nodes-unmounted marks
+// it clean along with the replay.
 #include <getopt.h>
 
 #include <chrono>
+#include <cstdio>
 #include <iostream>
+#include <numeric>
 #include <string>
 
+#include "fs/core/heartbeat.h"
 #include "fs/device/block_device.h"
+#include "fs/device/device_claim.h"
 #include "fsck/checker.h"
-#include "fsck/device_claim.h"
 #include "fsck/journal_recovery.h"
 #include "fsck/overlay_device.h"
 
@@ -29,7 +37,7 @@ constexpr int kExitOperational = 8;
 constexpr int kExitUsage = 16;
 
 const char* kUsage =
-    "Usage: fsck.lunfs [-n | -y | -p | -a] [--all-nodes-unmounted] [-v] DEVICE\n"
+    "Usage: fsck.lunfs [-n | -y | -p | -a] [--all-nodes-unmounted] [--ignore-heartbeat] [-v] DEVICE\n"
     "\n"
     "  -n                     check only: write nothing. Dirty journals are replayed into\n"
     "                         memory, so the check sees the file system as after replay.\n"
@@ -38,13 +46,19 @@ const char* kUsage =
     "                         journal replay are not implemented yet.)\n"
     "  --all-nodes-unmounted  the admin's word that no node of the cluster has the file\n"
     "                         system mounted; fsck cannot see other hosts, so it replays\n"
-    "                         journals only with it. A mount on this host is always refused.\n"
+    "                         journals only with it, and marks stale heartbeats (crashed\n"
+    "                         mounts) clean. A mount on this host is always refused.\n"
+    "  --ignore-heartbeat     check even though a heartbeat shows the file system mounted on\n"
+    "                         another host (a check of a mounted file system reports changes\n"
+    "                         in flight as errors). Without it fsck watches the heartbeats\n"
+    "                         first, up to two heartbeat intervals and a second, and refuses\n"
+    "                         one that is renewed meanwhile.\n"
     "  -v                     verbose: print each phase\n"
     "  -h, --help             this text\n"
     "\n"
     "Exit status: 0 no errors (a journal that needs replay is a warning under -n),\n"
     "1 journals replayed and no errors left, 4 errors left uncorrected (or replay refused),\n"
-    "8 operational error (for example: the device is mounted on this host), 16 usage error.\n";
+    "8 operational error (for example: the device is mounted on this host or another), 16 usage error.\n";
 
 int usage_error(const std::string& message) {
   std::cerr << "fsck.lunfs: " << message << "\nTry 'fsck.lunfs --help' for more information.\n";
@@ -69,9 +83,11 @@ int main(int argc, char** argv) {
   bool check_only = false;
   bool repair_flag = false;
   bool all_nodes_unmounted = false;
-  enum { kAllNodesUnmounted = 1000 };
+  bool ignore_heartbeat = false;
+  enum { kAllNodesUnmounted = 1000, kIgnoreHeartbeat };
   static const option long_options[] = {{"help", no_argument, nullptr, 'h'},
                                         {"all-nodes-unmounted", no_argument, nullptr, kAllNodesUnmounted},
+                                        {"ignore-heartbeat", no_argument, nullptr, kIgnoreHeartbeat},
                                         {nullptr, 0, nullptr, 0}};
   opterr = 0;
   int c;
@@ -81,6 +97,7 @@ int main(int argc, char** argv) {
       case 'v': verbose = true; break;
       case 'a': case 'p': case 'y': repair_flag = true; break;
       case kAllNodesUnmounted: all_nodes_unmounted = true; break;
+      case kIgnoreHeartbeat: ignore_heartbeat = true; break;
       case 'h': std::cout << kUsage; return kExitClean;
       default:
         if (optopt) return usage_error(std::string("unknown option -") + static_cast<char>(optopt));
@@ -100,9 +117,40 @@ int main(int argc, char** argv) {
   if (verbose && !(*dev)->fallback_note().empty()) std::cerr << "fsck.lunfs: note: " << (*dev)->fallback_note() << "\n";
   // Held until fsck exits: no mount.lunfs on this host can start meanwhile.
   auto claim = lunfs::DeviceClaim::take(path, (*dev)->fd(), (*dev)->is_block_device());
-  if (!claim) return operational_error(path, claim.status());
+  if (!claim) {
+    return operational_error(path, lunfs::error(claim.err(), claim.status().message() + "; unmount it first (or "
+                                                "wait for the fsck.lunfs or mkfs.lunfs that holds it to finish)"));
+  }
   auto located = lunfs::locate_superblock(**dev);
   if (!located) return operational_error(path, located.status());
+  const bool write = !check_only && all_nodes_unmounted;
+
+  // Mounts on other hosts. fsck writes no heartbeat, so a damaged block is simply watched
+  // (the check reports the damage).
+  std::vector<lunfs::SlotLiveness> stale_heartbeats;
+  if (!ignore_heartbeat) {
+    std::vector<uint32_t> slots(located->sb.geometry.journal_count);
+    std::iota(slots.begin(), slots.end(), 0u);
+    lunfs::HeartbeatWatchOptions watch_options;
+    watch_options.watch_damaged = true;
+    watch_options.on_watch = [&](std::chrono::milliseconds window) {
+      std::cout << "fsck.lunfs: a heartbeat says the file system is mounted; watching it for "
+                << window.count() / 1000.0 << " s to tell a live mount from a crashed one\n" << std::flush;
+    };
+    auto liveness =
+        lunfs::watch_heartbeats(**dev, located->sb, slots, lunfs::steady_monotonic_clock(), watch_options);
+    if (!liveness) return operational_error(path, liveness.status());
+    for (const auto& s : *liveness) {
+      if (s.state == lunfs::SlotLiveness::State::kLive && s.renewed) {
+        std::cerr << "fsck.lunfs: " << path << ": slot " << s.slot << " is mounted by "
+                  << lunfs::describe_heartbeat_holder(s.record)
+                  << ": its heartbeat was renewed while fsck watched it. Unmount it there first (or pass "
+                     "--ignore-heartbeat to check it anyway)\n";
+        return kExitOperational;
+      }
+      if (s.state == lunfs::SlotLiveness::State::kStale) stale_heartbeats.push_back(s);
+    }
+  }
   auto dirty = lunfs::find_dirty_journals(**dev, located->sb);
   if (!dirty) return operational_error(path, dirty.status());
 
@@ -111,7 +159,6 @@ int main(int argc, char** argv) {
   bool replayed = false;
   std::vector<lunfs::FsckFinding> journal_findings;
   if (!dirty->empty()) {
-    const bool write = !check_only && all_nodes_unmounted;
     if (!write) target = &overlay;
     const auto start = std::chrono::steady_clock::now();
     auto reports = lunfs::replay_journals(*target, located->sb, *dirty);
@@ -144,6 +191,23 @@ int main(int argc, char** argv) {
     }
   }
 
+  bool cleaned = false;
+  for (const auto& s : stale_heartbeats) {
+    const std::string what = s.damage.empty() ? "heartbeat of " + lunfs::describe_heartbeat_holder(s.record)
+                                              : "damaged heartbeat";
+    char watched[32];
+    std::snprintf(watched, sizeof watched, "%.1f", std::chrono::duration<double>(s.unchanged_for).count());
+    if (!write) {
+      std::cout << "fsck.lunfs: slot " << s.slot << ": " << what << " unchanged for " << watched
+                << " s: a mount that crashed (or lost the LUN)\n";
+      continue;
+    }
+    if (auto st = lunfs::mark_heartbeat_clean(**dev, located->sb, s); !st) return operational_error(path, st);
+    std::cout << "fsck.lunfs: slot " << s.slot << ": " << what << " unchanged for " << watched
+              << " s: marked clean\n";
+    cleaned = true;
+  }
+
   lunfs::FsckOptions options;
   if (verbose) options.verbose = &std::cout;
   auto report = lunfs::check_filesystem(*target, options);
@@ -161,5 +225,5 @@ int main(int argc, char** argv) {
     if (!check_only) std::cout << "fsck.lunfs: repairs beyond journal replay are not implemented yet\n";
     return kExitUncorrected;
   }
-  return replayed ? kExitCorrected : kExitClean;
+  return replayed || cleaned ? kExitCorrected : kExitClean;
 }

@@ -1,18 +1,23 @@
 // mount.lunfs: opens the LUN, mounts the lunfs core on it and serves it through a
 // multi-threaded FUSE low-level session until unmounted or signalled (SIGTERM, SIGINT,
 // SIGHUP unmount cleanly: the session ends, the core syncs and releases its locks).
+// Before it mounts it makes sure nobody else has the LUN: this host's exclusive claim on the
+// device, then the disk heartbeats for other hosts (multi-mount protection, README.md
+// "Mounting"); while mounted it renews its slot's heartbeat, and a clean unmount marks it
+// clean.
 #include <malloc.h>
 #include <signal.h>
-#include <sys/file.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstdio>
+#include <numeric>
 #include <string>
 #include <vector>
 
-#include "fs/device/block_device.h"
 #include "fs/core/filesystem.h"
+#include "fs/core/heartbeat.h"
+#include "fs/device/block_device.h"
+#include "fs/device/device_claim.h"
 #include "fs/metadata_log.h"
 #include "fuse/lowlevel.h"
 #include "journal/check.h"
@@ -42,13 +47,13 @@ int main(int argc, char** argv) {
     return 32;
   }
   if (!(*dev)->fallback_note().empty()) std::fprintf(stderr, "mount.lunfs: %s\n", (*dev)->fallback_note().c_str());
-  // A shared lock on the device for as long as this daemon runs: fsck.lunfs takes it
-  // exclusively, so it never replays or checks under a live mount of this host, and a
-  // mount never starts under a running fsck (fsck/device_claim.h).
-  if (flock((*dev)->fd(), LOCK_SH | LOCK_NB) != 0) {
-    std::fprintf(stderr, "mount.lunfs: %s: %s\n", cmd->device.c_str(),
-                 errno == EWOULDBLOCK ? "fsck.lunfs is checking it on this host; mount it when fsck has finished"
-                                      : "cannot lock the device");
+  // Held for the life of the daemon (the descriptor goes with the last process): no other
+  // mount.lunfs, fsck.lunfs or mkfs.lunfs of this host can use the device meanwhile.
+  auto claim = DeviceClaim::take(cmd->device, (*dev)->fd(), (*dev)->is_block_device());
+  if (!claim) {
+    std::fprintf(stderr, "mount.lunfs: cannot mount %s (slot %u): %s%s\n", cmd->device.c_str(), cmd->slot,
+                 claim.status().message().c_str(),
+                 claim.err() == EBUSY ? "; a second mount of a mounted LUN would corrupt it" : "");
     return 32;
   }
   // A writable mount replays its slot's journal and logs every metadata change to it; a
@@ -63,12 +68,78 @@ int main(int argc, char** argv) {
                  sb->geometry.journal_count);
     return 32;
   }
+  // Other hosts: lockproto=nolock is a single-host mount, so a live heartbeat in any slot
+  // refuses it, not only one in its own slot.
+  std::vector<uint32_t> slots(sb->geometry.journal_count);
+  std::iota(slots.begin(), slots.end(), 0u);
+  HeartbeatWatchOptions watch_options;
+  watch_options.interval = cmd->heartbeat_interval;
+  watch_options.watch_damaged = cmd->heartbeat_force;
+  watch_options.on_watch = [&](std::chrono::milliseconds window) {
+    std::fprintf(stderr, "mount.lunfs: %s: a heartbeat says the file system is mounted; watching it for %.1f s to "
+                 "tell a live mount from a crashed one\n", cmd->device.c_str(), window.count() / 1000.0);
+  };
+  auto liveness = watch_heartbeats(**dev, *sb, slots, steady_monotonic_clock(), watch_options);
+  if (!liveness) {
+    std::fprintf(stderr, "mount.lunfs: cannot mount %s (slot %u): %s\n", cmd->device.c_str(), cmd->slot,
+                 liveness.status().to_string().c_str());
+    return 32;
+  }
+  for (const auto& s : *liveness) {
+    const std::string where = s.slot == cmd->slot ? "slot " + std::to_string(s.slot) + " is in use"
+                                                  : "the file system is mounted on slot " + std::to_string(s.slot);
+    if (s.state == SlotLiveness::State::kLive && s.renewed) {
+      std::fprintf(stderr, "mount.lunfs: cannot mount %s (slot %u): %s by %s: its heartbeat was renewed "
+                   "while this mount watched it. Unmount it there first; two hosts writing one file system "
+                   "corrupt it (lockproto=nolock is a single-host mount)\n", cmd->device.c_str(), cmd->slot,
+                   where.c_str(), describe_heartbeat_holder(s.record).c_str());
+      return 32;
+    }
+    if (s.state == SlotLiveness::State::kDamaged) {
+      std::fprintf(stderr, "mount.lunfs: cannot mount %s (slot %u): the heartbeat block of slot %u is damaged (%s), "
+                   "so whether another host has the file system mounted cannot be told. If no host has it "
+                   "mounted, mount with -o heartbeat_force: the block is then watched for %lld s and taken "
+                   "over if nobody rewrites it\n", cmd->device.c_str(), cmd->slot, s.slot, s.damage.c_str(),
+                   static_cast<long long>((heartbeat_lease(cmd->heartbeat_interval) + kHeartbeatMargin).count() / 1000));
+      return 32;
+    }
+    if (s.state == SlotLiveness::State::kStale) {
+      std::fprintf(stderr, "mount.lunfs: slot %u: heartbeat %s unchanged for %.1f s: taking it as a crashed "
+                   "mount%s\n", s.slot,
+                   s.damage.empty() ? ("of " + describe_heartbeat_holder(s.record)).c_str() : "(damaged)",
+                   std::chrono::duration<double>(s.unchanged_for).count(),
+                   s.slot == cmd->slot ? "; taking the slot over" : "; its journal is replayed when it is mounted again");
+    }
+  }
+  // A read-only mount writes nothing, its heartbeat included: it does not keep another host
+  // from mounting the file system (ext4's read-only mounts skip multi-mount protection too).
+  std::unique_ptr<SlotHeartbeat> heartbeat;
+  if (!cmd->read_only) {
+    auto hb = SlotHeartbeat::claim(**dev, *sb, cmd->slot, local_heartbeat_identity(0),
+                                   std::chrono::duration_cast<std::chrono::milliseconds>(cmd->heartbeat_interval),
+                                   steady_monotonic_clock(),
+                                   [](const std::string& m) { std::fprintf(stderr, "mount.lunfs: %s\n", m.c_str()); });
+    if (!hb) {
+      std::fprintf(stderr, "mount.lunfs: cannot mount %s: %s\n", cmd->device.c_str(), hb.status().to_string().c_str());
+      return 32;
+    }
+    heartbeat = std::move(*hb);
+  }
+  // Leaving without having mounted: nobody writes the slot any more, so the next mount
+  // need not wait.
+  auto give_up = [&](int rc) {
+    if (heartbeat) {
+      if (auto st = heartbeat->release(); !st) std::fprintf(stderr, "mount.lunfs: %s\n", st.to_string().c_str());
+    }
+    return rc;
+  };
+
   std::unique_ptr<MetadataLog> log;
   if (cmd->read_only) {
     if (journal::check_journal(**dev, *sb, cmd->slot).dirty) {
       std::fprintf(stderr, "mount.lunfs: %s: the journal of slot %u needs replay, which a read-only mount cannot "
                    "do; mount it read-write once\n", cmd->device.c_str(), cmd->slot);
-      return 32;
+      return give_up(32);
     }
     log = std::make_unique<WriteThroughLog>(**dev);  // never written: the mount is read-only
   } else {
@@ -76,7 +147,7 @@ int main(int argc, char** argv) {
     if (!journal) {
       std::fprintf(stderr, "mount.lunfs: %s: journal of slot %u: %s\n", cmd->device.c_str(), cmd->slot,
                    journal.status().to_string().c_str());
-      return 32;
+      return give_up(32);
     }
     if ((*journal)->replay_report().transactions > 0) {
       std::fprintf(stderr, "mount.lunfs: %s\n", (*journal)->replay_report().to_string().c_str());
@@ -91,7 +162,7 @@ int main(int argc, char** argv) {
   auto fs = FileSystem::mount(**dev, *log, lm, mo);
   if (!fs) {
     std::fprintf(stderr, "mount.lunfs: cannot mount %s: %s\n", cmd->device.c_str(), fs.status().to_string().c_str());
-    return 32;
+    return give_up(32);
   }
 
   FuseContext ctx;
@@ -112,12 +183,13 @@ int main(int argc, char** argv) {
   fuse_opt_free_args(&fa);  // libfuse may have copied the arguments into its own array
   if (!se) {
     std::fprintf(stderr, "mount.lunfs: cannot create the FUSE session\n");
-    return 32;
+    return give_up(32);
   }
   int rc = 32;
   if (fuse_set_signal_handlers(se) == 0) {
     if (fuse_session_mount(se, cmd->mountpoint.c_str()) == 0) {
       fuse_daemonize(cmd->foreground ? 1 : 0);
+      if (heartbeat) heartbeat->start();  // here: a thread started before the fork would stay behind
       fuse_loop_config* cfg = fuse_loop_cfg_create();
       fuse_loop_cfg_set_max_threads(cfg, cmd->threads);
       fuse_loop_cfg_set_idle_threads(cfg, cmd->threads);
@@ -136,7 +208,16 @@ int main(int argc, char** argv) {
   fuse_session_destroy(se);
   if (auto st = (*fs)->unmount(); !st) {
     std::fprintf(stderr, "mount.lunfs: unmount of %s: %s\n", cmd->device.c_str(), st.to_string().c_str());
-    rc = 1;
+    // The heartbeat stays "live" and goes stale: the next mount waits it out and replays.
+    if (heartbeat) heartbeat->stop();
+    return 1;
+  }
+  if (heartbeat) {
+    if (auto st = heartbeat->release(); !st) {
+      std::fprintf(stderr, "mount.lunfs: %s: cannot mark the heartbeat clean: %s\n", cmd->device.c_str(),
+                   st.to_string().c_str());
+      rc = 1;
+    }
   }
   return rc;
 }

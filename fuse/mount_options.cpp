@@ -7,20 +7,21 @@ namespace lunfs {
 
 std::string mount_usage() {
   return "usage: mount.lunfs DEVICE MOUNTPOINT [-o lockproto=nolock|corosync,ro,noatime,debug,"
-         "slot=N,threads=N,commit=SECONDS] [-f]\n";
+         "slot=N,threads=N,commit=SECONDS,"
+         "heartbeat=SECONDS,heartbeat_force] [-f]\n";
 }
 
 namespace {
 
 // The whole value must be a decimal number: std::stoul would take "5s" as 5 and "-1" as a
 // huge number.
-Result<std::chrono::seconds> parse_commit_seconds(const std::string& val) {
-  const std::string range = "commit= takes whole seconds from 1 to " + std::to_string(kMaxCommitSeconds);
+Result<std::chrono::seconds> parse_seconds(const std::string& key, const std::string& val, unsigned max) {
+  const std::string range = key + "= takes whole seconds from 1 to " + std::to_string(max);
   if (val.empty() || val.size() > 9 || val.find_first_not_of("0123456789") != std::string::npos) {
     return error(EINVAL, range + ", not '" + val + "'");
   }
   const unsigned long v = std::stoul(val);
-  if (v < 1 || v > kMaxCommitSeconds) return error(EINVAL, range + ", not " + val);
+  if (v < 1 || v > max) return error(EINVAL, range + ", not " + val);
   return std::chrono::seconds(v);
 }
 
@@ -81,7 +82,11 @@ Result<MountCommand> parse_mount_command(const std::vector<std::string>& args) {
         }
         if (key == "threads" && (c.threads < 1 || c.threads > 256)) return error(EINVAL, "threads must be 1..256");
       } else if (key == "commit") {
-        LUNFS_ASSIGN(c.commit_interval, parse_commit_seconds(val));
+        LUNFS_ASSIGN(c.commit_interval, parse_seconds(key, val, kMaxCommitSeconds));
+      } else if (key == "heartbeat") {
+        LUNFS_ASSIGN(c.heartbeat_interval, parse_seconds(key, val, kMaxHeartbeatSeconds));
+      } else if (key == "heartbeat_force") {
+        c.heartbeat_force = true;
       } else if (key == "nosuid" || key == "nodev" || key == "noexec" || key == "allow_other" ||
                  key == "default_permissions") {
         c.fuse_options.push_back(o);

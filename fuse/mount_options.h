@@ -24,10 +24,18 @@ struct MountCommand {
   // commit=SECONDS: the journal's timer commit, what metadata nobody fsynced may lose at
   // most. 1..kMaxCommitSeconds; default 5.
   std::chrono::seconds commit_interval{5};
+  // heartbeat=SECONDS: how often the slot's disk heartbeat is renewed, 1..kMaxHeartbeatSeconds;
+  // default 5. A mount that finds a crashed host's heartbeat waits 2 intervals + 1 s
+  // (fs/core/heartbeat.h).
+  std::chrono::seconds heartbeat_interval{5};
+  // heartbeat_force: take a damaged heartbeat block for a stale one (watch it, then take
+  // the slot over if nobody rewrites it) instead of refusing the mount.
+  bool heartbeat_force = false;
   std::vector<std::string> fuse_options;  // passed to the kernel mount
 };
 
 inline constexpr unsigned kMaxCommitSeconds = 3600;
+inline constexpr unsigned kMaxHeartbeatSeconds = 300;
 
 Result<MountCommand> parse_mount_command(const std::vector<std::string>& args);
 std::string mount_usage();

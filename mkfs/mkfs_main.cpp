@@ -1,12 +1,21 @@
-// mkfs.lunfs: formats a device (block device or file) as lunfs.
+// mkfs.lunfs: formats a device (block device or file) as lunfs. It never formats a lunfs
+// that is in use, even with -f: not one mounted (or being checked) on this host (the device
+// claim), nor one whose disk heartbeat shows it mounted on another host (ext4's mke2fs
+// checks multi-mount protection the same way). A stale heartbeat (a crashed mount) does not
+// stop -f.
 #include <getopt.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <numeric>
+#include <optional>
 #include <string>
 
+#include "fs/core/filesystem.h"
+#include "fs/core/heartbeat.h"
 #include "fs/device/block_device.h"
+#include "fs/device/device_claim.h"
 #include "fs/format/signature.h"
 #include "mkfs/formatter.h"
 
@@ -31,6 +40,31 @@ const char* kUsage =
     "  -n, --dry-run      print what would be made; write nothing\n"
     "  -q                 quiet: print only errors\n"
     "  -h, --help         this text\n";
+
+// Whether another host has the lunfs on `path` mounted: its heartbeats, watched through
+// O_DIRECT (a cached read would never see another host's renewal). Not lunfs: nothing to see.
+lunfs::Result<bool> mounted_elsewhere(const std::string& path) {
+  auto dev = lunfs::FileBlockDevice::open(path, {.read_only = true, .direct = true});
+  if (!dev) return dev.status();
+  auto sb = lunfs::FileSystem::read_superblock(**dev);
+  if (!sb) return false;
+  std::vector<uint32_t> slots(sb->geometry.journal_count);
+  std::iota(slots.begin(), slots.end(), 0u);
+  lunfs::HeartbeatWatchOptions options;
+  options.on_watch = [&](std::chrono::milliseconds window) {
+    std::cerr << "mkfs.lunfs: a heartbeat says the lunfs on " << path << " is mounted; watching it for "
+              << window.count() / 1000.0 << " s to tell a live mount from a crashed one\n";
+  };
+  LUNFS_ASSIGN(auto liveness, lunfs::watch_heartbeats(**dev, *sb, slots, lunfs::steady_monotonic_clock(), options));
+  for (const auto& s : liveness) {
+    if (s.state == lunfs::SlotLiveness::State::kLive && s.renewed) {
+      std::cerr << "mkfs.lunfs: " << path << " holds a lunfs mounted on slot " << s.slot << " by "
+                << lunfs::describe_heartbeat_holder(s.record) << " (its heartbeat was renewed while mkfs watched it)\n";
+      return true;
+    }
+  }
+  return false;
+}
 
 int usage_error(const std::string& message) {
   std::cerr << "mkfs.lunfs: " << message << "\n" << "Try 'mkfs.lunfs --help' for more information.\n";
@@ -126,6 +160,16 @@ int main(int argc, char** argv) {
   }
   if (!(*dev)->fallback_note().empty() && !quiet) std::cerr << "mkfs.lunfs: note: " << (*dev)->fallback_note() << "\n";
 
+  std::optional<lunfs::DeviceClaim> claim;  // held until mkfs exits
+  if (!dry_run) {
+    auto taken = lunfs::DeviceClaim::take(path, (*dev)->fd(), (*dev)->is_block_device());
+    if (!taken) {
+      std::cerr << "mkfs.lunfs: " << taken.status().message() << "; refusing to format it (-f does not override this)\n";
+      return kExitError;
+    }
+    claim.emplace(std::move(*taken));
+  }
+
   auto signatures = lunfs::detect_signatures(**dev);
   if (!signatures) {
     std::cerr << "mkfs.lunfs: " << signatures.status().to_string() << "\n";
@@ -137,6 +181,18 @@ int main(int argc, char** argv) {
     }
     std::cerr << "mkfs.lunfs: refusing to overwrite it; use -f to format anyway\n";
     return kExitError;
+  }
+  if (!dry_run) {
+    auto elsewhere = mounted_elsewhere(path);
+    if (!elsewhere) {
+      std::cerr << "mkfs.lunfs: " << path << ": " << elsewhere.status().to_string() << "\n";
+      return kExitError;
+    }
+    if (*elsewhere) {
+      std::cerr << "mkfs.lunfs: refusing to format a mounted file system (-f does not override this); unmount it "
+                   "on that host first\n";
+      return kExitError;
+    }
   }
 
   auto sb = lunfs::plan_filesystem(**dev, options);

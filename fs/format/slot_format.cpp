@@ -2,6 +2,7 @@
 #include "fs/format/slot_format.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace lunfs::ondisk {
 
@@ -51,6 +52,10 @@ void encode_heartbeat(const Heartbeat& h, std::span<std::byte> b, uint64_t block
   put<uint64_t>(b, 48, h.counter);
   put<uint64_t>(b, 56, h.mount_generation);
   put<int64_t>(b, 64, h.timestamp_ns);
+  put<uint32_t>(b, 72, h.interval_ms);
+  put<uint32_t>(b, 76, h.pid);
+  put<uint64_t>(b, 80, h.mount_id);
+  std::memcpy(b.data() + 88, h.host.data(), std::min(h.host.size(), kHeartbeatHostMax));
   seal_block(b, BlockType::kHeartbeat, blocknr, 0, seed);
 }
 
@@ -65,6 +70,12 @@ Result<Heartbeat> decode_heartbeat(std::span<const std::byte> b, uint64_t blockn
   h.counter = get<uint64_t>(b, 48);
   h.mount_generation = get<uint64_t>(b, 56);
   h.timestamp_ns = get<int64_t>(b, 64);
+  h.interval_ms = get<uint32_t>(b, 72);
+  h.pid = get<uint32_t>(b, 76);
+  h.mount_id = get<uint64_t>(b, 80);
+  const auto* host = reinterpret_cast<const char*>(b.data() + 88);
+  if (host[kHeartbeatHostMax] != '\0') return corrupt(BlockType::kHeartbeat, blocknr, "host name not terminated");
+  h.host.assign(host, strnlen(host, kHeartbeatHostMax));
   if (h.slot >= g.journal_count || g.heartbeat(h.slot) != blocknr) {
     return corrupt(BlockType::kHeartbeat, blocknr, "names slot " + std::to_string(h.slot));
   }

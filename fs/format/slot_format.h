@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 
 #include "fs/format/ondisk.h"
 #include "fs/format/superblock.h"
@@ -24,16 +25,25 @@ inline constexpr uint32_t kSlotMounted = 1;
 
 enum class HeartbeatState : uint32_t { kFree = 0, kLive = 1 };
 
+// A heartbeat record (fs/core/heartbeat.h renews it). Fields from `interval_ms` on live in
+// bytes that format version 1 reserved (zero): an image written before them reads as
+// interval 0, pid 0, mount id 0 and no host name, and readers fall back to their own
+// interval for such a block.
 struct Heartbeat {
   uint32_t slot = 0;
   uint32_t node = 0;
-  HeartbeatState state = HeartbeatState::kFree;
-  uint32_t lease_ms = 0;  // the writer stops I/O when it cannot renew within this time
+  HeartbeatState state = HeartbeatState::kFree;  // kFree: clean unmount, or never mounted
+  uint32_t lease_ms = 0;  // the writer renews at least this often while it is alive
   uint64_t counter = 0;   // incremented at every renewal
   uint64_t mount_generation = 0;
   int64_t timestamp_ns = 0;  // writer's wall clock, informative only
+  uint32_t interval_ms = 0;  // the writer's renewal period
+  uint32_t pid = 0;          // the writing daemon's process id, informative
+  uint64_t mount_id = 0;     // random per mount: tells two mounts of one host apart
+  std::string host;          // the writer's host name, at most kHeartbeatHostMax bytes
   bool operator==(const Heartbeat&) const = default;
 };
+inline constexpr size_t kHeartbeatHostMax = 63;
 
 struct Statfs {
   uint32_t slot = kNoSlot;  // kNoSlot for the master block

@@ -127,7 +127,8 @@ std::vector<Codec> all_codecs(const Geometry& g, uint32_t bs) {
   uint64_t sh = g.slot_header(1);
   codecs.push_back({"slot header", sh, [=](auto b) { encode_slot_header(slot, b, sh, kSeed); },
                     [=](auto b) { auto r = decode_slot_header(b, sh, kSeed, g); return r && *r == slot; }});
-  Heartbeat hb{2, 7, HeartbeatState::kLive, 8000, 99, 4, 1700000000000000000};
+  Heartbeat hb{2, 7, HeartbeatState::kLive, 8000, 99, 4, 1700000000000000000, 4000, 4242, 0x1234567890abcdefULL,
+               std::string(kHeartbeatHostMax, 'h')};
   uint64_t hbb = g.heartbeat(2);
   codecs.push_back({"heartbeat", hbb, [=](auto b) { encode_heartbeat(hb, b, hbb, kSeed); },
                     [=](auto b) { auto r = decode_heartbeat(b, hbb, kSeed, g); return r && *r == hb; }});
@@ -287,6 +288,29 @@ TEST(FormatValidation, ImpossibleValuesAreErrorsNotCrashes) {
   EXPECT_FALSE(valid_entry_name("a/b"));
   EXPECT_FALSE(valid_entry_name(std::string(256, 'x')));
   EXPECT_TRUE(valid_entry_name(std::string(255, 'x')));
+}
+
+// The heartbeat's interval, pid, mount id and host name use bytes version 1 reserved: a
+// block written before them (zeros there) still decodes, and a host name that fills its
+// field without a terminator is damage, not a read past the field.
+TEST(FormatValidation, HeartbeatExtensionFieldsAreCompatible) {
+  auto g = *Geometry::compute(4096, 1 << 20, 4, 2048, 8192);
+  std::vector<std::byte> b(4096);
+  const uint64_t nr = g.heartbeat(1);
+  Heartbeat old{1, 3, HeartbeatState::kLive, 10000, 77, 2, 1700000000000000000, 0, 0, 0, ""};
+  encode_heartbeat(old, b, nr, kSeed);
+  for (size_t i = 72; i < 4096; ++i) ASSERT_EQ(b[i], std::byte{0}) << "byte " << i << " was reserved in version 1";
+  auto r = decode_heartbeat(b, nr, kSeed, g);
+  ASSERT_TRUE(r) << r.status().to_string();
+  EXPECT_EQ(*r, old);
+  EXPECT_EQ(r->interval_ms, 0u);
+  EXPECT_EQ(r->host, "");
+
+  std::fill(b.begin() + 88, b.begin() + 88 + 64, std::byte{'x'});
+  seal_block(b, BlockType::kHeartbeat, nr, 0, kSeed);
+  auto bad = decode_heartbeat(b, nr, kSeed, g);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.err(), EIO);
 }
 
 TEST(FormatValidation, NamesAndUuids) {

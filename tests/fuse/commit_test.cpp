@@ -20,6 +20,11 @@ namespace {
 
 const std::string kData(20000, 'v');  // several blocks: an allocating write
 
+std::string first_line(const std::string& p) {
+  std::string s = read_file(p);
+  return s.substr(0, s.find('\n'));
+}
+
 // Creates `p` holding kData, without fsync.
 void write_unsynced(const std::string& p) {
   int fd = open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -48,12 +53,13 @@ class CommitMount : public LunfsMount {
 
 class CommitEverySecond : public CommitMount {
  protected:
-  std::string mount_options() const override { return "lockproto=nolock,commit=1"; }
+  std::string mount_options() const override { return "lockproto=nolock,commit=1,heartbeat=1"; }
 };
 
 class CommitHourly : public CommitMount {
  protected:
-  std::string mount_options() const override { return "lockproto=nolock,commit=3600"; }
+  // heartbeat=1: a remount or fsck after a kill waits out the heartbeat (3 s, not 11).
+  std::string mount_options() const override { return "lockproto=nolock,commit=3600,heartbeat=1"; }
 };
 
 TEST_F(CommitEverySecond, UnsyncedFileSurvivesSigkillAfterTheInterval) {
@@ -80,7 +86,10 @@ TEST_F(CommitHourly, FsckRefusesAMountedLun) {
   ASSERT_TRUE(write_synced(path("file"), kData));
   std::string out;
   EXPECT_EQ(fsck("-n", &out), 8) << out;
-  EXPECT_NE(out.find("in use by mount.lunfs on this host (mounted on " + mnt_ + ")"), std::string::npos) << out;
+  EXPECT_NE(out.find("is in use on this host by mount.lunfs (pid " + std::to_string(pid_) + ", slot 0) mounted on " +
+                     mnt_),
+            std::string::npos)
+      << out;
   EXPECT_EQ(fsck("--all-nodes-unmounted", &out), 8) << out;
   EXPECT_EQ(read_file(path("file")), kData);
 }
@@ -93,10 +102,13 @@ TEST_F(CommitHourly, FsckReplaysTheJournalOfAKilledDaemon) {
   std::string out;
   EXPECT_EQ(fsck("-n", &out), 0) << out;
   EXPECT_NE(out.find("warning: slot 0: journal needs replay"), std::string::npos) << out;
+  EXPECT_NE(out.find("slot 0: heartbeat of host "), std::string::npos) << out;
+  EXPECT_NE(out.find("a mount that crashed"), std::string::npos) << out;
   EXPECT_NE(out.find("5 inodes (1 directories)"), std::string::npos) << out;  // root + 4 acknowledged
   EXPECT_EQ(md5(), before) << "fsck -n wrote to the LUN";
   EXPECT_EQ(fsck("--all-nodes-unmounted", &out), 1) << out;
   EXPECT_NE(out.find("slot 0: replayed"), std::string::npos) << out;
+  EXPECT_NE(out.find("s: marked clean"), std::string::npos) << out;
   EXPECT_EQ(fsck("-n", &out), 0) << out;
   EXPECT_NE(out.find("0 error(s), 0 warning(s)"), std::string::npos) << out;
   mount_fs(mount_options());
@@ -105,7 +117,7 @@ TEST_F(CommitHourly, FsckReplaysTheJournalOfAKilledDaemon) {
 }
 
 // The lock works both ways: while fsck holds the device (here: the test takes fsck's
-// exclusive lock), mount.lunfs refuses to start.
+// exclusive lock), mount.lunfs refuses to start, naming the holder.
 TEST_F(CommitHourly, MountRefusesWhileFsckHoldsTheDevice) {
   unmount_fs();
   int fd = open(lun_.c_str(), O_RDONLY | O_CLOEXEC);
@@ -115,7 +127,10 @@ TEST_F(CommitHourly, MountRefusesWhileFsckHoldsTheDevice) {
   int rc = run(bin("mount.lunfs") + " " + lun_ + " " + mnt_ + " -f -o lockproto=nolock > " + log + " 2>&1");
   close(fd);
   EXPECT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 32) << rc;
-  EXPECT_NE(read_file(log).find("fsck.lunfs is checking it on this host"), std::string::npos) << read_file(log);
+  EXPECT_NE(read_file(log).find("is in use on this host by " + first_line("/proc/self/comm") + " (pid " +
+                                std::to_string(getpid()) + ")"),
+            std::string::npos)
+      << read_file(log);
   EXPECT_FALSE(is_mounted(mnt_));
   mount_fs(mount_options());  // and mounts once fsck is done
 }

@@ -22,7 +22,11 @@ std::string content(int round, int file, size_t size) {
   return s;
 }
 
-using KillDaemon = LunfsMount;
+// heartbeat=1: each remount waits out the killed daemon's heartbeat (3 s, not 11).
+class KillDaemon : public LunfsMount {
+ protected:
+  std::string mount_options() const override { return "lockproto=nolock,heartbeat=1"; }
+};
 
 TEST_F(KillDaemon, FsyncedWorkSurvivesSigkillAndReplay) {
   constexpr int kRounds = 3, kFiles = 12;

@@ -119,7 +119,9 @@ class LunfsMount : public ::testing::Test {
       execl(b.c_str(), "mount.lunfs", lun_.c_str(), mnt_.c_str(), "-f", "-o", options.c_str(), nullptr);
       _exit(127);
     }
-    for (int i = 0; i < 200 && !is_mounted(mnt_); ++i) {
+    // 30 s: a mount after a killed daemon first waits out its heartbeat (two heartbeat
+    // intervals and a second; tests that kill use heartbeat=1).
+    for (int i = 0; i < 1200 && !is_mounted(mnt_); ++i) {
       int status;
       if (waitpid(pid_, &status, WNOHANG) == pid_) {
         pid_ = -1;
@@ -127,7 +129,7 @@ class LunfsMount : public ::testing::Test {
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(25));
     }
-    ASSERT_TRUE(is_mounted(mnt_)) << "mount.lunfs did not mount within 5 s";
+    ASSERT_TRUE(is_mounted(mnt_)) << "mount.lunfs did not mount within 30 s: " << daemon_log();
   }
 
   void unmount_fs() {

@@ -49,5 +49,22 @@ TEST(MountOptions, CommitIntervalOutOfRangeOrNotANumberIsRefusedInWords) {
   }
 }
 
+TEST(MountOptions, HeartbeatIntervalDefaultsToFiveSecondsAndTakesWholeSecondsInRange) {
+  auto d = parse_mount_command({"a", "b", "-o", "lockproto=nolock"});
+  ASSERT_TRUE(d) << d.status().to_string();
+  EXPECT_EQ(d->heartbeat_interval, std::chrono::seconds(5));
+  EXPECT_FALSE(d->heartbeat_force);
+  auto c = parse_mount_command({"a", "b", "-o", "heartbeat=1,heartbeat_force"});
+  ASSERT_TRUE(c) << c.status().to_string();
+  EXPECT_EQ(c->heartbeat_interval, std::chrono::seconds(1));
+  EXPECT_TRUE(c->heartbeat_force);
+  for (const char* bad : {"heartbeat=0", "heartbeat=301", "heartbeat=2s", "heartbeat="}) {
+    auto r = parse_mount_command({"a", "b", "-o", bad});
+    EXPECT_EQ(r.err(), EINVAL) << bad;
+    EXPECT_NE(r.status().message().find("heartbeat= takes whole seconds from 1 to 300"), std::string::npos)
+        << bad << ": " << r.status().message();
+  }
+}
+
 }  // namespace
 }  // namespace lunfs

@@ -421,15 +421,16 @@ TEST_F(CrashedImage, RepairReplaysThenTheJournalIsCleanAndAcknowledgedDataIsTher
   expect_acked_files();
 }
 
-// A mount.lunfs of this host holds a shared flock on the device (fuse/main.cpp); the
-// through-the-mount version is in tests/fuse/commit_test.cpp.
+// A mount.lunfs of this host holds an exclusive flock on the device (fs/device/device_claim.h);
+// the through-the-mount version is in tests/fuse/commit_test.cpp.
 TEST_F(CrashedImage, RefusesWhileTheDeviceIsLockedByAMount) {
   int fd = open(file_.path().c_str(), O_RDONLY | O_CLOEXEC);
   ASSERT_GE(fd, 0);
-  ASSERT_EQ(flock(fd, LOCK_SH), 0);
+  ASSERT_EQ(flock(fd, LOCK_EX), 0);
   std::string out;
   EXPECT_EQ(run_command(kFsck + " -n " + file_.path(), &out), 8) << out;
-  EXPECT_NE(out.find("is in use by mount.lunfs on this host"), std::string::npos) << out;
+  EXPECT_NE(out.find("is in use on this host by "), std::string::npos) << out;
+  EXPECT_NE(out.find("(pid " + std::to_string(getpid()) + ")"), std::string::npos) << "names the holder: " << out;
   EXPECT_EQ(run_command(kFsck + " --all-nodes-unmounted " + file_.path(), &out), 8) << out;
   close(fd);
   EXPECT_FALSE(scan_slot1().txns.empty()) << "fsck replayed under a mount";

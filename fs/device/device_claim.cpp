@@ -1,0 +1,136 @@
+// DeviceClaim: flock(LOCK_EX | LOCK_NB), and O_EXCL for block devices. /proc/locks,
+// /proc/PID and mountinfo only serve the refusal's wording.
+#include "fs/device/device_claim.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+namespace lunfs {
+
+namespace {
+
+std::string resolved(const std::string& path) {
+  char buf[PATH_MAX];
+  return realpath(path.c_str(), buf) ? std::string(buf) : path;
+}
+
+std::string first_line(const std::string& file) {
+  std::ifstream f(file);
+  std::string line;
+  std::getline(f, line);
+  return line;
+}
+
+// The slot=N option of a mount.lunfs command line (NUL-separated), "0" when absent.
+std::string slot_of(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/cmdline");
+  std::string arg, slot = "0";
+  bool options_next = false;
+  while (std::getline(f, arg, '\0')) {
+    if (options_next || arg.rfind("-o", 0) == 0) {
+      std::stringstream opts(options_next ? arg : arg.substr(2));
+      std::string o;
+      while (std::getline(opts, o, ',')) {
+        if (o.rfind("slot=", 0) == 0) slot = o.substr(5);
+      }
+    }
+    options_next = arg == "-o";
+  }
+  return slot;
+}
+
+// Pids holding a flock on the inode behind `fd`, from /proc/locks lines such as
+// "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF" (device numbers in hex).
+std::vector<pid_t> flock_holders(int fd) {
+  std::vector<pid_t> out;
+  struct stat st;
+  if (fstat(fd, &st) != 0) return out;
+  std::ifstream locks("/proc/locks");
+  std::string line;
+  while (std::getline(locks, line)) {
+    std::istringstream fields(line);
+    std::string id, kind, mode, access, where;
+    long pid = 0;
+    fields >> id >> kind;
+    if (kind == "->" || kind != "FLOCK") continue;  // "->" marks a waiter
+    fields >> mode >> access >> pid >> where;
+    unsigned maj = 0, min = 0;
+    unsigned long long ino = 0;
+    if (std::sscanf(where.c_str(), "%x:%x:%llu", &maj, &min, &ino) != 3) continue;
+    if (makedev(maj, min) == st.st_dev && ino == st.st_ino && pid > 0) out.push_back(static_cast<pid_t>(pid));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> lunfs_mounts_of(const std::string& path) {
+  std::vector<std::string> out;
+  const std::string want = resolved(path);
+  std::ifstream info("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(info, line)) {
+    // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTS
+    std::istringstream fields(line);
+    std::string id, parent, devno, root, mountpoint, word, fstype, source;
+    fields >> id >> parent >> devno >> root >> mountpoint;
+    while (fields >> word && word != "-") {
+    }
+    fields >> fstype >> source;
+    if (fstype != "fuse.lunfs") continue;
+    if (source == path || resolved(source) == want) out.push_back(mountpoint);
+  }
+  return out;
+}
+
+std::string describe_claim_holders(const std::string& path, int fd) {
+  std::vector<std::string> parts;
+  for (pid_t pid : flock_holders(fd)) {
+    const std::string comm = first_line("/proc/" + std::to_string(pid) + "/comm");
+    if (comm.empty()) continue;  // exited: the lock went on with a forked child
+    std::string part = comm + " (pid " + std::to_string(pid);
+    if (comm == "mount.lunfs") part += ", slot " + slot_of(pid);
+    parts.push_back(part + ")");
+  }
+  std::string mounts;
+  for (const auto& m : lunfs_mounts_of(path)) mounts += (mounts.empty() ? "" : ", ") + m;
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) out += (i ? ", " : "") + parts[i];
+  if (!mounts.empty()) out += (out.empty() ? "mount.lunfs" : "") + std::string(" mounted on ") + mounts;
+  return out.empty() ? "another mount.lunfs, fsck.lunfs or mkfs.lunfs" : out;
+}
+
+Result<DeviceClaim> DeviceClaim::take(const std::string& path, int fd, bool block_device) {
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) return error(EBUSY, path + " is in use on this host by " + describe_claim_holders(path, fd));
+    return error(errno, "cannot lock " + path);
+  }
+  int exclusive_fd = -1;
+  if (block_device) {
+    exclusive_fd = ::open(path.c_str(), O_RDONLY | O_EXCL | O_CLOEXEC);
+    if (exclusive_fd < 0) {
+      const int err = errno;
+      flock(fd, LOCK_UN);
+      if (err == EBUSY) {
+        return error(EBUSY, path + " is in use on this host (mounted by a kernel file system, part of a "
+                                   "device-mapper or RAID device, or opened exclusively by another program)");
+      }
+      return error(err, "cannot open " + path + " exclusively");
+    }
+  }
+  return DeviceClaim(exclusive_fd);
+}
+
+DeviceClaim::~DeviceClaim() {
+  if (exclusive_fd_ >= 0) ::close(exclusive_fd_);
+}
+
+}  // namespace lunfs

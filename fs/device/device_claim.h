@@ -1,0 +1,44 @@
+// This host's claim on a LUN: proof that no other lunfs tool of this host uses it.
+// mount.lunfs (for the life of the daemon), fsck.lunfs and mkfs.lunfs each take it
+// exclusively, so two mounts of one LUN, or a mount and an fsck, never run at once on one
+// host: an exclusive flock(2) on the device's open file (it goes with the last descriptor,
+// so a daemon killed with SIGKILL releases it), and for a block device also an O_EXCL open,
+// which the kernel refuses while a kernel file system, device mapper or another exclusive
+// opener holds it. Other hosts are invisible from here: their mounts are seen through the
+// disk heartbeats (fs/core/heartbeat.h).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "fs/result.h"
+
+namespace lunfs {
+
+class DeviceClaim {
+ public:
+  // `fd` is the caller's open descriptor of `path` (the lock lives with it). Refuses (EBUSY,
+  // in words: "PATH is in use on this host by mount.lunfs (pid 12, slot 0, mounted on /mnt)")
+  // when another claim holds the device.
+  static Result<DeviceClaim> take(const std::string& path, int fd, bool block_device);
+  DeviceClaim(DeviceClaim&& other) noexcept : exclusive_fd_(other.exclusive_fd_) { other.exclusive_fd_ = -1; }
+  DeviceClaim(const DeviceClaim&) = delete;
+  DeviceClaim& operator=(const DeviceClaim&) = delete;
+  DeviceClaim& operator=(DeviceClaim&&) = delete;
+  ~DeviceClaim();
+
+ private:
+  explicit DeviceClaim(int exclusive_fd) : exclusive_fd_(exclusive_fd) {}
+  int exclusive_fd_ = -1;  // the O_EXCL descriptor of a block device, held with the claim
+};
+
+// Mount points of lunfs mounts on this host whose source is `path` (by name or by the
+// file it resolves to).
+std::vector<std::string> lunfs_mounts_of(const std::string& path);
+
+// Who holds a flock on the file open as `fd`, in words: for each holder from /proc/locks its
+// program, pid and (for mount.lunfs) slot, plus the lunfs mount points of `path`. A daemon
+// that forked into the background after taking its lock shows by its mount points only.
+std::string describe_claim_holders(const std::string& path, int fd);
+
+}  // namespace lunfs
