@@ -10,6 +10,12 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh || exit 1
 
 total_pass=0 total_fail=0 total_skip=0 skipped_list=()
+skip_reason() { # build-dir test-name: the message its GTEST_SKIP printed, from ctest's log
+  awk -v name="$2" 'index($0, " Test: ") && substr($0, index($0, " Test: ") + 7) == name {on = 1}
+                    on && /^<end of output>/ {exit}
+                    on && prev ~ /: Skipped$/ {print; exit}
+                    {prev = $0}' "$1/Testing/Temporary/LastTest.log"
+}
 run_ctest() { # build-dir label [ctest args...]
   local dir=$1 label=$2; shift 2
   local log; log=$(mktemp)
@@ -28,7 +34,7 @@ run_ctest() { # build-dir label [ctest args...]
   elif [[ -z $n || -z $f ]]; then echo "test.sh: $label: ctest did not finish"; n=1 f=1 s=0 skipped=(); fi
   local p=$((n - f - s))
   total_pass=$((total_pass + p)); total_fail=$((total_fail + f)); total_skip=$((total_skip + s))
-  local t; for t in "${skipped[@]}"; do skipped_list+=("$label: $t"); done
+  local t; for t in "${skipped[@]}"; do skipped_list+=("$label: $t: $(skip_reason "$dir" "$t")"); done
   echo "test.sh: $label: $p passed, $f failed, $s skipped"
   rm -f "$log"
 }
@@ -52,7 +58,7 @@ else echo "test.sh: fuzz build failed"; total_fail=$((total_fail + 1)); fi
 
 ci_skips=0
 if ((total_skip > 0)); then
-  echo "test.sh: skipped (each test's output says why):"
+  echo "test.sh: skipped:"
   printf '  %s\n' "${skipped_list[@]}"
   if [[ ${CI:-} == true ]]; then
     echo "test.sh: CI=true and $total_skip test(s) skipped: nothing may skip on the CI machine"

@@ -41,7 +41,7 @@ int run(uint64_t size, Times* out) {
   auto dev = make_memory_device(uint64_t{3} << 30);
   MkfsOptions o;
   o.cluster_name = "bench";
-  o.fs_name = "fs";
+  o.fs_name = "dirscale";
   o.journals = 1;
   o.block_size = 1024;
   auto sb = plan_filesystem(*dev, o);

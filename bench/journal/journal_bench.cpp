@@ -174,7 +174,7 @@ int run(const Args& a) {
   {
     const uint32_t jb = sb->geometry.journal_blocks;
     auto j = open_journal(dev, *sb, jb);
-    uint64_t used = 0, blocks = 0;
+    uint64_t used = 0;
     const uint64_t per_txn = journal::transaction_blocks(256, 0, bs);
     for (uint64_t t = 0; used + per_txn <= jb - 1; ++t) {
       TransactionRecord txn;
@@ -185,7 +185,6 @@ int run(const Args& a) {
       if (auto s = j->submit(std::move(txn)); !s) die("submit", s.status());
       if (auto st = j->commit(); !st) die("commit", st);
       used += per_txn;
-      blocks += 256;
     }
     if (j->stats().checkpoints != 0) die("fill", error(EIO, "the fill checkpointed"));
     j.reset();

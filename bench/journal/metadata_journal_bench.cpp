@@ -56,7 +56,7 @@ std::vector<double> run_round(const Args& a, bool journaled) {
   opts.logger = [](const std::string&) {};
   auto fs = must(FileSystem::mount(*dev, *log, lm, opts), "mount");
   const uint64_t root = fs->root();
-  auto name = [](int i) { return "f" + std::to_string(i); };
+  auto name = [](int i) { return 'f' + std::to_string(i); };
   std::vector<double> rates;
   auto timed = [&](int ops, auto body) {
     const auto t0 = Clock::now();

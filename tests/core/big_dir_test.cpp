@@ -18,7 +18,7 @@ using testing::FsFixture;
 
 constexpr uint32_t kEntries = 1000000;
 
-std::string name_of(uint32_t i) { return "f" + std::to_string(i); }
+std::string name_of(uint32_t i) { return 'f' + std::to_string(i); }
 
 TEST(BigDirectory, OneMillionEntries) {
   FsFixture t({.device_bytes = uint64_t{3} << 30, .block_size = 1024, .rgrp_mib = 256});

@@ -48,10 +48,10 @@ TEST(CoreConcurrency, ParallelNamespaceAndDataOperations) {
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
-      auto dir = fs.mkdir(fs.root(), "d" + std::to_string(t), 0755, {});
+      auto dir = fs.mkdir(fs.root(), 'd' + std::to_string(t), 0755, {});
       if (!dir) return (void)++failures;
       for (int i = 0; i < 150; ++i) {
-        std::string name = "f" + std::to_string(i);
+        std::string name = 'f' + std::to_string(i);
         auto f = fs.mknod(dir->ino, name, S_IFREG | 0644, 0, {});
         if (!f) return (void)++failures;
         std::string data(1000 + i * 37, char('a' + t));

@@ -449,7 +449,7 @@ TEST_F(CoreTest, RandomOpsAgainstModel) {
   std::map<std::string, std::string> model;
   std::map<std::string, uint64_t> inos;
   for (int step = 0; step < 1500; ++step) {
-    std::string name = "f" + std::to_string(rng() % 20);
+    std::string name = 'f' + std::to_string(rng() % 20);
     int op = rng() % 5;
     if (op == 0 && !inos.count(name)) {
       inos[name] = mkfile(root(), name);

@@ -45,7 +45,7 @@ class FsFixture {
     dev_ = fault_ ? static_cast<BlockDevice*>(fault_.get()) : base_.get();
     MkfsOptions o;
     o.cluster_name = "test";
-    o.fs_name = "fs";
+    o.fs_name = "corefs";
     o.journals = 2;
     o.journal_mib = layout.journal_mib;
     o.rgrp_mib = layout.rgrp_mib;

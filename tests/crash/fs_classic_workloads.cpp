@@ -31,14 +31,14 @@ Scenario small_files_scenario(uint64_t ops) {
     return with_mount(dev, sb, [&](FileSystem& fs) -> Status {
       const uint64_t root = fs.root();
       for (uint64_t k = 1; k <= ops; ++k) {
-        LUNFS_TRY(create_synced(fs, root, "f" + std::to_string(k), file_content(k, file_size(k))));
+        LUNFS_TRY(create_synced(fs, root, 'f' + std::to_string(k), file_content(k, file_size(k))));
         if (k % 3 == 0) {
           LUNFS_TRY(create_synced(fs, root, "tmp" + std::to_string(k), file_content(1000 + k, 1500)));
           LUNFS_TRY(fs.rename(root, "tmp" + std::to_string(k), root, "current", 0));
           LUNFS_TRY(fs.fsync(root, false));
         }
         if (k >= 3) {
-          LUNFS_TRY(fs.unlink(root, "f" + std::to_string(k - 2)));
+          LUNFS_TRY(fs.unlink(root, 'f' + std::to_string(k - 2)));
           LUNFS_TRY(fs.fsync(root, false));
         }
         dev.mark(k);
@@ -58,19 +58,19 @@ Scenario small_files_scenario(uint64_t ops) {
       uint64_t m = 0;
       std::string state;  // which files are whole, and the version 'current' holds
       for (uint64_t k = 1; k <= ops; ++k) {
-        auto data = read_name(fs, root, "f" + std::to_string(k));
+        auto data = read_name(fs, root, 'f' + std::to_string(k));
         if (data && !data->empty() && *data != file_content(k, file_size(k))) {
-          return error(EIO, "f" + std::to_string(k) + " is torn: its content is neither empty nor whole");
+          return error(EIO, 'f' + std::to_string(k) + " is torn: its content is neither empty nor whole");
         }
         whole[k] = data && !data->empty();
-        if (whole[k]) m = k, state += "f" + std::to_string(k) + " ";
+        if (whole[k]) m = k, state += 'f' + std::to_string(k) + " ";
       }
       const std::string at = " (acked " + std::to_string(acked) + ", newest durable op " + std::to_string(m) + ")";
-      if (m < acked) return error(EIO, "f" + std::to_string(acked) + ", acknowledged, is missing" + at);
+      if (m < acked) return error(EIO, 'f' + std::to_string(acked) + ", acknowledged, is missing" + at);
       for (uint64_t j = 1; j + 3 <= m; ++j) {
-        if (whole[j]) return error(EIO, "f" + std::to_string(j) + " came back after its unlink (op " + std::to_string(j + 2) + ")" + at);
+        if (whole[j]) return error(EIO, 'f' + std::to_string(j) + " came back after its unlink (op " + std::to_string(j + 2) + ")" + at);
       }
-      if (m >= 2 && !whole[m - 1]) return error(EIO, "f" + std::to_string(m - 1) + " is missing" + at);
+      if (m >= 2 && !whole[m - 1]) return error(EIO, 'f' + std::to_string(m - 1) + " is missing" + at);
       auto current = read_name(fs, root, "current");
       const uint64_t r = m / 3 * 3;  // the newest rename that may be durable
       if (r >= 3) {

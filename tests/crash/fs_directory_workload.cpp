@@ -71,7 +71,7 @@ Plan make_plan(uint64_t ops, uint64_t hash_seed, uint32_t depth, uint64_t seed) 
       n.added_step = p.steps[k].size();
       if (i % 3 == 0) {
         const size_t len = 150 + rng() % 106;
-        std::string base = "c" + std::to_string(i) + "-";
+        std::string base = 'c' + std::to_string(i) + "-";
         base.resize(len - 8, 'c');
         for (uint32_t counter = 0;; ++counter) {
           char suffix[9];
@@ -83,7 +83,7 @@ Plan make_plan(uint64_t ops, uint64_t hash_seed, uint32_t depth, uint64_t seed) 
         n.name = "long" + std::to_string(i) + "-";
         n.name.resize(100 + rng() % 156, static_cast<char>('a' + i % 26));
       } else {
-        n.name = "n" + std::to_string(i);
+        n.name = 'n' + std::to_string(i);
       }
       n.file = live.empty() || rng() % 5 ? files++ : p.names[live[rng() % live.size()]].file;
       p.steps[k].push_back({true, i});

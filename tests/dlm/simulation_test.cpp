@@ -138,7 +138,7 @@ class Simulation {
       for (auto& [id, n] : nodes_)
         if (chance(0.4)) side.push_back(id);
       std::string t = "partition";
-      for (NodeId n : side) t += " " + std::to_string(n);
+      for (NodeId n : side) t += ' ' + std::to_string(n);
       trace(t);
       ++coverage.partitions;
       bus_.partition(side);

@@ -278,7 +278,8 @@ TEST_F(Posix, AclGrantsAccess) {
   uint32_t version = 2;
   std::memcpy(acl.data(), &version, 4);
   Entry entries[] = {{0x01, 6, 0xFFFFFFFF}, {0x02, 4, 65534}, {0x04, 0, 0xFFFFFFFF}, {0x10, 4, 0xFFFFFFFF}, {0x20, 0, 0xFFFFFFFF}};
-  for (auto& e : entries) acl.insert(acl.end(), reinterpret_cast<char*>(&e), reinterpret_cast<char*>(&e) + sizeof e);
+  acl.resize(4 + sizeof entries);
+  std::memcpy(acl.data() + 4, entries, sizeof entries);
   ASSERT_EQ(setxattr(path("secret").c_str(), "system.posix_acl_access", acl.data(), acl.size(), 0), 0) << strerror(errno);
   std::string secret = path("secret");
   struct stat st;
@@ -294,7 +295,8 @@ TEST_F(Posix, AclGrantsAccess) {
   std::vector<char> dflt(4);
   std::memcpy(dflt.data(), &version, 4);
   Entry dentries[] = {{0x01, 7, 0xFFFFFFFF}, {0x02, 6, 65534}, {0x04, 0, 0xFFFFFFFF}, {0x10, 6, 0xFFFFFFFF}, {0x20, 0, 0xFFFFFFFF}};
-  for (auto& e : dentries) dflt.insert(dflt.end(), reinterpret_cast<char*>(&e), reinterpret_cast<char*>(&e) + sizeof e);
+  dflt.resize(4 + sizeof dentries);
+  std::memcpy(dflt.data() + 4, dentries, sizeof dentries);
   ASSERT_EQ(setxattr(path("shared").c_str(), "system.posix_acl_default", dflt.data(), dflt.size(), 0), 0) << strerror(errno);
   ASSERT_EQ(chmod(path("shared").c_str(), 0755), 0);
   int dfd = open(path("shared/doc").c_str(), O_CREAT | O_WRONLY, 0666);  // the mask keeps rw

@@ -31,8 +31,8 @@ std::vector<std::vector<uint8_t>> seeds() {
   };
   Superblock sb;
   sb.geometry = g;
-  sb.cluster_name = "c";
-  sb.fs_name = "f";
+  sb.cluster_name = 'c';
+  sb.fs_name = 'f';
   sb.root_inode = g.rgrp(0).first_data;
   encode_superblock(sb, b, g.sb_block);
   add(0);
