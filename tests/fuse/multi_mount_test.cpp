@@ -14,6 +14,7 @@
 
 #include "fs/core/filesystem.h"
 #include "fs/core/heartbeat.h"
+#include "fs/device/aligned_buffer.h"
 #include "fs/device/block_device.h"
 #include "tests/fuse/mount_fixture.h"
 
@@ -164,6 +165,39 @@ TEST_F(MultiMount, LiveHeartbeatInAnotherSlotRefusesANolockMount) {
     other.unmount();
   }
   mount_fs(mount_options());
+}
+
+// A heartbeat block that does not verify (here one flipped bit; a torn write after a power
+// loss looks the same) cannot tell whether another host renews it: refused in words, and
+// taken over with heartbeat_force once it has been watched unchanged.
+TEST_F(MultiMount, DamagedHeartbeatIsRefusedUnlessForced) {
+  ASSERT_TRUE(write_synced(path("kept"), "still here"));
+  unmount_fs();
+  {
+    auto dev = FileBlockDevice::open(lun_);
+    ASSERT_TRUE(dev) << dev.status().to_string();
+    auto sb = FileSystem::read_superblock(**dev);
+    ASSERT_TRUE(sb) << sb.status().to_string();
+    AlignedBuffer block(sb->geometry.block_size);
+    const uint64_t offset = sb->geometry.heartbeat(0) * sb->geometry.block_size;
+    ASSERT_TRUE((*dev)->read(offset, block.span()));
+    block.data()[48] ^= std::byte{0x01};  // the counter
+    ASSERT_TRUE((*dev)->write(offset, block.span()));
+    ASSERT_TRUE((*dev)->flush());
+  }
+  std::string out;
+  EXPECT_EQ(second_mount(mnt_, "lockproto=nolock,heartbeat=1", &out), 32) << out;
+  EXPECT_NE(out.find("cannot mount " + lun_ + " (slot 0): the heartbeat block of slot 0 is damaged"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("checksum"), std::string::npos) << out;
+  EXPECT_NE(out.find("mount with -o heartbeat_force"), std::string::npos) << out;
+  EXPECT_FALSE(is_mounted(mnt_));
+
+  mount_fs("lockproto=nolock,heartbeat=1,heartbeat_force");
+  EXPECT_NE(daemon_log().find("slot 0: heartbeat (damaged) unchanged for 3.0 s"), std::string::npos) << daemon_log();
+  EXPECT_EQ(read_file(path("kept")), "still here");
+  // The fixture's unmount marks the rewritten heartbeat clean, and its fsck finds no error.
 }
 
 TEST_F(MultiMount, FsckRefusesALiveHeartbeatUnlessToldOtherwise) {
