@@ -1,4 +1,4 @@
-// LockCache: "a lock held is a cache" (architecture decision 5) at its simplest. A node
+// LockCache: "a lock held is a cache" (architecture decision 5, docs/decisions.md) at its simplest. A node
 // keeps each lock after use and re-uses it locally — zero messages — while it holds a
 // mode that covers the new wish; it gives the lock up only when a blocking callback says
 // another node waits, and then as soon as no local user holds it (new local users wait

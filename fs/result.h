@@ -1,4 +1,4 @@
-// Errors as values (architecture decision 9): every fallible core function returns
+// Errors as values (architecture decision 9, docs/decisions.md): every fallible core function returns
 // Result<T> or Status, carrying an errno-style code and a human-readable message.
 // No exceptions cross the core's boundary.
 #pragma once

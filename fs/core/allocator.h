@@ -1,5 +1,6 @@
-// Block allocation from resource groups (decision 3). Each node prefers "its" resource
-// groups (slot-based), so nodes of a cluster allocate without contending for rgrp glocks.
+// Block allocation from resource groups (architecture decision 3, docs/decisions.md). Each
+// node prefers "its" resource groups (slot-based), so nodes of a cluster allocate without
+// contending for rgrp glocks.
 // Allocations look for a free run at a goal block (the block after the file's previous
 // extent), so sequential writes produce contiguous extents. Freed blocks are free in the
 // bitmap at once and may be handed out by the next allocation.

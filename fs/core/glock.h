@@ -1,7 +1,7 @@
 // Glocks: one cached cluster lock per object (inode, resource group, rename), in the GFS2
 // style. The core asks for a glock in a mode; the glock layer asks the LockManager (the
 // cluster's lock service) only when the mode this node caches does not cover the request,
-// and keeps the lock after the holder is done ("a lock held is a cache", decision 5). When
+// and keeps the lock after the holder is done ("a lock held is a cache", decision 5 in docs/decisions.md). When
 // the LockManager asks for the lock back, the glock runs its type's operation table
 // (glops.h) — sync, then invalidate — before releasing it. LockManager is the narrow
 // interface behind which the Corosync DLM arrives; NoLockManager serves single-node mounts
