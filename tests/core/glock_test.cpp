@@ -296,6 +296,9 @@ TEST(GlockOrder, EightThreadsOfNamespaceOperationsFinish) {
     auto c = fs.lookup(d->ino, "c");
     ASSERT_TRUE(c);
     ASSERT_LT(c->ino, d->ino);
+    // Never empty (no operation touches "keep"), so every rmdir of it locks both
+    // directories and fails with ENOTEMPTY: the deadlock's window stays open all run long.
+    ASSERT_TRUE(fs.mknod(c->ino, "keep", S_IFREG | 0644, 0, {}));
     dirs.push_back(d->ino);
     dirs.push_back(c->ino);
   }
@@ -317,9 +320,9 @@ TEST(GlockOrder, EightThreadsOfNamespaceOperationsFinish) {
     threads.emplace_back([&, t] {
       std::mt19937 rng(1000 + t);
       auto pick = [&] { return dirs[rng() % dirs.size()]; };
-      for (int n = 0; n < 1500; ++n) {
+      for (int n = 0; n < 4000; ++n) {
         const std::string a = "n" + std::to_string(rng() % 6), b = "n" + std::to_string(rng() % 6);
-        switch (rng() % 7) {
+        switch (rng() % 14) {
           case 0: (void)fs.rename(pick(), a, pick(), b, 0); break;
           case 1: (void)fs.rmdir(pick(), a); break;
           case 2: (void)fs.mkdir(pick(), a, 0755, {}); break;
@@ -330,7 +333,7 @@ TEST(GlockOrder, EightThreadsOfNamespaceOperationsFinish) {
           }
           case 4: (void)fs.unlink(pick(), a); break;
           case 5: (void)fs.mknod(pick(), a, S_IFREG | 0644, 0, {}); break;
-          case 6: {  // rmdir of a directory that has subdirectories of lower number
+          default: {  // rmdir(D, "c") against rename(C/x -> D/y), C numbered below D
             const int i = rng() % 4;
             (void)fs.rmdir(dirs[2 * i], "c");
             (void)fs.rename(dirs[2 * i + 1], a, dirs[2 * i], b, 0);
