@@ -29,7 +29,7 @@ struct Output {
 // Runs `cmd` with sh, stderr with stdout; its exit status (-1 if it did not exit) and output.
 Output sh(const std::string& cmd) {
   Output o{-1, {}};
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  FILE* p = popen(("{ " + cmd + "\n} 2>&1").c_str(), "r");
   if (!p) return {-1, "popen failed: " + std::string(std::strerror(errno))};
   char buf[4096];
   size_t n;
@@ -282,6 +282,20 @@ TEST_F(VmImage, QemuDiscardPunchesHolesInRawAndQcow2) {
     EXPECT_SH_OK("qemu-io -f " + c.fmt + " -c 'read -P 0x5a 0 2M' -c 'read -P 0 2M 6M' -c 'read -P 0x5a 8M 2M'" +
                  " -c 'read -P 0 10M 2M' -c 'read -P 0x5a 12M 4M' " + path(img));
   }
+}
+
+// QEMU's image locks (OFD locks on the image file) through the mount: a second writer is
+// refused while a VM has the image open, and let in once it closed it.
+TEST_F(VmImage, QemuImageLockRefusesASecondWriter) {
+  const std::string img = path("locked.qcow2");
+  ASSERT_SH_OK("qemu-img create -q -f qcow2 " + img + " 16M");
+  // The holder sleeps 5 s; the other opener retries until the holder has its lock.
+  Output o = sh("qemu-io -f qcow2 -c 'sleep 5000' " + img + " & holder=$!; refused=1; for i in $(seq 40); do"
+                " if ! qemu-io -f qcow2 -c 'read 0 4k' " + img + "; then refused=0; break; fi; sleep 0.1; done;"
+                " kill $holder; wait $holder; exit $refused");
+  EXPECT_EQ(o.rc, 0) << o.text;
+  EXPECT_NE(o.text.find("Failed to get \"write\" lock"), std::string::npos) << o.text;
+  EXPECT_SH_OK("qemu-io -f qcow2 -c 'read 0 4k' " + img);
 }
 
 // Writes that allocate a sparse image (direct, queue depth 16, as cache=none) and then
