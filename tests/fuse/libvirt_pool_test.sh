@@ -34,9 +34,19 @@ fi
 work=$(mktemp -d /tmp/lunfs-libvirt-XXXXXX)
 daemon=
 cleanup() {
+  local rc=$?
   if [[ -n $daemon ]]; then
     kill "$daemon" 2> /dev/null || true
+    for _ in $(seq 100); do
+      kill -0 "$daemon" 2> /dev/null || break
+      sleep 0.1
+    done
+    kill -9 "$daemon" 2> /dev/null || true
     wait "$daemon" 2> /dev/null || true
+  fi
+  if ((rc != 0)) && [[ -f $work/libvirtd.log ]]; then
+    echo "libvirt_pool_test: libvirtd's log:" >&2
+    tail -n 30 "$work/libvirtd.log" >&2
   fi
   rm -rf "$work"
 }
@@ -65,7 +75,7 @@ if [[ ! -S /run/libvirt/libvirt-sock ]]; then
 fi
 
 step() {
-  echo "+ $*"
+  echo "+ $*" >&2
   "$@"
 }
 fail() {
