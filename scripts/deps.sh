@@ -8,6 +8,8 @@ packages=(
   libxxhash-dev googletest libgtest-dev libbenchmark-dev
   iproute2 util-linux procps psmisc time
   fio qemu-utils gfs2-utils ocfs2-tools
+  # tests/fuse/libvirt_pool_test.sh: virsh and libvirtd (its dir storage pool) on a mount
+  libvirt-clients libvirt-daemon
 )
 missing=()
 for p in "${packages[@]}"; do
