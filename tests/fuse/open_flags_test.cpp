@@ -100,14 +100,17 @@ std::string probe(const volatile char* p) {
   struct sigaction sa {}, old {};
   sa.sa_handler = on_sigbus;
   sigaction(SIGBUS, &sa, &old);
-  std::string r;
+  // Only plain volatile scalars live across sigsetjmp (a std::string's locals may be
+  // clobbered by the longjmp: GCC's -Wclobbered at -O1).
+  volatile int value = 0;
+  volatile bool faulted = false;
   if (sigsetjmp(probe_env, 1) == 0) {
-    r = std::to_string(static_cast<int>(*p));
+    value = *p;
   } else {
-    r = "SIGBUS";
+    faulted = true;
   }
   sigaction(SIGBUS, &old, nullptr);
-  return r;
+  return faulted ? std::string("SIGBUS") : std::to_string(value);
 }
 
 // Runs `fn` as uid/gid 65534 in a child; returns its exit code (0 = success).
