@@ -193,9 +193,11 @@ Result<Attr> open_existing(fuse_req_t req, const Attr& a, int flags) {
   return fs(req).setattr(a.ino, c);
 }
 
-void set_open_flags(fuse_file_info* fi) {
-  if (fi->flags & O_DIRECT) {
-    fi->direct_io = 1;  // QEMU cache=none: no page cache, requests go straight to the core
+void set_open_flags(fuse_req_t req, fuse_file_info* fi) {
+  if ((fi->flags & O_DIRECT) || ctx(req).cluster) {
+    // QEMU cache=none, and every open of a cluster mount: no page cache, requests go
+    // straight to the core.
+    fi->direct_io = 1;
   } else {
     fi->keep_cache = 1;  // this node holds the inode glock: cached pages stay valid
   }
@@ -205,7 +207,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   auto a = fs(req).getattr(to_ino(req, ino));
   if (!a) return reply_error(req, a.status());
   if (auto opened = open_existing(req, *a, fi->flags); !opened) return reply_error(req, opened.status());
-  set_open_flags(fi);
+  set_open_flags(req, fi);
   reply_open(req, *fi);  // direct opens: parallel direct writes (fuse/open_reply.h)
 }
 
@@ -223,7 +225,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   }
   if (!a) return reply_error(req, a.status());
   fuse_entry_param e = entry_param(req, *a);
-  set_open_flags(fi);
+  set_open_flags(req, fi);
   if (fuse_reply_create(req, &e, fi) != 0) (void)fs(req).forget(a->ino, 1);
 }
 
@@ -264,8 +266,10 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   auto a = fs(req).getattr(to_ino(req, ino));
   if (!a) return reply_error(req, a.status());
   if (!S_ISDIR(a->mode)) return (void)fuse_reply_err(req, ENOTDIR);
-  fi->cache_readdir = 1;
-  fi->keep_cache = 1;
+  if (!ctx(req).cluster) {  // another node may change the directory: list it afresh
+    fi->cache_readdir = 1;
+    fi->keep_cache = 1;
+  }
   fuse_reply_open(req, fi);
 }
 

@@ -1,8 +1,7 @@
 // The FUSE low-level operation table of mount.lunfs: maps each kernel request onto one
-// FileSystem call. Kernel caches: entries and attributes are cached for a while (the node
-// holds the covering glocks; with a cluster lock manager, a demote will invalidate them
-// through fuse_lowlevel_notify_inval_* from a dedicated thread, see FUSE-NOTES), buffered
-// opens keep the page cache, O_DIRECT opens go straight to the core.
+// FileSystem call. Kernel caches on a single-host mount: entries and attributes are cached
+// for a while, buffered opens keep the page cache, O_DIRECT opens go straight to the core.
+// A cluster mount caches less (FuseContext::cluster).
 #pragma once
 
 #define FUSE_USE_VERSION 312
@@ -16,6 +15,12 @@ struct FuseContext {
   FileSystem* fs = nullptr;
   double entry_timeout = 60.0;
   double attr_timeout = 60.0;
+  // A cluster mount (lockproto=corosync): other nodes change the file system, and the
+  // kernel's caches are invalidated on demote only where that cannot deadlock
+  // (kernel_invalidator.h). So: no page cache (every open is direct_io), no cached
+  // directory listings, and entry_timeout 0; attributes stay cached for attr_timeout and
+  // are dropped when the inode's glock goes.
+  bool cluster = false;
   bool debug = false;
 };
 

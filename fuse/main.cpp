@@ -1,30 +1,97 @@
 // mount.lunfs: opens the LUN, mounts the lunfs core on it and serves it through a
 // multi-threaded FUSE low-level session until unmounted or signalled (SIGTERM, SIGINT,
 // SIGHUP unmount cleanly: the session ends, the core syncs and releases its locks).
-// Before it mounts it makes sure nobody else has the LUN: this host's exclusive claim on the
-// device, then the disk heartbeats for other hosts (multi-mount protection, README.md
-// "Mounting"); while mounted it renews its slot's heartbeat, and a clean unmount marks it
-// clean.
+// lockproto=nolock: before it mounts it makes sure nobody else has the LUN: this host's
+// exclusive claim on the device, then the disk heartbeats for other hosts (multi-mount
+// protection, README.md "Mounting"). lockproto=corosync: it checks the lock table's cluster
+// name against the running Corosync, joins the file system's lock space, claims a journal
+// slot there and puts its glocks on the cluster's lock manager (docs/cluster.md). Either
+// way it renews its slot's heartbeat while mounted, and a clean unmount marks it clean.
+// Without -f it forks before it starts any thread and the parent exits with the mount's
+// outcome once the mount is up (or failed), as mount(8) expects.
+#include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <numeric>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "dlm/cpg_transport.h"
 #include "fs/core/filesystem.h"
 #include "fs/core/heartbeat.h"
 #include "fs/device/block_device.h"
 #include "fs/device/device_claim.h"
 #include "fs/metadata_log.h"
+#include "fuse/cluster_lock_manager.h"
+#include "fuse/kernel_invalidator.h"
 #include "fuse/lowlevel.h"
+#include "fuse/mount_options.h"
 #include "journal/check.h"
 #include "journal/journal.h"
-#include "fuse/mount_options.h"
 
 using namespace lunfs;
+
+namespace {
+
+// How long a cluster mount waits to join the lock space (quorum included).
+constexpr std::chrono::seconds kJoinTimeout{30};
+
+// The background start: fork() before any thread exists (a thread does not survive a
+// fork, and the lock space and the heartbeat start theirs before the mount is up). The
+// parent waits until the child says the mount is up and exits 0, or until the child exits
+// without saying so and exits with its status.
+class Background {
+ public:
+  // In the parent: never returns. In the child: returns (a new session, stdio unchanged).
+  void start() {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) {
+      std::perror("mount.lunfs: pipe");
+      std::exit(32);
+    }
+    const pid_t pid = fork();
+    if (pid < 0) {
+      std::perror("mount.lunfs: fork");
+      std::exit(32);
+    }
+    if (pid > 0) {
+      close(p[1]);
+      char c;
+      if (read(p[0], &c, 1) == 1) _exit(0);
+      int status = 0;
+      if (waitpid(pid, &status, 0) == pid && WIFEXITED(status)) _exit(WEXITSTATUS(status));
+      _exit(32);
+    }
+    close(p[0]);
+    ready_fd_ = p[1];
+    setsid();
+  }
+  // The mount is up: the parent exits 0 and this process lets go of the terminal.
+  void ready() {
+    if (ready_fd_ < 0) return;
+    (void)!chdir("/");
+    if (int null = open("/dev/null", O_RDWR); null >= 0) {
+      dup2(null, 0);
+      dup2(null, 1);
+      dup2(null, 2);
+      if (null > 2) close(null);
+    }
+    (void)!write(ready_fd_, "1", 1);
+    close(ready_fd_);
+    ready_fd_ = -1;
+  }
+
+ private:
+  int ready_fd_ = -1;
+};
+
+}  // namespace
 
 int main(int argc, char** argv) {
   // Keep large buffers in the heap: glibc would mmap/munmap each one, and munmap's TLB
@@ -36,11 +103,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "mount.lunfs: %s\n%s", cmd.status().message().c_str(), mount_usage().c_str());
     return 1;
   }
-  if (cmd->lockproto != "nolock") {
-    std::fprintf(stderr, "mount.lunfs: lockproto=%s is not available yet in this build; use lockproto=nolock\n",
-                 cmd->lockproto.c_str());
-    return 32;
-  }
+  const bool cluster = cmd->lockproto == "corosync";
+  Background background;
+  if (!cmd->foreground) background.start();
   auto dev = FileBlockDevice::open(cmd->device, {cmd->read_only, true});
   if (!dev) {
     std::fprintf(stderr, "mount.lunfs: %s: %s\n", cmd->device.c_str(), dev.status().to_string().c_str());
@@ -49,11 +114,19 @@ int main(int argc, char** argv) {
   if (!(*dev)->fallback_note().empty()) std::fprintf(stderr, "mount.lunfs: %s\n", (*dev)->fallback_note().c_str());
   // Held for the life of the daemon (the descriptor goes with the last process): no other
   // mount.lunfs, fsck.lunfs or mkfs.lunfs of this host can use the device meanwhile.
-  auto claim = DeviceClaim::take(cmd->device, (*dev)->fd(), (*dev)->is_block_device());
+  auto claim = cluster ? DeviceClaim::take_shared(cmd->device, (*dev)->fd())
+                       : DeviceClaim::take(cmd->device, (*dev)->fd(), (*dev)->is_block_device());
   if (!claim) {
     std::fprintf(stderr, "mount.lunfs: cannot mount %s (slot %u): %s%s\n", cmd->device.c_str(), cmd->slot,
                  claim.status().message().c_str(),
                  claim.err() == EBUSY ? "; a second mount of a mounted LUN would corrupt it" : "");
+    return 32;
+  }
+  // A node is one member of the lock space: a second cluster mount of the LUN here would
+  // join it under the same node id.
+  if (const auto mounts = lunfs_mounts_of(cmd->device); cluster && !mounts.empty()) {
+    std::fprintf(stderr, "mount.lunfs: cannot mount %s: it is mounted on this node already, on %s\n",
+                 cmd->device.c_str(), mounts.front().c_str());
     return 32;
   }
   // A writable mount replays its slot's journal and logs every metadata change to it; a
@@ -68,10 +141,63 @@ int main(int argc, char** argv) {
                  sb->geometry.journal_count);
     return 32;
   }
-  // Other hosts: lockproto=nolock is a single-host mount, so a live heartbeat in any slot
-  // refuses it, not only one in its own slot.
+  // The cluster: declared before the lock space, which delivers to it until it is gone.
+  ClusterLockManager cluster_lm;
+  std::unique_ptr<dlm::LockSpace> lockspace;
+  uint32_t node_id = 0;
+  if (cluster) {
+    auto running = corosync_cluster_name();
+    if (!running) {
+      std::fprintf(stderr, "mount.lunfs: cannot mount %s with lockproto=corosync: %s\n", cmd->device.c_str(),
+                   running.status().message().c_str());
+      return 32;
+    }
+    if (*running != sb->cluster_name) {
+      std::fprintf(stderr, "mount.lunfs: cannot mount %s: its lock table \"%s:%s\" names cluster \"%s\", but this "
+                   "node's Corosync runs cluster \"%s\" (totem.cluster_name); mount it on a node of cluster "
+                   "\"%s\"\n", cmd->device.c_str(), sb->cluster_name.c_str(), sb->fs_name.c_str(),
+                   sb->cluster_name.c_str(), running->c_str(), sb->cluster_name.c_str());
+      return 32;
+    }
+    if (dlm::Status st = dlm::make_cpg_lockspace(sb->fs_name, &cluster_lm, &lockspace); st != dlm::Status::kOk) {
+      std::fprintf(stderr, "mount.lunfs: cannot mount %s: lock space %s: %s\n", cmd->device.c_str(),
+                   sb->fs_name.c_str(), std::string(dlm::status_name(st)).c_str());
+      return 32;
+    }
+    cluster_lm.attach(lockspace.get());
+    if (dlm::Status st = lockspace->join(kJoinTimeout); st != dlm::Status::kOk) {
+      std::fprintf(stderr, "mount.lunfs: cannot mount %s: cannot join lock space %s: %s\n", cmd->device.c_str(),
+                   sb->fs_name.c_str(), std::string(dlm::status_name(st)).c_str());
+      return 32;
+    }
+    node_id = lockspace->node_id();
+    auto slot = cluster_lm.claim_slot(cmd->slot_given ? std::optional<uint32_t>(cmd->slot) : std::nullopt,
+                                      sb->geometry.journal_count);
+    if (!slot) {
+      std::fprintf(stderr, "mount.lunfs: cannot mount %s: %s\n", cmd->device.c_str(), slot.status().message().c_str());
+      return 32;
+    }
+    cmd->slot = *slot;
+  }
+  // Leaving without having mounted: nobody writes the slot any more, so the next mount
+  // need not wait, and another node may take it.
+  std::unique_ptr<SlotHeartbeat> heartbeat;
+  auto give_up = [&](int rc) {
+    if (heartbeat) {
+      if (auto st = heartbeat->release(); !st) std::fprintf(stderr, "mount.lunfs: %s\n", st.to_string().c_str());
+    }
+    if (cluster) {
+      cluster_lm.stop();
+      if (auto st = cluster_lm.release_slot(); !st) std::fprintf(stderr, "mount.lunfs: %s\n", st.to_string().c_str());
+    }
+    return rc;
+  };
+  // Other hosts. lockproto=nolock is a single-host mount, so a live heartbeat in any slot
+  // refuses it, not only one in its own slot. A cluster mount holds its slot's lock, so a
+  // live heartbeat there is a mount outside the cluster (nolock, or another cluster).
   std::vector<uint32_t> slots(sb->geometry.journal_count);
   std::iota(slots.begin(), slots.end(), 0u);
+  if (cluster) slots = {cmd->slot};
   HeartbeatWatchOptions watch_options;
   watch_options.interval = cmd->heartbeat_interval;
   watch_options.watch_damaged = cmd->heartbeat_force;
@@ -83,7 +209,7 @@ int main(int argc, char** argv) {
   if (!liveness) {
     std::fprintf(stderr, "mount.lunfs: cannot mount %s (slot %u): %s\n", cmd->device.c_str(), cmd->slot,
                  liveness.status().to_string().c_str());
-    return 32;
+    return give_up(32);
   }
   for (const auto& s : *liveness) {
     const std::string where = s.slot == cmd->slot ? "slot " + std::to_string(s.slot) + " is in use"
@@ -91,9 +217,11 @@ int main(int argc, char** argv) {
     if (s.state == SlotLiveness::State::kLive && s.renewed) {
       std::fprintf(stderr, "mount.lunfs: cannot mount %s (slot %u): %s by %s: its heartbeat was renewed "
                    "while this mount watched it. Unmount it there first; two hosts writing one file system "
-                   "corrupt it (lockproto=nolock is a single-host mount)\n", cmd->device.c_str(), cmd->slot,
-                   where.c_str(), describe_heartbeat_holder(s.record).c_str());
-      return 32;
+                   "corrupt it (%s)\n", cmd->device.c_str(), cmd->slot,
+                   where.c_str(), describe_heartbeat_holder(s.record).c_str(),
+                   cluster ? "a mount outside this cluster writes it: lockproto=nolock, or another cluster"
+                           : "lockproto=nolock is a single-host mount");
+      return give_up(32);
     }
     if (s.state == SlotLiveness::State::kDamaged) {
       std::fprintf(stderr, "mount.lunfs: cannot mount %s (slot %u): the heartbeat block of slot %u is damaged (%s), "
@@ -101,7 +229,7 @@ int main(int argc, char** argv) {
                    "mounted, mount with -o heartbeat_force: the block is then watched for %lld s and taken "
                    "over if nobody rewrites it\n", cmd->device.c_str(), cmd->slot, s.slot, s.damage.c_str(),
                    static_cast<long long>((heartbeat_lease(cmd->heartbeat_interval) + kHeartbeatMargin).count() / 1000));
-      return 32;
+      return give_up(32);
     }
     if (s.state == SlotLiveness::State::kStale) {
       std::fprintf(stderr, "mount.lunfs: slot %u: heartbeat %s unchanged for %.1f s: taking it as a crashed "
@@ -113,27 +241,17 @@ int main(int argc, char** argv) {
   }
   // A read-only mount writes nothing, its heartbeat included: it does not keep another host
   // from mounting the file system (ext4's read-only mounts skip multi-mount protection too).
-  std::unique_ptr<SlotHeartbeat> heartbeat;
   if (!cmd->read_only) {
-    auto hb = SlotHeartbeat::claim(**dev, *sb, cmd->slot, local_heartbeat_identity(0),
+    auto hb = SlotHeartbeat::claim(**dev, *sb, cmd->slot, local_heartbeat_identity(node_id),
                                    std::chrono::duration_cast<std::chrono::milliseconds>(cmd->heartbeat_interval),
                                    steady_monotonic_clock(),
                                    [](const std::string& m) { std::fprintf(stderr, "mount.lunfs: %s\n", m.c_str()); });
     if (!hb) {
       std::fprintf(stderr, "mount.lunfs: cannot mount %s: %s\n", cmd->device.c_str(), hb.status().to_string().c_str());
-      return 32;
+      return give_up(32);
     }
     heartbeat = std::move(*hb);
   }
-  // Leaving without having mounted: nobody writes the slot any more, so the next mount
-  // need not wait.
-  auto give_up = [&](int rc) {
-    if (heartbeat) {
-      if (auto st = heartbeat->release(); !st) std::fprintf(stderr, "mount.lunfs: %s\n", st.to_string().c_str());
-    }
-    return rc;
-  };
-
   std::unique_ptr<MetadataLog> log;
   if (cmd->read_only) {
     if (journal::check_journal(**dev, *sb, cmd->slot).dirty) {
@@ -154,12 +272,13 @@ int main(int argc, char** argv) {
     }
     log = std::move(*journal);
   }
-  NoLockManager lm;
+  NoLockManager nolock_lm;
   MountOptions mo;
   mo.read_only = cmd->read_only;
   mo.noatime = cmd->noatime;
   mo.slot = cmd->slot;
-  auto fs = FileSystem::mount(**dev, *log, lm, mo);
+  mo.free_orphans = !cluster;
+  auto fs = FileSystem::mount(**dev, *log, cluster ? static_cast<LockManager&>(cluster_lm) : nolock_lm, mo);
   if (!fs) {
     std::fprintf(stderr, "mount.lunfs: cannot mount %s: %s\n", cmd->device.c_str(), fs.status().to_string().c_str());
     return give_up(32);
@@ -168,6 +287,10 @@ int main(int argc, char** argv) {
   FuseContext ctx;
   ctx.fs = fs->get();
   ctx.debug = cmd->debug;
+  if (cluster) {
+    ctx.cluster = true;
+    ctx.entry_timeout = 0;
+  }
   std::vector<std::string> fargs = {"mount.lunfs", "-o", "fsname=" + cmd->device + ",subtype=lunfs,default_permissions"};
   if (getuid() == 0) fargs.back() += ",allow_other";
   if (cmd->read_only) fargs.back() += ",ro";
@@ -183,13 +306,19 @@ int main(int argc, char** argv) {
   fuse_opt_free_args(&fa);  // libfuse may have copied the arguments into its own array
   if (!se) {
     std::fprintf(stderr, "mount.lunfs: cannot create the FUSE session\n");
+    if (auto st = (*fs)->unmount(); !st) std::fprintf(stderr, "mount.lunfs: %s\n", st.to_string().c_str());
     return give_up(32);
   }
   int rc = 32;
+  std::optional<KernelInvalidator> invalidator;
+  if (cluster) {
+    invalidator.emplace(se, (*fs)->root());
+    cluster_lm.set_release_hook([&](const GlockName& name) { invalidator->invalidate(name.number); });
+  }
   if (fuse_set_signal_handlers(se) == 0) {
     if (fuse_session_mount(se, cmd->mountpoint.c_str()) == 0) {
-      fuse_daemonize(cmd->foreground ? 1 : 0);
-      if (heartbeat) heartbeat->start();  // here: a thread started before the fork would stay behind
+      background.ready();
+      if (heartbeat) heartbeat->start();
       fuse_loop_config* cfg = fuse_loop_cfg_create();
       fuse_loop_cfg_set_max_threads(cfg, cmd->threads);
       fuse_loop_cfg_set_idle_threads(cfg, cmd->threads);
@@ -205,9 +334,15 @@ int main(int argc, char** argv) {
     }
     fuse_remove_signal_handlers(se);
   }
+  // The kernel has no caches of this mount left to invalidate, and the session goes.
+  cluster_lm.set_release_hook(nullptr);
+  if (invalidator) invalidator->stop();
   fuse_session_destroy(se);
-  if (auto st = (*fs)->unmount(); !st) {
-    std::fprintf(stderr, "mount.lunfs: unmount of %s: %s\n", cmd->device.c_str(), st.to_string().c_str());
+  Status unmounted = (*fs)->unmount();
+  cluster_lm.stop();  // no demote reaches the file system after this
+  if (unmounted && cluster) unmounted = cluster_lm.release_slot();
+  if (!unmounted) {
+    std::fprintf(stderr, "mount.lunfs: unmount of %s: %s\n", cmd->device.c_str(), unmounted.to_string().c_str());
     // The heartbeat stays "live" and goes stale: the next mount waits it out and replays.
     if (heartbeat) heartbeat->stop();
     return 1;

@@ -77,6 +77,7 @@ Result<MountCommand> parse_mount_command(const std::vector<std::string>& args) {
         try {
           unsigned v = static_cast<unsigned>(std::stoul(val));
           (key == "slot" ? c.slot : c.threads) = v;
+          if (key == "slot") c.slot_given = true;
         } catch (...) {
           return error(EINVAL, key + " needs a number");
         }

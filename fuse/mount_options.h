@@ -20,6 +20,7 @@ struct MountCommand {
   bool debug = false;
   bool foreground = false;
   unsigned slot = 0;
+  bool slot_given = false;  // slot=N: a cluster mount otherwise takes the lowest free slot
   unsigned threads = 10;
   // commit=SECONDS: the journal's timer commit, what metadata nobody fsynced may lose at
   // most. 1..kMaxCommitSeconds; default 5.

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job, on a fresh Debian 12 machine as root: installs what lunfs needs, builds it,
 # creates a LUN file, formats and checks it, mounts it, keeps a VM image on it, and starts
-# a local 3-node Corosync cluster whose nodes share locks through the lunfs lock manager.
+# a local 3-node Corosync cluster whose nodes share locks through the lunfs lock manager,
+# then mounts the LUN on all three nodes at once (lockproto=corosync): a VM image written
+# on node 1 is read and checked on nodes 2 and 3.
 # Everything it starts is stopped (by pid) and removed at the end, also on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,15 +29,17 @@ step "A 64 GiB LUN file (sparse)"
 truncate -s 64G "$lun"
 ls -ls "$lun"
 
-step "mkfs.lunfs -t demo:vmstore -j 3 LUN"
-"$bin/mkfs.lunfs" -t demo:vmstore -j 3 "$lun"
+# The lock table names the Corosync cluster that may mount it (the harness calls its cluster
+# after LUNFS_CLUSTER_PREFIX).
+step "mkfs.lunfs -t lunfsdemo:vmstore -j 3 LUN"
+"$bin/mkfs.lunfs" -t lunfsdemo:vmstore -j 3 "$lun"
 du -h "$lun"
 
 step "fsck.lunfs -n -v LUN"
 "$bin/fsck.lunfs" -n -v "$lun"
 
 step "mkfs.lunfs refuses to overwrite it without -f"
-"$bin/mkfs.lunfs" -t demo:vmstore "$lun" || echo "(exit status $?)"
+"$bin/mkfs.lunfs" -t lunfsdemo:vmstore "$lun" || echo "(exit status $?)"
 
 step "mount.lunfs LUN MOUNTPOINT -o lockproto=nolock"
 mkdir -p "$mnt"
@@ -76,6 +80,28 @@ tests/cluster/lunfs-cluster exec 1 "$bin/lunfs" locks demo
 echo quit >&3
 exec 3>&-
 wait
+
+step "Cluster mount: mount.lunfs LUN MOUNTPOINT -o lockproto=corosync on every node"
+# Each node has its own mount namespace: all three mount on the same path.
+for n in 1 2 3; do tests/cluster/lunfs-cluster exec $n "$bin/mount.lunfs" "$lun" "$mnt" -o lockproto=corosync; done
+tests/cluster/lunfs-cluster exec 2 findmnt "$mnt"
+
+step "Node 1 writes a VM image; nodes 2 and 3 read and check it"
+tests/cluster/lunfs-cluster exec 1 qemu-img create -f qcow2 "$mnt/vm2.qcow2" 10G
+tests/cluster/lunfs-cluster exec 1 qemu-io -f qcow2 -c "write -P 0xa7 0 32M" "$mnt/vm2.qcow2" | grep -v "^wrote" || true
+tests/cluster/lunfs-cluster exec 1 sha256sum "$mnt/vm2.qcow2"
+for n in 2 3; do
+  echo "node $n:"
+  tests/cluster/lunfs-cluster exec $n sha256sum "$mnt/vm2.qcow2"
+  tests/cluster/lunfs-cluster exec $n qemu-img check "$mnt/vm2.qcow2"
+  tests/cluster/lunfs-cluster exec $n qemu-io -r -f qcow2 -c "read -P 0xa7 0 32M" "$mnt/vm2.qcow2" | grep -v "^read"
+done
+tests/cluster/lunfs-cluster exec 3 ls -l "$mnt"
+
+step "Unmount on every node, then fsck.lunfs -n"
+for n in 1 2 3; do tests/cluster/lunfs-cluster exec $n umount "$mnt"; done
+flock -x "$lun" true  # the daemons let go of the LUN when they have finished
+"$bin/fsck.lunfs" -n "$lun"
 
 step "Tear down"
 tests/cluster/lunfs-cluster down

@@ -125,7 +125,7 @@ Result<std::unique_ptr<FileSystem>> FileSystem::mount(BlockDevice& dev, Metadata
     LUNFS_ASSIGN(auto root, fs->vol_->inodes->get(sb.root_inode));
     if (!root->is_dir()) return error(EUCLEAN, "the root inode is not a directory; run fsck.lunfs");
   }
-  if (!options.read_only && !fs->vol_->withdrawn) LUNFS_TRY(fs->free_orphans());
+  if (!options.read_only && options.free_orphans && !fs->vol_->withdrawn) LUNFS_TRY(fs->free_orphans());
   return fs;
 }
 

@@ -36,6 +36,10 @@ struct MountOptions {
   bool read_only = false;
   bool noatime = false;
   uint32_t slot = 0;  // journal slot (statfs delta, preferred rgrps)
+  // Free the inodes left unlinked-while-open by earlier mounts. Only a mount that knows
+  // nobody else has the file system mounted may: in a cluster another node may have such
+  // an inode open right now (freeing a dead node's orphans belongs to journal recovery).
+  bool free_orphans = true;
   size_t cache_blocks = 65536;
   // The deepest hash table a directory grows to (at least the depth it starts with); full
   // leaves chain beyond it. Below ondisk::kMaxDirDepth only to reach chains in tests.

@@ -256,6 +256,22 @@ Result<GlockHolder> GlockTable::lock(const GlockName& name, GlockMode mode, unsi
     gl.acquiring_ = false;
     if (st) gl.cached_ = want;
     gl.changed_.notify_all();
+    if (!st && st.err() == EDEADLK && gl.cached_ != GlockMode::kUnlocked && !gl.shared_holders_ &&
+        !gl.exclusive_holder_ && !gl.direct_io_pins_) {
+      // The lock manager refused the conversion as a deadlock: another node's conversion
+      // waits for the mode this node caches, and would wait for ever while we wait too.
+      // Nothing here uses the cached mode, so give it back (sync, invalidate, release) and
+      // ask again from unlocked, which queues behind the other node instead.
+      gl.demoting_ = true;
+      lock.unlock();
+      Status back = give_back(gl);
+      lock.lock();
+      gl.demoting_ = false;
+      if (back) gl.cached_ = GlockMode::kUnlocked;
+      gl.changed_.notify_all();
+      if (!back) return back;
+      continue;
+    }
     if (!st) return st;
     // Loop: a demote may have run since the grant; the holder is queued only together
     // with a check of the cached mode.

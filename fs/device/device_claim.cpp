@@ -129,6 +129,14 @@ Result<DeviceClaim> DeviceClaim::take(const std::string& path, int fd, bool bloc
   return DeviceClaim(exclusive_fd);
 }
 
+Result<DeviceClaim> DeviceClaim::take_shared(const std::string& path, int fd) {
+  if (flock(fd, LOCK_SH | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) return error(EBUSY, path + " is in use on this host by " + describe_claim_holders(path, fd));
+    return error(errno, "cannot lock " + path);
+  }
+  return DeviceClaim(-1);
+}
+
 DeviceClaim::~DeviceClaim() {
   if (exclusive_fd_ >= 0) ::close(exclusive_fd_);
 }

@@ -21,6 +21,10 @@ class DeviceClaim {
   // in words: "PATH is in use on this host by mount.lunfs (pid 12, slot 0, mounted on /mnt)")
   // when another claim holds the device.
   static Result<DeviceClaim> take(const std::string& path, int fd, bool block_device);
+  // A cluster mount's claim: a shared flock, which keeps this host's nolock mounts, fsck
+  // and mkfs away but not other cluster mounts (the nodes of tests/cluster share one host;
+  // the lock space keeps them apart). No O_EXCL open, for the same reason.
+  static Result<DeviceClaim> take_shared(const std::string& path, int fd);
   DeviceClaim(DeviceClaim&& other) noexcept : exclusive_fd_(other.exclusive_fd_) { other.exclusive_fd_ = -1; }
   DeviceClaim(const DeviceClaim&) = delete;
   DeviceClaim& operator=(const DeviceClaim&) = delete;

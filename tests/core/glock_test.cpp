@@ -218,6 +218,73 @@ TEST(Glock, NoHolderWithoutTheClusterLockUnderDemotes) {
   EXPECT_EQ(holds, 9000);
 }
 
+// Answers a conversion of a lock this node holds with EDEADLK while `refuse` is set, as
+// the DLM does when two nodes convert the same resource at once and each waits for the
+// other's granted mode; records every call.
+class DeadlockingLockManager final : public LockManager {
+ public:
+  void set_demote_callback(DemoteCallback) override {}
+  Status acquire(const GlockName& name, GlockMode mode) override {
+    std::lock_guard lock(mu_);
+    const bool converting = held_.count(name) != 0;
+    calls_.push_back(std::string(converting ? "convert " : "request ") + mode_name(mode));
+    if (converting && refuse) return error(EDEADLK, "conversion deadlock");
+    held_[name] = mode;
+    return Status::ok();
+  }
+  Status release(const GlockName& name) override {
+    std::lock_guard lock(mu_);
+    calls_.push_back("release");
+    held_.erase(name);
+    return Status::ok();
+  }
+  std::string protocol() const override { return "deadlocking"; }
+  std::vector<std::string> calls() {
+    std::lock_guard lock(mu_);
+    return calls_;
+  }
+  std::atomic<bool> refuse{true};
+
+ private:
+  std::mutex mu_;
+  std::map<GlockName, GlockMode> held_;
+  std::vector<std::string> calls_;
+};
+
+TEST(Glock, RefusedConversionOfAnUnusedLockGivesItBackAndAsksAgain) {
+  DeadlockingLockManager lm;
+  TestOwner owner;
+  GlockTable table{lm, test_ops, &owner, [](const std::string&) {}};
+  { auto sh = table.lock(kA, GlockMode::kShared); ASSERT_TRUE(sh); }
+  auto ex = table.lock(kA, GlockMode::kExclusive);
+  ASSERT_TRUE(ex) << ex.status().to_string();
+  // Synced and invalidated before the release: whatever SH covered may change meanwhile.
+  EXPECT_EQ(owner.syncs, 1);
+  EXPECT_EQ(owner.invals, 1);
+  EXPECT_EQ(lm.calls(), (std::vector<std::string>{"request SH", "convert EX", "release", "request EX"}));
+}
+
+TEST(Glock, RefusedConversionOfALockInUseFailsTheRequestAndKeepsTheLock) {
+  DeadlockingLockManager lm;
+  TestOwner owner;
+  GlockTable table{lm, test_ops, &owner, [](const std::string&) {}};
+  auto df = table.lock(kA, GlockMode::kDeferred);
+  ASSERT_TRUE(df);
+  // Another local thread wants SH beside the DF holder: only EX covers both, and the DF
+  // holder still relies on the cached mode, so nothing may be given back.
+  std::thread([&] {
+    auto sh = table.lock(kA, GlockMode::kShared);
+    ASSERT_FALSE(sh);
+    EXPECT_EQ(sh.err(), EDEADLK);
+  }).join();
+  EXPECT_EQ(owner.syncs, 0);
+  EXPECT_EQ(lm.calls(), (std::vector<std::string>{"request DF", "convert EX"}));
+  df->unlock();
+  lm.refuse = false;
+  auto sh = table.lock(kA, GlockMode::kShared);
+  EXPECT_TRUE(sh);
+}
+
 TEST(Glock, UnusedGlocksAreFreedLeastRecentlyUsedFirst) {
   Table t;
   t.table.set_max_unused(2);
