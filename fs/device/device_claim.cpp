@@ -8,10 +8,12 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <climits>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 namespace lunfs {
 
@@ -108,11 +110,31 @@ std::string describe_claim_holders(const std::string& path, int fd) {
   return out.empty() ? "another mount.lunfs, fsck.lunfs or mkfs.lunfs" : out;
 }
 
-Result<DeviceClaim> DeviceClaim::take(const std::string& path, int fd, bool block_device) {
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    if (errno == EWOULDBLOCK) return error(EBUSY, path + " is in use on this host by " + describe_claim_holders(path, fd));
-    return error(errno, "cannot lock " + path);
+namespace {
+
+// The flock, or EBUSY naming the holders. `umount` returns before a daemon has finished
+// (it still writes the journal home and marks its heartbeat clean), so `umount; mount`
+// finds the claim held while no lunfs mount of the LUN is left: then it waits for the
+// holder to finish, up to kFinishingHolderWait, instead of refusing a remount an admin
+// (or a script) rightly expects to work.
+constexpr auto kFinishingHolderWait = std::chrono::seconds(60);
+
+Status lock_claim(const std::string& path, int fd, int how) {
+  const auto deadline = std::chrono::steady_clock::now() + kFinishingHolderWait;
+  for (;;) {
+    if (flock(fd, how | LOCK_NB) == 0) return Status::ok();
+    if (errno != EWOULDBLOCK) return error(errno, "cannot lock " + path);
+    if (!lunfs_mounts_of(path).empty() || std::chrono::steady_clock::now() >= deadline) {
+      return error(EBUSY, path + " is in use on this host by " + describe_claim_holders(path, fd));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
+}
+
+}  // namespace
+
+Result<DeviceClaim> DeviceClaim::take(const std::string& path, int fd, bool block_device) {
+  LUNFS_TRY(lock_claim(path, fd, LOCK_EX));
   int exclusive_fd = -1;
   if (block_device) {
     exclusive_fd = ::open(path.c_str(), O_RDONLY | O_EXCL | O_CLOEXEC);
@@ -130,10 +152,7 @@ Result<DeviceClaim> DeviceClaim::take(const std::string& path, int fd, bool bloc
 }
 
 Result<DeviceClaim> DeviceClaim::take_shared(const std::string& path, int fd) {
-  if (flock(fd, LOCK_SH | LOCK_NB) != 0) {
-    if (errno == EWOULDBLOCK) return error(EBUSY, path + " is in use on this host by " + describe_claim_holders(path, fd));
-    return error(errno, "cannot lock " + path);
-  }
+  LUNFS_TRY(lock_claim(path, fd, LOCK_SH));
   return DeviceClaim(-1);
 }
 
