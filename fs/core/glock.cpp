@@ -227,13 +227,7 @@ void GlockTable::shrink() {
     if (gl->shared_holders_ || gl->exclusive_holder_ || gl->direct_io_pins_ || gl->cached_ == GlockMode::kUnlocked) {
       continue;
     }
-    gl->demoting_ = true;
-    lock.unlock();
-    Status st = give_back(*gl);
-    lock.lock();
-    gl->demoting_ = false;
-    if (st) gl->cached_ = GlockMode::kUnlocked;
-    gl->changed_.notify_all();
+    (void)give_back_locked(*gl, lock);  // a failure has withdrawn the mount (give_back)
   }
 }
 
@@ -262,14 +256,7 @@ Result<GlockHolder> GlockTable::lock(const GlockName& name, GlockMode mode, unsi
       // waits for the mode this node caches, and would wait for ever while we wait too.
       // Nothing here uses the cached mode, so give it back (sync, invalidate, release) and
       // ask again from unlocked, which queues behind the other node instead.
-      gl.demoting_ = true;
-      lock.unlock();
-      Status back = give_back(gl);
-      lock.lock();
-      gl.demoting_ = false;
-      if (back) gl.cached_ = GlockMode::kUnlocked;
-      gl.changed_.notify_all();
-      if (!back) return back;
+      LUNFS_TRY(give_back_locked(gl, lock));
       continue;
     }
     if (!st) return st;
@@ -317,6 +304,19 @@ Status GlockTable::give_back(Glock& gl) {
   return lm_.release(name);
 }
 
+Status GlockTable::give_back_locked(Glock& gl, std::unique_lock<std::mutex>& lock) {
+  // demoting_ keeps new holders out while the glops run without the glock's mutex: they
+  // take meta_mu, and a thread holding meta_mu may be waiting for this mutex in try_lock.
+  gl.demoting_ = true;
+  lock.unlock();
+  Status st = give_back(gl);
+  lock.lock();
+  gl.demoting_ = false;
+  if (st) gl.cached_ = GlockMode::kUnlocked;
+  gl.changed_.notify_all();
+  return st;
+}
+
 void GlockTable::demote(const GlockName& name) {
   std::shared_ptr<Glock> glp = get(name);
   Glock& gl = *glp;
@@ -324,15 +324,8 @@ void GlockTable::demote(const GlockName& name) {
   gl.changed_.wait(lock, [&] {
     return !gl.demoting_ && !gl.acquiring_ && !gl.shared_holders_ && !gl.exclusive_holder_ && !gl.direct_io_pins_;
   });
-  if (gl.cached_ != GlockMode::kUnlocked) {
-    gl.demoting_ = true;
-    lock.unlock();
-    Status st = give_back(gl);
-    lock.lock();
-    gl.demoting_ = false;
-    if (st) gl.cached_ = GlockMode::kUnlocked;
-    gl.changed_.notify_all();
-  }
+  // A failure has withdrawn the mount and kept the lock (give_back).
+  if (gl.cached_ != GlockMode::kUnlocked) (void)give_back_locked(gl, lock);
   lock.unlock();
   note_unused(gl);
 }
@@ -348,13 +341,7 @@ Status GlockTable::release_all() {
     std::unique_lock lock(gl->mu_);
     gl->changed_.wait(lock, [&] { return !gl->demoting_ && !gl->acquiring_ && !gl->direct_io_pins_; });
     if (gl->cached_ == GlockMode::kUnlocked) continue;
-    gl->demoting_ = true;
-    lock.unlock();
-    Status st = give_back(*gl);
-    lock.lock();
-    gl->demoting_ = false;
-    if (st) gl->cached_ = GlockMode::kUnlocked;
-    gl->changed_.notify_all();
+    Status st = give_back_locked(*gl, lock);
     if (!st && first) first = st;
   }
   return first;

@@ -216,6 +216,9 @@ class GlockTable {
   friend class Glock;
   // Sync, invalidate, release; called with demoting_ set and no holders or pins.
   Status give_back(Glock& gl);
+  // The same with the glock's mutex held through `lock` (released while the glops run),
+  // setting the cached mode to unlocked when it worked.
+  Status give_back_locked(Glock& gl, std::unique_lock<std::mutex>& lock);
   void note_unused(Glock& gl);
   LockManager& lm_;
   const GlockOps* (*ops_for_)(GlockType);
