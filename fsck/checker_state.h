@@ -113,6 +113,7 @@ class Checker {
   void discover_inodes();
   // pass4_directories.cpp
   void add_entries(uint64_t dir, const std::vector<ondisk::DirEntry>& entries);
+  void salvage_entries(uint64_t dir, std::span<const uint8_t> raw);
   uint64_t check_hashed_dir(uint64_t ino, const ondisk::Inode& inode, const std::vector<ondisk::Extent>& extents,
                             uint64_t& blocks);
   // pass5_links.cpp

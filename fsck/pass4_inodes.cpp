@@ -145,6 +145,7 @@ void Checker::check_inode(uint64_t ino, std::span<const std::byte> block, bool u
       if (!entries) {
         error(entries.status().message());
         info.dir_bad = true;
+        salvage_entries(ino, inode.content);
       } else {
         count = entries->size();
         add_entries(ino, *entries);

@@ -419,6 +419,11 @@ class Repairer {
         changed_dirs_.insert(e.dir);
         continue;
       }
+      if (!names_in_[e.dir].insert(e.name).second) {
+        act(false, where + " dropped: the directory holds that name twice");
+        changed_dirs_.insert(e.dir);
+        continue;
+      }
       DirEntry de{e.target, dir_name_hash(sb_.dir_hash_seed, e.name), dirent_type(inodes_[e.target].mode), e.name};
       if (de.type != e.type) {
         act(true, where + ": entry type set to the file's type");
@@ -780,6 +785,7 @@ class Repairer {
   std::set<uint64_t> changed_refs_, rewrite_, changed_dirs_, reached_, allocated_;
   std::map<uint64_t, std::vector<DirEntry>> entries_;
   std::map<uint64_t, uint32_t> named_;
+  std::map<uint64_t, std::set<std::string>> names_in_;
   uint64_t lost_found_ = 0;
   size_t alloc_rgrp_ = 0;
   uint32_t alloc_next_ = 0;

@@ -184,6 +184,15 @@ inline std::vector<Corruption> corruption_cases() {
                    p.b.reseal(p.b.root());
                  },
                  "is in no directory"},
+      Corruption{"dir_entry_bad_name",
+                 [](Populated& p) {
+                   // A '/' in the first name of the root's inline entries, behind a valid checksum.
+                   auto data = p.b.read_block(p.b.root());
+                   data[256 + 14] = std::byte{'/'};
+                   p.b.write_block(p.b.root(), data);
+                   p.b.reseal(p.b.root());
+                 },
+                 "invalid name"},
       Corruption{"directory_parent_wrong", [](Populated& p) { edit(p, p.images, 144, p.hashed, 8); },
                  "says its parent is"},
       Corruption{"xattr_block_bit_flip", [](Populated& p) { p.b.flip_bit(p.b.xattr_block_of(p.disk1), 8 * 50); },
