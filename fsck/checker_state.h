@@ -2,7 +2,8 @@
 // on to later passes. One file per pass, in the order run() calls them (as e2fsck's and
 // gfs2-utils' pass1.c..pass5.c): pass1_superblocks.cpp, pass2_slots.cpp, pass3_rgrps.cpp,
 // pass4_inodes.cpp with pass4_directories.cpp, pass5_links.cpp, pass6_ownership.cpp,
-// pass7_statfs.cpp; checker.cpp runs them.
+// pass7_statfs.cpp; checker.cpp runs them. repair.cpp's Repairer plans the repairs from
+// the state they leave (the flags in InodeInfo and the *_bad_ members say what to redo).
 #pragma once
 
 #include <cstdint>

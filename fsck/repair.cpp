@@ -69,7 +69,7 @@ class Repairer {
     keep_inodes();
     for (uint64_t ino : kept_) compute_refs(ino);
     resolve_double_use();
-    namespace_();
+    rebuild_tree();
     write_directories();
     write_inodes();
     bitmaps();
@@ -183,7 +183,7 @@ class Repairer {
   void keep_inodes() {
     std::map<uint64_t, bool> bad(c_.bad_inodes_.begin(), c_.bad_inodes_.end());
     for (const auto& [ino, _] : bad) {
-      act(false, "inode " + path(ino) + " is damaged beyond repair: removed; its data is lost");
+      act(false, path(ino) + " is damaged beyond repair: removed; its data is lost");
     }
     std::vector<uint64_t> all;
     for (const auto& [ino, info] : c_.inodes_) all.push_back(ino);
@@ -382,7 +382,7 @@ class Repairer {
   }
 
   // ---- the directory tree ----
-  void namespace_() {
+  void rebuild_tree() {
     const uint64_t root = sb_.root_inode;
     // Each directory keeps one name: the entry in the directory its parent pointer gives,
     // or else the first one found.
@@ -682,7 +682,13 @@ class Repairer {
       const uint64_t i = block - loc.first_data;
       v[i / 4] = static_cast<uint8_t>((v[i / 4] & ~(3u << (i % 4 * 2))) | (static_cast<unsigned>(s) << (i % 4 * 2)));
     };
-    for (uint64_t ino : kept_) mark(ino, unnamed_unlinked(ino) ? BlockState::kUnlinked : BlockState::kDinode);
+    std::vector<uint64_t> max_generation(c_.rgrps_.size());
+    for (uint64_t ino : kept_) {
+      mark(ino, unnamed_unlinked(ino) ? BlockState::kUnlinked : BlockState::kDinode);
+      if (const int64_t r = g_.rgrp_of(ino); r >= 0) {
+        max_generation[static_cast<size_t>(r)] = std::max(max_generation[static_cast<size_t>(r)], inodes_[ino].generation);
+      }
+    }
     for (const auto& [ino, refs] : refs_) {
       if (!kept_.count(ino)) continue;
       for (const BlockRef& r : refs) {
@@ -698,15 +704,12 @@ class Repairer {
       auto state = [&](uint32_t j) {
         return bits[r].empty() ? BlockState::kFree : static_cast<BlockState>((bits[r][j / 4] >> (j % 4 * 2)) & 3);
       };
-      uint64_t changed = 0, max_generation = 0;
+      uint64_t changed = 0;
       for (uint32_t j = 0; j < loc.data_blocks; ++j) {
         const BlockState s = state(j);
         ++counts[static_cast<int>(s)];
         const BlockState old = info.bits.empty() ? BlockState::kFree : info.state(j);
         if (info.bitmaps_ok && old != s) ++changed;
-      }
-      for (uint64_t ino : kept_) {
-        if (g_.rgrp_of(ino) == r) max_generation = std::max(max_generation, inodes_[ino].generation);
       }
       const bool uninit_stays = info.header_ok && (h.flags & kRgrpBitmapUninit) && bits[r].empty();
       if (!uninit_stays && (!info.bitmaps_ok || changed > 0)) {
@@ -732,13 +735,13 @@ class Repairer {
         h.first_data = loc.first_data;
         h.data_blocks = loc.data_blocks;
         h.bitmap_blocks = loc.bitmap_blocks;
-        h.next_generation = max_generation + 1;
+        h.next_generation = max_generation[r] + 1;
       }
       if (!uninit_stays) h.flags &= ~kRgrpBitmapUninit;
       h.free_blocks = static_cast<uint32_t>(counts[0]);
       h.dinodes = static_cast<uint32_t>(counts[3]);
       h.unlinked = static_cast<uint32_t>(counts[2]);
-      h.next_generation = std::max<uint64_t>(h.next_generation, max_generation + 1);
+      h.next_generation = std::max<uint64_t>(h.next_generation, max_generation[r] + 1);
       total_free_ += counts[0];
       total_dinodes_ += counts[3] + counts[2];
       if (info.header_ok && h == info.header) continue;
