@@ -476,7 +476,10 @@ class Repairer {
   uint64_t lost_found() {
     if (lost_found_) return lost_found_;
     for (const DirEntry& e : entries_[sb_.root_inode]) {
-      if (e.name == kLostFound && is_dir(e.inode)) return lost_found_ = e.inode;
+      if (e.name == kLostFound && is_dir(e.inode)) {
+        lost_found_name_ = kLostFound;
+        return lost_found_ = e.inode;
+      }
     }
     const uint64_t ino = allocate();
     if (ino == 0) return 0;
@@ -486,12 +489,21 @@ class Repairer {
     info_[ino].mode = d.mode;
     rewrite_.insert(ino);
     entries_[ino];
-    entries_[sb_.root_inode].push_back({ino, dir_name_hash(sb_.dir_hash_seed, kLostFound), dirent_type(d.mode), kLostFound});
+    const std::string name = free_name(sb_.root_inode, kLostFound);
+    lost_found_name_ = name;
+    entries_[sb_.root_inode].push_back({ino, dir_name_hash(sb_.dir_hash_seed, name), dirent_type(d.mode), name});
     changed_dirs_.insert(sb_.root_inode);
     ++named_[ino];
     reached_.insert(ino);
-    act(false, "/lost+found created (inode " + n(ino) + ")");
+    act(false, "/" + name + " created (inode " + n(ino) + ")");
     return lost_found_ = ino;
+  }
+  // `want`, or `want.1`, `want.2`, ... when a directory already holds that name.
+  std::string free_name(uint64_t dir, const std::string& want) {
+    std::string name = want;
+    for (int k = 1; names_in_[dir].count(name); ++k) name = want + "." + n(static_cast<uint64_t>(k));
+    names_in_[dir].insert(name);
+    return name;
   }
   void reconnect(uint64_t ino) {
     const uint64_t lf = lost_found();
@@ -499,11 +511,11 @@ class Repairer {
       reached_.insert(ino);
       return;
     }
-    const std::string name = "#" + n(ino);
+    const std::string name = free_name(lf, "#" + n(ino));
     entries_[lf].push_back({ino, dir_name_hash(sb_.dir_hash_seed, name), dirent_type(inodes_[ino].mode), name});
     changed_dirs_.insert(lf);
     ++named_[ino];
-    act(false, std::string(is_dir(ino) ? "directory " : "file ") + path(ino) + " was in no directory: reconnected as /lost+found/" + name);
+    act(false, std::string(is_dir(ino) ? "directory " : "file ") + path(ino) + " was in no directory: reconnected as /" + lost_found_name_ + "/" + name);
     reach(ino);
   }
 
@@ -578,7 +590,7 @@ class Repairer {
         bytes[i] += e.encoded_size();
         fits = fits && bytes[i] <= cap;
       }
-      if (fits || depth == kMaxDirDepth || depth == 16) break;
+      if (fits || depth == kMaxDirDepth) break;
     }
     const uint32_t per = dir_hash_pointers_per_block(bs_);
     const uint64_t slots = buckets.size();
@@ -790,6 +802,7 @@ class Repairer {
   std::map<uint64_t, uint32_t> named_;
   std::map<uint64_t, std::set<std::string>> names_in_;
   uint64_t lost_found_ = 0;
+  std::string lost_found_name_;
   size_t alloc_rgrp_ = 0;
   uint32_t alloc_next_ = 0;
   uint64_t total_free_ = 0, total_dinodes_ = 0;
