@@ -46,6 +46,7 @@ struct InodeInfo {
   bool layout_bad = false;  // flags and content disagree with the file type
   bool unusable = false;    // nothing to keep (a symlink without a valid target): removed
   bool discovered = false;  // found through a directory entry, its bitmap being unreadable
+  bool scanned = false;     // found by a scan of such a group, named by nothing the check read
 };
 
 struct EntryRef {
@@ -53,6 +54,9 @@ struct EntryRef {
   uint64_t target;
   uint8_t type;
   std::string name;
+  // Salvaged from a block whose checksum failed: the name matches its hash, but nothing
+  // vouches for the inode number, so the repair keeps it only where nothing contradicts it.
+  bool unverified = false;
 };
 
 struct BlockRef {
@@ -113,8 +117,8 @@ class Checker {
   void check_inodes();
   void discover_inodes();
   // pass4_directories.cpp
-  void add_entries(uint64_t dir, const std::vector<ondisk::DirEntry>& entries);
-  void salvage_entries(uint64_t dir, std::span<const uint8_t> raw);
+  void add_entries(uint64_t dir, const std::vector<ondisk::DirEntry>& entries, bool unverified = false);
+  void salvage_entries(uint64_t dir, std::span<const uint8_t> raw, bool unverified);
   uint64_t check_hashed_dir(uint64_t ino, const ondisk::Inode& inode, const std::vector<ondisk::Extent>& extents,
                             uint64_t& blocks);
   // pass5_links.cpp

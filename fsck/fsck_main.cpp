@@ -243,7 +243,9 @@ int main(int argc, char** argv) {
     }
     if (outcome->refused) {
       std::cout << "fsck.lunfs: UNEXPECTED INCONSISTENCY: a repair would lose or move data, which preen (-p, -a) "
-                   "does not do; nothing was repaired. Run fsck.lunfs -y --all-nodes-unmounted.\n";
+                   "does not do; "
+                << (outcome->wrote ? "only the safe repairs of an earlier round were made" : "nothing was repaired")
+                << ". Run fsck.lunfs -y --all-nodes-unmounted.\n";
     } else if (outcome->wrote) {
       std::cout << "fsck.lunfs: checked again after the repairs:\n";
       for (const auto& f : outcome->last.findings) print_finding(f);

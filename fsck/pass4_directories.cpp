@@ -11,8 +11,8 @@ namespace lunfs::fsck {
 
 using namespace ondisk;
 
-void Checker::add_entries(uint64_t dir, const std::vector<DirEntry>& entries) {
-  for (const auto& e : entries) entries_.push_back({dir, e.inode, e.type, e.name});
+void Checker::add_entries(uint64_t dir, const std::vector<DirEntry>& entries, bool unverified) {
+  for (const auto& e : entries) entries_.push_back({dir, e.inode, e.type, e.name, unverified});
 }
 
 // The entries of an area that does not decode as a whole (a bad name, a wrong hash,
@@ -20,7 +20,7 @@ void Checker::add_entries(uint64_t dir, const std::vector<DirEntry>& entries) {
 // the repair keeps those and drops only the rest. Where the packing breaks, the scan moves
 // on byte by byte; an entry counts only when its stored hash matches its name, which
 // garbage passes with a chance of 2^-32.
-void Checker::salvage_entries(uint64_t dir, std::span<const uint8_t> raw) {
+void Checker::salvage_entries(uint64_t dir, std::span<const uint8_t> raw, bool unverified) {
   const Geometry& g = report_.sb.geometry;
   auto bytes = std::as_bytes(raw);
   std::vector<DirEntry> out;
@@ -41,7 +41,7 @@ void Checker::salvage_entries(uint64_t dir, std::span<const uint8_t> raw) {
     }
     ++off;
   }
-  add_entries(dir, out);
+  add_entries(dir, out, unverified);
 }
 
 // Hashed directory: table blocks through the extent map, then leaves and their chains.
@@ -103,7 +103,8 @@ uint64_t Checker::check_hashed_dir(uint64_t ino, const Inode& inode, const std::
         // The whole entry area, not the damaged header's byte count: leaves are written
         // zero-filled, so nothing stale lies past the entries.
         salvage_entries(ino, std::span(reinterpret_cast<const uint8_t*>(one.data()) + kDirLeafEntriesOffset,
-                                       bs() - kDirLeafEntriesOffset));
+                                       bs() - kDirLeafEntriesOffset),
+                        !verify_block(one.span(), BlockType::kDirLeaf, leaf_block, report_.sb.csum_seed));
       }
       i = skip(i);
       continue;

@@ -145,7 +145,7 @@ void Checker::check_inode(uint64_t ino, std::span<const std::byte> block, bool u
       if (!entries) {
         error(entries.status().message());
         info.dir_bad = true;
-        salvage_entries(ino, inode.content);
+        salvage_entries(ino, inode.content, false);  // the inode's checksum held
       } else {
         count = entries->size();
         add_entries(ino, *entries);
@@ -250,8 +250,10 @@ void Checker::check_inodes() {
 
 // Inodes in resource groups whose bitmaps cannot be read are found the other way round:
 // through the directory entries that name them (the root first), so that their files are
-// checked and the repair can mark them in the rebuilt bitmaps. An entry index loop, because
-// every directory found adds entries.
+// checked and the repair can mark them in the rebuilt bitmaps; then by a scan of those
+// groups for blocks that are valid inodes of this file system at their own address with a
+// link count (a freed inode keeps its block but has none), which the repair reconnects in
+// lost+found. An entry index loop, because every directory found adds entries.
 void Checker::discover_inodes() {
   const Geometry& g = report_.sb.geometry;
   auto unmapped = [&](uint64_t block) {
@@ -271,7 +273,30 @@ void Checker::discover_inodes() {
     if (auto it = inodes_.find(ino); it != inodes_.end()) it->second.discovered = true;
   };
   visit(report_.sb.root_inode);
-  for (size_t i = 0; i < entries_.size(); ++i) visit(entries_[i].target);
+  size_t next = 0;
+  for (; next < entries_.size(); ++next) visit(entries_[next].target);
+  AlignedBuffer run;
+  for (uint32_t r = 0; r < rgrps_.size(); ++r) {
+    if (rgrps_[r].bitmaps_ok) continue;
+    const RgrpLocation loc = g.rgrp(r);
+    constexpr uint32_t kRun = 256;
+    for (uint32_t j = 0; j < loc.data_blocks; j += kRun) {
+      const uint32_t count = std::min(kRun, loc.data_blocks - j);
+      if (!read_blocks(loc.first_data + j, count, run)) continue;
+      for (uint32_t k = 0; k < count; ++k) {
+        const uint64_t b = loc.first_data + j + k;
+        auto block = run.span().subspan(uint64_t{k} * bs(), bs());
+        const BlockHeader h = peek_header(block);
+        if (h.magic != kMagic || h.type != BlockType::kInode || h.blocknr != b) continue;
+        if (inodes_.count(b) || bad_inodes_.count(b)) continue;
+        auto inode = decode_inode(block, b, report_.sb.csum_seed, g);
+        if (!inode || inode->nlink == 0) continue;
+        check_inode(b, block, false);
+        if (auto it = inodes_.find(b); it != inodes_.end()) it->second.discovered = it->second.scanned = true;
+      }
+    }
+  }
+  for (; next < entries_.size(); ++next) visit(entries_[next].target);
 }
 
 }  // namespace lunfs::fsck

@@ -4,7 +4,7 @@
 // and derives everything else from that, as gfs2-utils' and e2fsck's passes do: link
 // counts and parents from the entries, block counts from the extents, bitmaps and resource
 // group counts from what the kept inodes use, statfs from the bitmaps. One rule serves
-// every finding, and a second check of the result is clean by construction.
+// every finding; the driver checks the result again, and repairs what that uncovers.
 #include "fsck/repair.h"
 
 #include <sys/stat.h>
@@ -13,7 +13,6 @@
 #include <chrono>
 #include <map>
 #include <set>
-#include <unordered_set>
 
 #include "fs/format/slot_format.h"
 #include "fsck/checker_state.h"
@@ -55,7 +54,6 @@ std::string ranges_text(const std::vector<std::pair<uint64_t, uint64_t>>& lost) 
 struct RepairPlan {
   std::map<uint64_t, std::pair<Phase, std::shared_ptr<AlignedBuffer>>> writes;
   std::vector<RepairAction> actions;
-  std::vector<uint64_t> direct_slot_headers;  // slot headers to write before the journal opens
 };
 
 class Repairer {
@@ -159,7 +157,6 @@ class Repairer {
       auto b = fresh();
       encode_slot_header(header, b->span(), g_.slot_header(s), sb_.csum_seed);
       put(kTotals, g_.slot_header(s), b);
-      if (header_bad) plan_.direct_slot_headers.push_back(s);
       act(false, "slot " + n(s) + ": journal reset (slot header rewritten, tail at sequence " +
                      n(header.tail_sequence) + "); whatever it held that was not written home is lost");
     }
@@ -176,7 +173,7 @@ class Repairer {
         newest = std::max(newest, r.sequence);
       }
     }
-    return newest;
+    return std::min<uint64_t>(newest, UINT64_MAX - 1);  // a damaged record's sequence may be anything
   }
 
   // ---- which inodes survive ----
@@ -358,7 +355,10 @@ class Repairer {
       const BlockRef* prev = nullptr;
       for (const BlockRef& r : all) {
         if (prev && r.start < prev_end) {
-          const BlockRef& loser = r.owner >= prev->owner ? r : *prev;
+          // A scanned inode (named by nothing, found in a group whose bitmap was lost)
+          // may be a stale copy: it never wins.
+          const bool r_scanned = info_[r.owner].scanned, prev_scanned = info_[prev->owner].scanned;
+          const BlockRef& loser = r_scanned != prev_scanned ? (r_scanned ? r : *prev) : (r.owner >= prev->owner ? r : *prev);
           if (is_dir(loser.owner) && std::string(loser.what) != "xattr block") {
             rewrite_.insert(loser.owner);
           } else {
@@ -387,9 +387,19 @@ class Repairer {
     // Each directory keeps one name: the entry in the directory its parent pointer gives,
     // or else the first one found.
     std::map<uint64_t, size_t> dir_name;
+    std::map<uint64_t, uint32_t> names_found;
+    for (const EntryRef& e : c_.entries_) {
+      if (kept_.count(e.dir)) ++names_found[e.target];
+    }
+    // A salvaged entry whose inode number nothing vouches for stands only if nothing
+    // contradicts it: a directory must name it as its parent, any other file must have
+    // no other name (a flipped bit would otherwise give one file's name to another).
+    auto contradicted = [&](const EntryRef& e) {
+      return e.unverified && (is_dir(e.target) ? inodes_[e.target].parent != e.dir : names_found[e.target] > 1);
+    };
     for (size_t i = 0; i < c_.entries_.size(); ++i) {
       const EntryRef& e = c_.entries_[i];
-      if (!kept_.count(e.dir) || !kept_.count(e.target) || !is_dir(e.target)) continue;
+      if (!kept_.count(e.dir) || !kept_.count(e.target) || !is_dir(e.target) || contradicted(e)) continue;
       auto it = dir_name.find(e.target);
       if (it == dir_name.end() || (c_.entries_[it->second].dir != inodes_[e.target].parent && e.dir == inodes_[e.target].parent)) {
         dir_name[e.target] = i;
@@ -409,12 +419,18 @@ class Repairer {
         changed_dirs_.insert(e.dir);
         continue;
       }
+      if (contradicted(e)) {
+        act(false, where + " dropped: salvaged from a damaged block, it names inode " + n(e.target) +
+                       (is_dir(e.target) ? ", a directory whose parent is another" : ", which has another name"));
+        changed_dirs_.insert(e.dir);
+        continue;
+      }
       if (e.target == root) {
         act(false, where + " dropped: it names the root directory");
         changed_dirs_.insert(e.dir);
         continue;
       }
-      if (is_dir(e.target) && dir_name[e.target] != i) {
+      if (is_dir(e.target) && (!dir_name.count(e.target) || dir_name[e.target] != i)) {
         act(false, where + " dropped: directory " + n(e.target) + " is named elsewhere too");
         changed_dirs_.insert(e.dir);
         continue;
@@ -817,8 +833,9 @@ Status write_plan(BlockDevice& dev, const Superblock& sb, RepairPlan& plan, cons
   uint32_t slot = 0;
   while (slot < g.journal_count && slot_bad[slot]) ++slot;
   if (slot == g.journal_count) {
-    // Every slot header is damaged: slot 0's new one goes first, directly (one block,
-    // written whole or not at all; the next run redoes it).
+    // No slot can carry it (every header or log is damaged): slot 0's new header, which
+    // resets its journal, goes first, directly (one block, written whole or not at all;
+    // the next run redoes it).
     slot = 0;
     auto& image = plan.writes.at(g.slot_header(0)).second;
     LUNFS_TRY(dev.write(g.slot_header(0) * g.block_size, image->span()));

@@ -115,6 +115,13 @@ inline std::vector<Corruption> corruption_cases() {
                  "differs from the primary"},
       Corruption{"slot_header_bit_flip", [](Populated& p) { p.b.flip_bit(p.b.sb().geometry.slot_header(1), 400); },
                  "slot 1: slot header block"},
+      Corruption{"every_slot_header_bit_flip",
+                 [](Populated& p) {
+                   for (uint32_t s = 0; s < p.b.sb().geometry.journal_count; ++s) {
+                     p.b.flip_bit(p.b.sb().geometry.slot_header(s), 400);
+                   }
+                 },
+                 "slot 0: slot header block"},
       Corruption{"heartbeat_zeroed",
                  [](Populated& p) { p.b.write_block(p.b.sb().geometry.heartbeat(0), std::vector<std::byte>(4096)); },
                  "block is empty"},
