@@ -2,7 +2,8 @@
 // on to later passes. One file per pass, in the order run() calls them (as e2fsck's and
 // gfs2-utils' pass1.c..pass5.c): pass1_superblocks.cpp, pass2_slots.cpp, pass3_rgrps.cpp,
 // pass4_inodes.cpp with pass4_directories.cpp, pass5_links.cpp, pass6_ownership.cpp,
-// pass7_statfs.cpp; checker.cpp runs them.
+// pass7_statfs.cpp; checker.cpp runs them. repair.cpp's Repairer plans the repairs from
+// the state they leave (the flags in InodeInfo and the *_bad_ members say what to redo).
 #pragma once
 
 #include <cstdint>
@@ -38,6 +39,14 @@ struct InodeInfo {
   uint32_t entry_refs = 0;  // directory entries naming this inode
   uint32_t subdirs = 0;     // for directories: entries that are directories
   uint64_t named_from = 0;  // a directory that names it
+  // What the repair must redo (repair.cpp): set where the check reports the damage.
+  bool tree_bad = false;    // the extent tree has entries to clear
+  bool dir_bad = false;     // the directory's structure is damaged: rewritten from its entries
+  bool xattr_bad = false;   // the xattr block is unreadable or damaged: dropped
+  bool layout_bad = false;  // flags and content disagree with the file type
+  bool unusable = false;    // nothing to keep (a symlink without a valid target): removed
+  bool discovered = false;  // found through a directory entry, its bitmap being unreadable
+  bool scanned = false;     // found by a scan of such a group, named by nothing the check read
 };
 
 struct EntryRef {
@@ -45,6 +54,9 @@ struct EntryRef {
   uint64_t target;
   uint8_t type;
   std::string name;
+  // Salvaged from a block whose checksum failed: the name matches its hash, but nothing
+  // vouches for the inode number, so the repair keeps it only where nothing contradicts it.
+  bool unverified = false;
 };
 
 struct BlockRef {
@@ -55,10 +67,16 @@ struct BlockRef {
 };
 
 class Checker {
+  friend class Repairer;
+
  public:
   Checker(BlockDevice& dev, const FsckOptions& options) : dev_(dev), options_(options) {}
 
   Result<FsckReport> run();
+  // The slot's journal cannot carry a repair: its header or its log is damaged.
+  bool slot_unusable(uint32_t s) const {
+    return (s < slot_header_bad_.size() && slot_header_bad_[s]) || (s < journal_bad_.size() && journal_bad_[s]);
+  }
 
  private:
   void error(std::string text) {  // a finding; lunfs::error makes a Status
@@ -97,8 +115,10 @@ class Checker {
   void check_inode(uint64_t ino, std::span<const std::byte> block, bool unlinked_state);
   void check_symlink(uint64_t ino, const ondisk::Inode& inode, const std::vector<ondisk::Extent>& extents);
   void check_inodes();
+  void discover_inodes();
   // pass4_directories.cpp
-  void add_entries(uint64_t dir, const std::vector<ondisk::DirEntry>& entries);
+  void add_entries(uint64_t dir, const std::vector<ondisk::DirEntry>& entries, bool unverified = false);
+  void salvage_entries(uint64_t dir, std::span<const uint8_t> raw, bool unverified);
   uint64_t check_hashed_dir(uint64_t ino, const ondisk::Inode& inode, const std::vector<ondisk::Extent>& extents,
                             uint64_t& blocks);
   // pass5_links.cpp
@@ -120,6 +140,9 @@ class Checker {
   int64_t statfs_dinodes_ = 0;
   bool statfs_valid_ = true;
   bool have_primary_ = false;
+  bool backup_bad_ = false;  // the backup superblock is damaged or differs from the primary
+  std::vector<bool> slot_header_bad_, journal_bad_, heartbeat_bad_, statfs_block_bad_;
+  bool statfs_mismatch_ = false;
   uint64_t total_free_ = 0;
 };
 

@@ -1,6 +1,11 @@
-// fsck.lunfs: checks a lunfs device, after replaying its dirty journals. Exit codes as
-// fsck(8): 0 clean, 1 journals replayed and no errors left, 4 errors left uncorrected,
-// 8 operational error (including: the device is in use on this host), 16 usage error.
+// fsck.lunfs: checks a lunfs device, after replaying its dirty journals, and repairs it
+// (fsck/repair.h). Exit codes as fsck(8): 0 clean, 1 errors corrected (journals replayed,
+// repairs made) and none left, 4 errors left uncorrected, 8 operational error (including:
+// the device is in use on this host), 16 usage error.
+//
+// Repairs are written under the same rule as journal replay, below: only in repair mode
+// and with --all-nodes-unmounted. -y repairs everything; -p and -a (preen) repair only
+// when every repair is safe (fsck/repair.h) and otherwise write nothing and exit 4.
 //
 // Journal policy (docs/journal.md, "fsck"): the check always judges the file system as it
 // will be after replay. fsck writes the replay to the LUN only in repair mode and only when
@@ -19,6 +24,7 @@
 #include <cstdio>
 #include <iostream>
 #include <numeric>
+#include <optional>
 #include <string>
 
 #include "fs/core/heartbeat.h"
@@ -27,6 +33,7 @@
 #include "fsck/checker.h"
 #include "fsck/journal_recovery.h"
 #include "fsck/overlay_device.h"
+#include "fsck/repair.h"
 
 namespace {
 
@@ -41,13 +48,17 @@ const char* kUsage =
     "\n"
     "  -n                     check only: write nothing. Dirty journals are replayed into\n"
     "                         memory, so the check sees the file system as after replay.\n"
-    "  -y, -p, -a             repair mode (the default): replay dirty journals on the device,\n"
-    "                         if --all-nodes-unmounted is given, then check. (Repairs beyond\n"
-    "                         journal replay are not implemented yet.)\n"
+    "  -y                     repair mode (the default): with --all-nodes-unmounted, replay\n"
+    "                         dirty journals on the device, check, and repair every error:\n"
+    "                         bitmaps and counts rebuilt, bad entries and extents dropped\n"
+    "                         (the data lost named file by file), lost files reconnected in\n"
+    "                         /lost+found, a damaged superblock restored from the backup.\n"
+    "  -p, -a                 preen: as -y, but only when every repair is safe (nothing a\n"
+    "                         user stored is lost or moved); otherwise nothing is written.\n"
     "  --all-nodes-unmounted  the admin's word that no node of the cluster has the file\n"
     "                         system mounted; fsck cannot see other hosts, so it replays\n"
-    "                         journals only with it, and marks stale heartbeats (crashed\n"
-    "                         mounts) clean. A mount on this host is always refused.\n"
+    "                         journals and repairs only with it, and marks stale heartbeats\n"
+    "                         (crashed mounts) clean. A mount on this host is always refused.\n"
     "  --ignore-heartbeat     check even though a heartbeat shows the file system mounted on\n"
     "                         another host (a check of a mounted file system reports changes\n"
     "                         in flight as errors). Without it fsck watches the heartbeats\n"
@@ -57,12 +68,17 @@ const char* kUsage =
     "  -h, --help             this text\n"
     "\n"
     "Exit status: 0 no errors (a journal that needs replay is a warning under -n),\n"
-    "1 journals replayed and no errors left, 4 errors left uncorrected (or replay refused),\n"
+    "1 errors corrected (journals replayed, repairs made) and none left, 4 errors left\n"
+    "uncorrected (or replay and repairs refused),\n"
     "8 operational error (for example: the device is mounted on this host or another), 16 usage error.\n";
 
 int usage_error(const std::string& message) {
   std::cerr << "fsck.lunfs: " << message << "\nTry 'fsck.lunfs --help' for more information.\n";
   return kExitUsage;
+}
+
+void print_finding(const lunfs::FsckFinding& f) {
+  std::cout << (f.kind == lunfs::FsckFinding::Kind::kError ? "ERROR: " : "warning: ") << f.text << "\n";
 }
 
 int operational_error(const std::string& path, const lunfs::Status& st) {
@@ -82,6 +98,7 @@ int main(int argc, char** argv) {
   bool verbose = false;
   bool check_only = false;
   bool repair_flag = false;
+  bool preen = false;
   bool all_nodes_unmounted = false;
   bool ignore_heartbeat = false;
   enum { kAllNodesUnmounted = 1000, kIgnoreHeartbeat };
@@ -95,7 +112,8 @@ int main(int argc, char** argv) {
     switch (c) {
       case 'n': check_only = true; break;
       case 'v': verbose = true; break;
-      case 'a': case 'p': case 'y': repair_flag = true; break;
+      case 'a': case 'p': repair_flag = true; preen = true; break;
+      case 'y': repair_flag = true; break;
       case kAllNodesUnmounted: all_nodes_unmounted = true; break;
       case kIgnoreHeartbeat: ignore_heartbeat = true; break;
       case 'h': std::cout << kUsage; return kExitClean;
@@ -210,20 +228,51 @@ int main(int argc, char** argv) {
 
   lunfs::FsckOptions options;
   if (verbose) options.verbose = &std::cout;
-  auto report = lunfs::check_filesystem(*target, options);
-  if (!report) return operational_error(path, report.status());
-  report->findings.insert(report->findings.begin(), journal_findings.begin(), journal_findings.end());
-  for (const auto& f : report->findings) {
-    std::cout << (f.kind == lunfs::FsckFinding::Kind::kError ? "ERROR: " : "warning: ") << f.text << "\n";
+  std::optional<lunfs::FsckReport> report;
+  bool repaired = false;
+  bool refused = false;
+  if (write) {
+    lunfs::RepairOptions repair_options;
+    repair_options.preen = preen;
+    repair_options.verbose = options.verbose;
+    auto outcome = lunfs::repair_filesystem(**dev, repair_options);
+    if (!outcome) return operational_error(path, outcome.status());
+    for (const auto& f : outcome->first.findings) print_finding(f);
+    for (const auto& a : outcome->actions) {
+      std::cout << (outcome->refused ? (a.safe ? "would repair: " : "NOT SAFE TO PREEN: ") : "repaired: ") << a.text << "\n";
+    }
+    if (outcome->refused) {
+      std::cout << "fsck.lunfs: UNEXPECTED INCONSISTENCY: a repair would lose or move data, which preen (-p, -a) "
+                   "does not do; "
+                << (outcome->wrote ? "only the safe repairs of an earlier round were made" : "nothing was repaired")
+                << ". Run fsck.lunfs -y --all-nodes-unmounted.\n";
+    } else if (outcome->wrote) {
+      std::cout << "fsck.lunfs: checked again after the repairs:\n";
+      for (const auto& f : outcome->last.findings) print_finding(f);
+    }
+    repaired = outcome->wrote;
+    refused = outcome->refused;
+    report = outcome->last;
+  } else {
+    auto checked = lunfs::check_filesystem(*target, options);
+    if (!checked) return operational_error(path, checked.status());
+    report = *checked;
+    report->findings.insert(report->findings.begin(), journal_findings.begin(), journal_findings.end());
+    for (const auto& f : report->findings) print_finding(f);
   }
   const auto& g = report->sb.geometry;
   std::cout << path << ": lunfs \"" << report->sb.cluster_name << ":" << report->sb.fs_name << "\", "
             << report->inodes << " inodes (" << report->directories << " directories), "
             << report->used_blocks << " of " << g.data_blocks_total() << " data blocks used; "
-            << report->errors() << " error(s), " << report->warnings() << " warning(s)\n";
-  if (report->errors() > 0) {
-    if (!check_only) std::cout << "fsck.lunfs: repairs beyond journal replay are not implemented yet\n";
+            << report->errors() << " error(s), " << report->warnings() << " warning(s)"
+            << (repaired ? " after repair" : "") << "\n";
+  if (report->errors() > 0 || refused) {
+    if (!check_only && !write && dirty->empty()) {
+      std::cout << "fsck.lunfs: not repairing: lunfs is a shared-disk file system and fsck cannot see whether "
+                   "another host has it mounted. Unmount it on every node, then run again with "
+                   "--all-nodes-unmounted. Nothing was written.\n";
+    }
     return kExitUncorrected;
   }
-  return replayed || cleaned ? kExitCorrected : kExitClean;
+  return replayed || cleaned || repaired ? kExitCorrected : kExitClean;
 }

@@ -22,11 +22,16 @@ Status Checker::load_superblock() {
 void Checker::compare_backup() {
   const Geometry& g = report_.sb.geometry;
   AlignedBuffer one;
-  if (!read_one(g.backup_sb_block, one, "backup superblock")) return;
+  if (!read_one(g.backup_sb_block, one, "backup superblock")) {
+    backup_bad_ = true;
+    return;
+  }
   auto backup = decode_superblock(one.span(), g.backup_sb_block);
   if (!backup) {
+    backup_bad_ = true;
     error("backup superblock: " + backup.status().message());
   } else if (!(*backup == report_.sb)) {
+    backup_bad_ = true;
     error("backup superblock at block " + n(g.backup_sb_block) + " differs from the primary");
   }
 }

@@ -37,12 +37,14 @@ void Checker::check_rgrps() {
     }
     auto header = decode_rgrp_header(headers.span().subspan(uint64_t{slot} * bs(), bs()), loc.header, seed, loc);
     if (!header) {
-      error(where + ": " + header.status().message() + "; its blocks cannot be checked");
-      continue;
+      // The bitmaps' places follow from the geometry: read them anyway, so that the inodes
+      // they mark are still checked and the repair can rebuild the header from them.
+      error(where + ": " + header.status().message() + "; its counts cannot be checked");
+    } else {
+      info.header_ok = true;
+      info.header = *header;
     }
-    info.header_ok = true;
-    info.header = *header;
-    if (header->flags & kRgrpBitmapUninit) {
+    if (header && header->flags & kRgrpBitmapUninit) {
       info.bitmaps_ok = true;
       total_free_ += header->free_blocks;
       continue;
@@ -67,6 +69,7 @@ void Checker::check_rgrps() {
     }
     if (!ok) continue;
     info.bitmaps_ok = true;
+    if (!header) continue;
     uint64_t counts[4] = {};
     for (uint32_t j = 0; j < loc.data_blocks; ++j) ++counts[static_cast<int>(info.state(j))];
     struct {

@@ -11,8 +11,37 @@ namespace lunfs::fsck {
 
 using namespace ondisk;
 
-void Checker::add_entries(uint64_t dir, const std::vector<DirEntry>& entries) {
-  for (const auto& e : entries) entries_.push_back({dir, e.inode, e.type, e.name});
+void Checker::add_entries(uint64_t dir, const std::vector<DirEntry>& entries, bool unverified) {
+  for (const auto& e : entries) entries_.push_back({dir, e.inode, e.type, e.name, unverified});
+}
+
+// The entries of an area that does not decode as a whole (a bad name, a wrong hash,
+// entries out of order or misplaced, a bad count, a flipped bit) that stand on their own:
+// the repair keeps those and drops only the rest. Where the packing breaks, the scan moves
+// on byte by byte; an entry counts only when its stored hash matches its name, which
+// garbage passes with a chance of 2^-32.
+void Checker::salvage_entries(uint64_t dir, std::span<const uint8_t> raw, bool unverified) {
+  const Geometry& g = report_.sb.geometry;
+  auto bytes = std::as_bytes(raw);
+  std::vector<DirEntry> out;
+  for (size_t off = 0; raw.size() - off >= kDirEntryHeader;) {
+    DirEntry e;
+    e.inode = get<uint64_t>(bytes, off);
+    e.hash = get<uint32_t>(bytes, off + 8);
+    e.type = get<uint8_t>(bytes, off + 12);
+    const size_t len = get<uint8_t>(bytes, off + 13);
+    if (raw.size() - off - kDirEntryHeader >= len) {
+      e.name.assign(reinterpret_cast<const char*>(raw.data() + off + kDirEntryHeader), len);
+      if (valid_entry_name(e.name) && e.hash == dir_name_hash(report_.sb.dir_hash_seed, e.name) &&
+          g.rgrp_of(e.inode) >= 0) {
+        off += kDirEntryHeader + len;
+        out.push_back(std::move(e));
+        continue;
+      }
+    }
+    ++off;
+  }
+  add_entries(dir, out, unverified);
 }
 
 // Hashed directory: table blocks through the extent map, then leaves and their chains.
@@ -43,30 +72,66 @@ uint64_t Checker::check_hashed_dir(uint64_t ino, const Inode& inode, const std::
   }
   uint64_t count = 0;
   std::unordered_set<uint64_t> leaves_seen;
+  // A leaf that cannot stand is reported, its entries salvaged, and the walk goes on at
+  // the next slot that points elsewhere.
+  auto skip = [&](uint64_t i) {
+    const uint64_t leaf_block = table[i];
+    while (i < table_size && table[i] == leaf_block) ++i;
+    return i;
+  };
   for (uint64_t i = 0; i < table_size;) {
     uint64_t leaf_block = table[i];
-    if (!read_one(leaf_block, one, where + " leaf")) return count;
+    if (leaves_seen.count(leaf_block)) {
+      error(where + ": leaf " + n(leaf_block) + " is pointed at from separate hash-table slots");
+      i = skip(i);
+      continue;
+    }
+    if (!read_one(leaf_block, one, where + " leaf")) {
+      i = skip(i);
+      continue;
+    }
     auto leaf = decode_dir_leaf(one.span(), leaf_block, report_.sb.csum_seed, report_.sb.dir_hash_seed, ino, g);
     if (!leaf) {
       error(where + ": " + leaf.status().message());
-      return count;
+      // Even behind a failed checksum (a bit flip), a block that still says it is this
+      // directory's leaf at this place gives up the entries whose hash matches their name.
+      const BlockHeader h = peek_header(one.span());
+      if (h.magic == kMagic && h.type == BlockType::kDirLeaf && h.blocknr == leaf_block &&
+          get<uint64_t>(one.span(), 32) == ino) {
+        leaves_seen.insert(leaf_block);
+        refs_.push_back({leaf_block, 1, ino, "directory leaf"});
+        // The whole entry area, not the damaged header's byte count: leaves are written
+        // zero-filled, so nothing stale lies past the entries.
+        salvage_entries(ino, std::span(reinterpret_cast<const uint8_t*>(one.data()) + kDirLeafEntriesOffset,
+                                       bs() - kDirLeafEntriesOffset),
+                        !verify_block(one.span(), BlockType::kDirLeaf, leaf_block, report_.sb.csum_seed));
+      }
+      i = skip(i);
+      continue;
     }
+    uint64_t span = uint64_t{1} << (inode.dir_depth - std::min<uint32_t>(leaf->depth, inode.dir_depth));
+    uint64_t expected_prefix = leaf->depth == 0 ? 0 : i >> (inode.dir_depth - std::min<uint32_t>(leaf->depth, inode.dir_depth));
+    bool misplaced = false;
     if (leaf->depth > inode.dir_depth) {
       error(where + ": leaf " + n(leaf_block) + " is deeper than the directory's hash table");
-      return count;
-    }
-    uint64_t span = uint64_t{1} << (inode.dir_depth - leaf->depth);
-    uint64_t expected_prefix = leaf->depth == 0 ? 0 : i >> (inode.dir_depth - leaf->depth);
-    if (i % span != 0 || leaf->hash_prefix != expected_prefix) {
+      misplaced = true;
+    } else if (i % span != 0 || leaf->hash_prefix != expected_prefix) {
       error(where + ": leaf " + n(leaf_block) + " sits at hash-table slot " + n(i) +
             " but covers hash prefix " + n(leaf->hash_prefix) + " of depth " + n(leaf->depth));
-      return count;
+      misplaced = true;
     }
-    for (uint64_t k = i; k < i + span && k < table_size; ++k) {
+    for (uint64_t k = i; !misplaced && k < i + span && k < table_size; ++k) {
       if (table[k] != leaf_block) {
         error(where + ": hash-table slots " + n(i) + ".." + n(i + span - 1) + " should all point at leaf " + n(leaf_block));
-        return count;
+        misplaced = true;
       }
+    }
+    if (misplaced) {  // its entries are sound; the repair files them where they belong
+      leaves_seen.insert(leaf_block);
+      refs_.push_back({leaf_block, 1, ino, "directory leaf"});
+      add_entries(ino, leaf->entries);
+      i = skip(i);
+      continue;
     }
     uint64_t chain_block = leaf_block;
     DirLeaf current = *leaf;

@@ -99,22 +99,39 @@ void Checker::check_inode(uint64_t ino, std::span<const std::byte> block, bool u
     auto root = decode_extent_root(inode.content, ino, g);
     if (!root) {
       error(root.status().message());
+      info.tree_bad = true;
+      if (type == S_IFDIR) info.dir_bad = true;
       return;
     }
-    if (!walk_extents(ino, *root, 0, UINT64_MAX, extents, blocks, -1)) return;
+    if (!walk_extents(ino, *root, 0, UINT64_MAX, extents, blocks, -1)) {
+      info.tree_bad = true;
+      if (type == S_IFDIR) info.dir_bad = true;
+      return;
+    }
   } else if (type == S_IFREG && !(inode.flags & kInodeInlineData) && inode.size != 0) {
     error(where + ": regular file of " + n(inode.size) + " bytes without data layout");
+    info.layout_bad = true;
   }
   if ((type == S_IFCHR || type == S_IFBLK || type == S_IFIFO || type == S_IFSOCK) &&
       (inode.flags & (kInodeExtents | kInodeInlineData))) {
     error(where + ": special file with data");
+    info.layout_bad = true;
   }
-  if (type == S_IFLNK) check_symlink(ino, inode, extents);
+  if (type == S_IFLNK) {
+    const size_t before = report_.errors();
+    check_symlink(ino, inode, extents);
+    if (report_.errors() > before) info.unusable = true;
+  }
   if (inode.xattr_block != 0) {
     AlignedBuffer one;
     if (read_one(inode.xattr_block, one, where + " xattrs")) {
       auto x = decode_xattr_block(one.span(), inode.xattr_block, report_.sb.csum_seed, ino);
-      if (!x) error(where + ": " + x.status().message());
+      if (!x) {
+        error(where + ": " + x.status().message());
+        info.xattr_bad = true;
+      }
+    } else {
+      info.xattr_bad = true;
     }
     refs_.push_back({inode.xattr_block, 1, ino, "xattr block"});
     blocks += 1;
@@ -127,17 +144,23 @@ void Checker::check_inode(uint64_t ino, std::span<const std::byte> block, bool u
                                         BlockType::kInode, ino);
       if (!entries) {
         error(entries.status().message());
+        info.dir_bad = true;
+        salvage_entries(ino, inode.content, false);  // the inode's checksum held
       } else {
         count = entries->size();
         add_entries(ino, *entries);
       }
     } else if (inode.flags & kInodeHashedDir) {
+      const size_t before = report_.errors();
       count = check_hashed_dir(ino, inode, extents, blocks);
+      if (report_.errors() > before) info.dir_bad = true;
     } else {
       error(where + ": directory that is neither inline nor hashed");
+      info.dir_bad = true;
     }
     if (count != inode.dir_entries) {
       error(where + ": says it holds " + n(inode.dir_entries) + " entries, " + n(count) + " were found");
+      info.dir_bad = true;
     }
   }
   if (blocks != inode.blocks) {
@@ -186,7 +209,7 @@ void Checker::check_inodes() {
   AlignedBuffer run;
   for (uint32_t r = 0; r < rgrps_.size(); ++r) {
     const RgrpInfo& info = rgrps_[r];
-    if (!info.header_ok || !info.bitmaps_ok || info.bits.empty()) continue;
+    if (!info.bitmaps_ok || info.bits.empty()) continue;
     RgrpLocation loc = g.rgrp(r);
     // Read runs of consecutive inode blocks in one I/O each.
     for (uint32_t j = 0; j < loc.data_blocks;) {
@@ -212,6 +235,7 @@ void Checker::check_inodes() {
       j = end;
     }
   }
+  discover_inodes();
   auto root = inodes_.find(report_.sb.root_inode);
   if (root == inodes_.end()) {
     if (!bad_inodes_.count(report_.sb.root_inode)) {
@@ -222,6 +246,57 @@ void Checker::check_inodes() {
   } else if (root->second.parent != report_.sb.root_inode) {
     error("the root directory's parent is " + n(root->second.parent) + ", not itself");
   }
+}
+
+// Inodes in resource groups whose bitmaps cannot be read are found the other way round:
+// through the directory entries that name them (the root first), so that their files are
+// checked and the repair can mark them in the rebuilt bitmaps; then by a scan of those
+// groups for blocks that are valid inodes of this file system at their own address with a
+// link count (a freed inode keeps its block but has none), which the repair reconnects in
+// lost+found. An entry index loop, because every directory found adds entries.
+void Checker::discover_inodes() {
+  const Geometry& g = report_.sb.geometry;
+  auto unmapped = [&](uint64_t block) {
+    const int64_t r = g.rgrp_of(block);
+    return r >= 0 && !rgrps_[static_cast<size_t>(r)].bitmaps_ok;
+  };
+  AlignedBuffer one;
+  auto visit = [&](uint64_t ino) {
+    if (inodes_.count(ino) || bad_inodes_.count(ino) || !unmapped(ino)) return;
+    if (auto st = read_blocks(ino, 1, one); !st) {
+      error("inode " + n(ino) + ": cannot read: " + st.to_string());
+      bad_inodes_.insert({ino, true});
+      return;
+    }
+    if (peek_header(one.span()).type != BlockType::kInode) return;  // reported as "not an inode"
+    check_inode(ino, one.span(), false);
+    if (auto it = inodes_.find(ino); it != inodes_.end()) it->second.discovered = true;
+  };
+  visit(report_.sb.root_inode);
+  size_t next = 0;
+  for (; next < entries_.size(); ++next) visit(entries_[next].target);
+  AlignedBuffer run;
+  for (uint32_t r = 0; r < rgrps_.size(); ++r) {
+    if (rgrps_[r].bitmaps_ok) continue;
+    const RgrpLocation loc = g.rgrp(r);
+    constexpr uint32_t kRun = 256;
+    for (uint32_t j = 0; j < loc.data_blocks; j += kRun) {
+      const uint32_t count = std::min(kRun, loc.data_blocks - j);
+      if (!read_blocks(loc.first_data + j, count, run)) continue;
+      for (uint32_t k = 0; k < count; ++k) {
+        const uint64_t b = loc.first_data + j + k;
+        auto block = run.span().subspan(uint64_t{k} * bs(), bs());
+        const BlockHeader h = peek_header(block);
+        if (h.magic != kMagic || h.type != BlockType::kInode || h.blocknr != b) continue;
+        if (inodes_.count(b) || bad_inodes_.count(b)) continue;
+        auto inode = decode_inode(block, b, report_.sb.csum_seed, g);
+        if (!inode || inode->nlink == 0) continue;
+        check_inode(b, block, false);
+        if (auto it = inodes_.find(b); it != inodes_.end()) it->second.discovered = it->second.scanned = true;
+      }
+    }
+  }
+  for (; next < entries_.size(); ++next) visit(entries_[next].target);
 }
 
 }  // namespace lunfs::fsck

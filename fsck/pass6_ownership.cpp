@@ -30,7 +30,7 @@ void Checker::check_ownership() {
     RgrpLocation loc = g.rgrp(ri);
     uint64_t lo = loc.first_data, hi = loc.first_data + loc.data_blocks;
     while (next_ref < refs_.size() && refs_[next_ref].start < lo) ++next_ref;
-    if (!info.header_ok || !info.bitmaps_ok) {
+    if (!info.bitmaps_ok) {
       while (next_ref < refs_.size() && refs_[next_ref].start < hi) ++next_ref;
       continue;
     }

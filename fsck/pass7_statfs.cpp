@@ -15,6 +15,7 @@ void Checker::check_statfs() {
   uint64_t dinodes = 0;
   for (const auto& r : rgrps_) dinodes += r.header.dinodes + r.header.unlinked;
   if (statfs_free_ != static_cast<int64_t>(total_free_) || statfs_dinodes_ != static_cast<int64_t>(dinodes)) {
+    statfs_mismatch_ = true;
     error("statfs: master plus slot deltas say " + std::to_string(statfs_free_) + " free blocks and " +
           std::to_string(statfs_dinodes_) + " inodes; the resource groups hold " + n(total_free_) +
           " free blocks and " + n(dinodes) + " inodes");
