@@ -114,17 +114,27 @@ namespace {
 
 // The flock, or EBUSY naming the holders. `umount` returns before a daemon has finished
 // (it still writes the journal home and marks its heartbeat clean), so `umount; mount`
-// finds the claim held while no lunfs mount of the LUN is left: then it waits for the
-// holder to finish, up to kFinishingHolderWait, instead of refusing a remount an admin
-// (or a script) rightly expects to work.
+// finds the claim held while no lunfs mount of the LUN is left: then it waits for that
+// daemon to finish, up to kFinishingHolderWait, instead of refusing a remount an admin
+// (or a script) rightly expects to work. An fsck or mkfs holding it is refused at once.
 constexpr auto kFinishingHolderWait = std::chrono::seconds(60);
+
+// Whether the holders are only mount.lunfs daemons (or exited parents of one).
+bool held_by_finishing_daemon(const std::string& path, int fd) {
+  if (!lunfs_mounts_of(path).empty()) return false;
+  for (pid_t pid : flock_holders(fd)) {
+    const std::string comm = first_line("/proc/" + std::to_string(pid) + "/comm");
+    if (!comm.empty() && comm != "mount.lunfs") return false;
+  }
+  return true;
+}
 
 Status lock_claim(const std::string& path, int fd, int how) {
   const auto deadline = std::chrono::steady_clock::now() + kFinishingHolderWait;
   for (;;) {
     if (flock(fd, how | LOCK_NB) == 0) return Status::ok();
     if (errno != EWOULDBLOCK) return error(errno, "cannot lock " + path);
-    if (!lunfs_mounts_of(path).empty() || std::chrono::steady_clock::now() >= deadline) {
+    if (!held_by_finishing_daemon(path, fd) || std::chrono::steady_clock::now() >= deadline) {
       return error(EBUSY, path + " is in use on this host by " + describe_claim_holders(path, fd));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));

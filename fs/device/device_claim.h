@@ -19,8 +19,8 @@ class DeviceClaim {
  public:
   // `fd` is the caller's open descriptor of `path` (the lock lives with it). Refuses (EBUSY,
   // in words: "PATH is in use on this host by mount.lunfs (pid 12, slot 0, mounted on /mnt)")
-  // when another claim holds the device. A holder with no lunfs mount of `path` left (a
-  // daemon finishing after umount, an fsck, a mkfs) is waited for, up to a minute.
+  // when another claim holds the device. A mount.lunfs with no lunfs mount of `path` left
+  // (a daemon finishing after umount returned) is waited for, up to a minute.
   static Result<DeviceClaim> take(const std::string& path, int fd, bool block_device);
   // A cluster mount's claim: a shared flock, which keeps this host's nolock mounts, fsck
   // and mkfs away but not other cluster mounts (the nodes of tests/cluster share one host;

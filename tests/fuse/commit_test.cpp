@@ -71,6 +71,39 @@ TEST_F(CommitEverySecond, UnsyncedFileSurvivesSigkillAfterTheInterval) {
   EXPECT_EQ(read_file(path("dir/file")), kData) << "the timer should have committed it";
 }
 
+// The same without -f: mount.lunfs forks into the background before it starts any thread,
+// so the daemon that serves the mount has the commit timer (it once started in the parent
+// and did not survive fuse_daemonize's fork: the file was lost).
+TEST_F(CommitEverySecond, BackgroundDaemonCommitsToo) {
+  unmount_fs();
+  ASSERT_EQ(run(bin("mount.lunfs") + " " + lun_ + " " + mnt_ + " -o " + mount_options() + " > " + dir_ +
+                "/background.log 2>&1"),
+            0)
+      << read_file(dir_ + "/background.log");
+  // The daemon this test started, found by the LUN path that only this test uses.
+  const std::string pids = dir_ + "/daemon.pid";
+  ASSERT_EQ(run("pgrep -f '^" + bin("mount.lunfs") + " " + lun_ + " ' > " + pids), 0);
+  const pid_t daemon = static_cast<pid_t>(std::stol(read_file(pids)));
+  struct Reaper {  // also when an assertion below fails
+    pid_t pid;
+    std::string mnt;
+    ~Reaper() {
+      if (pid > 0) kill(pid, SIGKILL);
+      run("umount -l " + mnt + " 2>/dev/null");
+    }
+  } reaper{daemon, mnt_};
+  ASSERT_TRUE(is_mounted(mnt_));
+  ASSERT_EQ(mkdir(path("dir").c_str(), 0755), 0);
+  write_unsynced(path("dir/file"));
+  std::this_thread::sleep_for(std::chrono::seconds(3));  // three timer commits
+  ASSERT_EQ(kill(daemon, SIGKILL), 0);
+  for (int i = 0; i < 200 && kill(daemon, 0) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  reaper.pid = -1;
+  ASSERT_EQ(run("umount -l " + mnt_), 0);
+  mount_fs(mount_options());  // replays the journal
+  EXPECT_EQ(read_file(path("dir/file")), kData) << "the background daemon's timer should have committed it";
+}
+
 // The same workload with a long interval: lost, so it was the timer above, not the
 // unmount path or anything else, that made the file durable.
 TEST_F(CommitHourly, UnsyncedFileIsLostOnSigkillBeforeTheInterval) {
