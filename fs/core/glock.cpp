@@ -58,11 +58,6 @@ std::string GlockName::to_string() const {
   return std::string(t) + ":" + std::to_string(number);
 }
 
-GlockMode Glock::cached_mode() {
-  std::lock_guard lock(mu_);
-  return cached_;
-}
-
 bool Glock::locally_compatible(bool exclusive) const {
   if (exclusive_holder_) return false;
   if (exclusive) return shared_holders_ == 0 && direct_io_pins_ == 0;
@@ -94,19 +89,17 @@ void Glock::drop_pin() {
   if (now_unused) table_->note_unused(*this);
 }
 
-GlockHolder::GlockHolder(std::shared_ptr<Glock> gl, GlockMode mode, bool exclusive)
-    : gl_(std::move(gl)), mode_(mode), exclusive_(exclusive) {
+GlockHolder::GlockHolder(std::shared_ptr<Glock> gl, bool exclusive) : gl_(std::move(gl)), exclusive_(exclusive) {
   note_held(gl_->name());
 }
 
 GlockHolder::GlockHolder(GlockHolder&& o) noexcept
-    : gl_(std::move(o.gl_)), mode_(o.mode_), exclusive_(o.exclusive_) {}
+    : gl_(std::move(o.gl_)), exclusive_(o.exclusive_) {}
 
 GlockHolder& GlockHolder::operator=(GlockHolder&& o) noexcept {
   if (this != &o) {
     unlock();
     gl_ = std::move(o.gl_);
-    mode_ = o.mode_;
     exclusive_ = o.exclusive_;
   }
   return *this;
@@ -268,7 +261,7 @@ Result<GlockHolder> GlockTable::lock(const GlockName& name, GlockMode mode, unsi
   } else {
     gl.shared_holders_ += 1;
   }
-  return GlockHolder(std::move(glp), mode, exclusive);
+  return GlockHolder(std::move(glp), exclusive);
 }
 
 Result<GlockHolder> GlockTable::try_lock(const GlockName& name, GlockMode mode, unsigned flags) {
@@ -286,7 +279,7 @@ Result<GlockHolder> GlockTable::try_lock(const GlockName& name, GlockMode mode, 
   } else {
     gl.shared_holders_ += 1;
   }
-  return GlockHolder(std::move(glp), mode, exclusive);
+  return GlockHolder(std::move(glp), exclusive);
 }
 
 Status GlockTable::give_back(Glock& gl) {

@@ -120,7 +120,6 @@ class Glock {
   Glock(GlockName name, const GlockOps* ops, GlockTable* table) : name_(name), ops_(ops), table_(table) {}
   const GlockName& name() const { return name_; }
   const GlockOps* ops() const { return ops_; }
-  GlockMode cached_mode();
 
  private:
   friend class GlockTable;
@@ -174,16 +173,13 @@ class GlockHolder {
   GlockHolder(const GlockHolder&) = delete;
   ~GlockHolder() { unlock(); }
   void unlock();
-  bool held() const { return gl_ != nullptr; }
-  GlockMode mode() const { return mode_; }
   // A pin for direct I/O that continues after this holder unlocks.
   DirectIoPin pin_direct_io();
 
  private:
   friend class GlockTable;
-  GlockHolder(std::shared_ptr<Glock> gl, GlockMode mode, bool exclusive);
+  GlockHolder(std::shared_ptr<Glock> gl, bool exclusive);
   std::shared_ptr<Glock> gl_;
-  GlockMode mode_ = GlockMode::kUnlocked;
   bool exclusive_ = false;
 };
 

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -19,6 +20,7 @@
 #include <cstring>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <thread>
 
@@ -69,6 +71,19 @@ inline bool is_mounted(const std::string& dir) {
     if (mp == dir) return true;
   }
   return false;
+}
+
+// Runs `fn` in a child as uid/gid 65534 (nobody); returns its exit code (0 = success; the
+// tests return an errno), 200 when the child could not drop its privileges.
+inline int as_nobody(const std::function<int()>& fn) {
+  pid_t p = fork();
+  if (p == 0) {
+    if (setgroups(0, nullptr) != 0 || setgid(65534) != 0 || setuid(65534) != 0) _exit(200);
+    _exit(fn());
+  }
+  int status = 0;
+  waitpid(p, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 255;
 }
 
 class LunfsMount : public ::testing::Test {

@@ -113,18 +113,6 @@ std::string probe(const volatile char* p) {
   return faulted ? std::string("SIGBUS") : std::to_string(value);
 }
 
-// Runs `fn` as uid/gid 65534 in a child; returns its exit code (0 = success).
-int as_nobody(const std::function<int()>& fn) {
-  pid_t p = fork();
-  if (p == 0) {
-    if (setgroups(0, nullptr) != 0 || setgid(65534) != 0 || setuid(65534) != 0) _exit(200);
-    _exit(fn());
-  }
-  int status = 0;
-  waitpid(p, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 255;
-}
-
 class OpenFlags : public LunfsMount {
  protected:
   // Runs `scenario` in the mount and on ext4; the transcripts must agree.

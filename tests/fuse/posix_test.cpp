@@ -26,18 +26,6 @@ namespace {
 
 using Posix = LunfsMount;
 
-// Runs `fn` in a child with uid/gid 65534; returns the errno it reports (0 = success).
-int as_nobody(const std::function<int()>& fn) {
-  pid_t p = fork();
-  if (p == 0) {
-    if (setgroups(0, nullptr) != 0 || setgid(65534) != 0 || setuid(65534) != 0) _exit(200);
-    _exit(fn());
-  }
-  int status = 0;
-  waitpid(p, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 255;
-}
-
 int errno_of(int rc) { return rc < 0 ? errno : 0; }
 
 TEST_F(Posix, CreateReadWriteAndErrors) {
