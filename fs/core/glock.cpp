@@ -269,7 +269,14 @@ Result<GlockHolder> GlockTable::try_lock(const GlockName& name, GlockMode mode, 
   Glock& gl = *glp;
   const bool exclusive = mode == GlockMode::kExclusive && !(flags & kLocalShared);
   std::unique_lock lock(gl.mu_);
-  if (gl.demoting_ || gl.acquiring_ || !gl.locally_compatible(exclusive) || !mode_covers(gl.cached_, mode)) {
+  bool available = !gl.demoting_ && !gl.acquiring_ && gl.locally_compatible(exclusive);
+  if (available && !mode_covers(gl.cached_, mode)) {
+    const bool in_use = gl.shared_holders_ || gl.exclusive_holder_ || gl.direct_io_pins_;
+    const GlockMode want = in_use ? mode_join(gl.cached_, mode) : mode;
+    available = lm_.try_acquire(name, want).is_ok();  // never blocks, so under mu_
+    if (available) gl.cached_ = want;
+  }
+  if (!available) {
     lock.unlock();
     glp.reset();
     return error(kGlockRetry, name.to_string() + " is not available without waiting");

@@ -66,6 +66,10 @@ struct GlockName {
   std::string to_string() const;
 };
 
+// The error try_lock() and operations return when they need an rgrp glock they could not
+// take without waiting (lock order rule 2). Never reaches a caller of FileSystem.
+inline constexpr int kGlockRetry = ERESTART;
+
 struct GlockNameHash {
   size_t operator()(const GlockName& n) const {
     return std::hash<uint64_t>()(n.number * 0x9e3779b97f4a7c15ull ^ static_cast<uint64_t>(n.type));
@@ -82,6 +86,11 @@ class LockManager {
   virtual void set_demote_callback(DemoteCallback cb) = 0;
   // Blocks until the node holds `name` in at least `mode`.
   virtual Status acquire(const GlockName& name, GlockMode mode) = 0;
+  // The same only when it can be granted without waiting for anyone (no message, no
+  // demote), else kGlockRetry; never blocks. A manager that must ask the cluster says no.
+  virtual Status try_acquire(const GlockName& name, GlockMode) {
+    return error(kGlockRetry, name.to_string() + " cannot be granted without waiting");
+  }
   virtual Status release(const GlockName& name) = 0;
   virtual std::string protocol() const = 0;
 };
@@ -91,6 +100,7 @@ class NoLockManager final : public LockManager {
  public:
   void set_demote_callback(DemoteCallback) override {}
   Status acquire(const GlockName&, GlockMode) override { return Status::ok(); }
+  Status try_acquire(const GlockName&, GlockMode) override { return Status::ok(); }
   Status release(const GlockName&) override { return Status::ok(); }
   std::string protocol() const override { return "nolock"; }
 };
@@ -98,9 +108,6 @@ class NoLockManager final : public LockManager {
 struct GlockOps;  // glops.h
 class GlockTable;
 
-// The error try_lock() and operations return when they need an rgrp glock they could not
-// take without waiting (lock order rule 2). Never reaches a caller of FileSystem.
-inline constexpr int kGlockRetry = ERESTART;
 
 // Flags of a lock request.
 enum GlockFlags : unsigned {
@@ -192,8 +199,10 @@ class GlockTable {
   // Takes the glock in `mode` (flags: GlockFlags): asks the LockManager when the cached
   // mode does not cover `mode`, then queues the local holder in the same critical section.
   Result<GlockHolder> lock(const GlockName& name, GlockMode mode, unsigned flags = 0);
-  // The same without waiting, for local holders or for the LockManager: kGlockRetry when
-  // the glock is not cached in a covering mode or a local holder is in the way.
+  // The same without waiting, for local holders or for the LockManager: kGlockRetry when a
+  // local holder is in the way, or the glock is not cached in a covering mode and the
+  // LockManager cannot grant one at once (try_acquire: NoLockManager always can, so a
+  // single-host mount never retries).
   Result<GlockHolder> try_lock(const GlockName& name, GlockMode mode, unsigned flags = 0);
   // The LockManager's demote request: waits for local holders and pins, syncs,
   // invalidates, releases (runs the glops). A failing sync withdraws the mount and keeps

@@ -142,6 +142,19 @@ TEST(Glock, TryLockNeverWaits) {
   EXPECT_TRUE(w2);
 }
 
+// A single-host mount's manager grants at once, so try_lock (rgrp glocks under meta_mu)
+// never sends an operation round again there.
+TEST(Glock, TryLockTakesWhatTheManagerGrantsAtOnce) {
+  NoLockManager lm;
+  TestOwner owner;
+  GlockTable table(lm, test_ops, &owner, [](const std::string&) {});
+  auto first = table.try_lock(kA, GlockMode::kExclusive);
+  ASSERT_TRUE(first) << first.status().to_string();
+  first->unlock();
+  auto again = table.try_lock(kA, GlockMode::kShared);
+  EXPECT_TRUE(again);
+}
+
 TEST(Glock, DemoteSyncsInvalidatesThenReleases) {
   Table t;
   { auto ex = t.table.lock(kA, GlockMode::kExclusive); ASSERT_TRUE(ex); }
