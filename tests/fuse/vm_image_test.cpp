@@ -289,9 +289,13 @@ TEST_F(VmImage, QemuDiscardPunchesHolesInRawAndQcow2) {
 TEST_F(VmImage, QemuImageLockRefusesASecondWriter) {
   const std::string img = path("locked.qcow2");
   ASSERT_SH_OK("qemu-img create -q -f qcow2 " + img + " 16M");
-  // The holder sleeps 5 s; the other opener retries until the holder has its lock.
-  Output o = sh("qemu-io -f qcow2 -c 'sleep 5000' " + img + " & holder=$!; refused=1; for i in $(seq 40); do"
-                " if ! qemu-io -f qcow2 -c 'read 0 4k' " + img + "; then refused=0; break; fi; sleep 0.1; done;"
+  // The holder sleeps 10 s. The second opener starts only once the holder's OFD locks on the
+  // image are in /proc/locks: an opener that started earlier could take the lock first and
+  // make the holder fail instead (seen under the slower sanitizer build).
+  Output o = sh("ino=$(stat -c %i " + img + "); qemu-io -f qcow2 -c 'sleep 10000' " + img +
+                " & holder=$!; for i in $(seq 200); do grep -q \"OFDLCK.*:$ino \" /proc/locks && break;"
+                " sleep 0.05; done; refused=1; kill -0 $holder &&"
+                " ! qemu-io -f qcow2 -c 'read 0 4k' " + img + " && refused=0;"
                 " kill $holder; wait $holder; exit $refused");
   EXPECT_EQ(o.rc, 0) << o.text;
   EXPECT_NE(o.text.find("Failed to get \"write\" lock"), std::string::npos) << o.text;
