@@ -1,0 +1,148 @@
+// The fixture of the cluster-mount tests: a 3-node lunfs-cluster (real Corosync in network
+// and mount namespaces) shares one LUN file, and nodes mount it with `mount.lunfs LUN MNT -o
+// lockproto=corosync` as an admin types it (through `lunfs-cluster exec`). Every node mounts
+// on the same path, inside its own mount namespace; a test reaches node N's view through
+// /proc/<N's anchor>/root (`at(N, rel)`). The cluster is set up once per suite and torn down
+// (`lunfs-cluster down`, which unmounts whatever is still mounted first) also when a test
+// fails. Needs root, corosync and /dev/fuse; skipped otherwise.
+//
+// Each test file derives a fixture and names its cluster and how many nodes mount at setup:
+//   class MyTest : public ClusterMountSuite {
+//    protected:
+//     static void SetUpTestSuite() { set_up_cluster("xx", 3); }
+//   };
+#pragma once
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <random>
+#include <string>
+
+namespace lunfs::testing {
+
+inline const std::string kHarness = LUNFS_CLUSTER_HARNESS;
+inline const std::string kBin = LUNFS_BIN_DIR;
+
+struct Output {
+  int status;
+  std::string text;
+};
+
+inline std::string read_all(const std::string& p) {
+  std::ifstream f(p, std::ios::binary);
+  if (!f) return "<cannot open " + p + ": " + std::strerror(errno) + ">";
+  return std::string((std::istreambuf_iterator<char>(f)), {});
+}
+
+inline bool write_all(const std::string& p, const std::string& data) {
+  int fd = open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) return false;
+  bool ok = write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size());
+  return close(fd) == 0 && ok;
+}
+
+inline std::string random_bytes(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+class ClusterMountSuite : public ::testing::Test {
+ protected:
+  // `stem` (two letters) and this process's id name the cluster, its namespaces and the
+  // lock table's cluster name, so suites of several test programs can run at once.
+  static void set_up_cluster(const std::string& stem, int nodes_mounted) {
+    stem_ = stem;
+    prctl(PR_SET_CHILD_SUBREAPER, 1);  // the daemons that mount.lunfs leaves behind
+    if (geteuid() != 0) {
+      skip_ = "needs root (namespaces, FUSE, corosync)";
+      return;
+    }
+    if (std::system("command -v corosync >/dev/null 2>&1") != 0 || access("/dev/fuse", R_OK | W_OK) != 0) {
+      skip_ = "needs corosync and /dev/fuse";
+      return;
+    }
+    char tmpl[] = "/var/tmp/lunfs-cluster-mount-XXXXXX";
+    if (!mkdtemp(tmpl)) {
+      setup_error_ = "mkdtemp failed";
+      return;
+    }
+    dir_ = tmpl;
+    lun_ = dir_ + "/lun.img";
+    mnt_ = dir_ + "/mnt";
+    mkdir(mnt_.c_str(), 0755);
+    Output r = sh("truncate -s 2G " + lun_ + " && " + kBin + "/mkfs.lunfs -q -t " + prefix() + ":vmstore -j 4 " + lun_);
+    if (r.status != 0) {
+      setup_error_ = "mkfs.lunfs: " + r.text;
+      return;
+    }
+    r = sh(kHarness + " up 3");
+    if (r.status != 0) {
+      setup_error_ = "lunfs-cluster up 3: " + r.text;
+      return;
+    }
+    for (int n = 1; n <= 3; ++n) {
+      std::ifstream f("/run/lunfs-cluster/" + prefix() + "/n" + std::to_string(n) + "/anchor.pid");
+      f >> anchors_[n];
+    }
+    for (int n = 1; n <= nodes_mounted; ++n) {
+      r = mount(n, "");
+      if (r.status != 0) {
+        setup_error_ = "mount on node " + std::to_string(n) + ": " + r.text;
+        return;
+      }
+    }
+  }
+  static void TearDownTestSuite() {
+    if (!skip_.empty()) return;
+    Output r = sh(kHarness + " down");
+    if (r.status != 0) std::fprintf(stderr, "lunfs-cluster down: %s\n", r.text.c_str());
+    while (waitpid(-1, nullptr, WNOHANG) > 0) {}
+    if (!dir_.empty() && !getenv("LUNFS_KEEP_TEST_DIR")) sh("rm -rf " + dir_);
+  }
+  void SetUp() override {
+    if (!skip_.empty()) GTEST_SKIP() << "cluster mount tests skipped: " << skip_;
+    ASSERT_TRUE(setup_error_.empty()) << setup_error_;
+  }
+
+  static std::string prefix() { return stem_ + std::to_string(getpid() % 100000); }
+  // Runs `cmd` with the cluster's prefix, stdout and stderr together.
+  static Output sh(const std::string& cmd) {
+    std::string full = "LUNFS_CLUSTER_PREFIX=" + prefix() + " " + cmd + " 2>&1";
+    Output out{-1, ""};
+    if (FILE* f = popen(full.c_str(), "r")) {
+      char b[4096];
+      size_t n;
+      while ((n = fread(b, 1, sizeof b, f)) > 0) out.text.append(b, n);
+      int st = pclose(f);
+      out.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    }
+    return out;
+  }
+  static Output mount(int node, const std::string& extra_options) {
+    return sh(kHarness + " exec " + std::to_string(node) + " " + kBin + "/mount.lunfs " + lun_ + " " + mnt_ +
+              " -o lockproto=corosync" + extra_options);
+  }
+  // Node `node`'s view of `rel` under the mount point.
+  static std::string at(int node, const std::string& rel) {
+    return "/proc/" + std::to_string(anchors_[node]) + "/root" + mnt_ + "/" + rel;
+  }
+
+  static inline std::string stem_, skip_, setup_error_, dir_, lun_, mnt_;
+  static inline std::map<int, pid_t> anchors_;
+};
+
+}  // namespace lunfs::testing
