@@ -52,6 +52,8 @@ GlockMode ClusterLockManager::glock_mode(dlm::Mode mode) {
 Status ClusterLockManager::dlm_error(dlm::Status st, const std::string& what) const {
   const std::string why = what + ": " + std::string(dlm::status_name(st));
   switch (st) {
+    case dlm::Status::kAgain:
+      return error(EAGAIN, why + " (held by another node)");
     case dlm::Status::kDeadlock:
       // The glock layer gives the cached mode back and asks anew (GlockTable::lock).
       return error(EDEADLK, why + " (conversion deadlock with another node)");
@@ -76,6 +78,14 @@ void ClusterLockManager::set_demote_callback(DemoteCallback cb) {
 }
 
 Status ClusterLockManager::acquire(const GlockName& name, GlockMode mode) {
+  return request_or_convert(name, mode, 0);
+}
+
+Status ClusterLockManager::acquire_if_free(const GlockName& name, GlockMode mode) {
+  return request_or_convert(name, mode, dlm::kNoQueue);
+}
+
+Status ClusterLockManager::request_or_convert(const GlockName& name, GlockMode mode, uint32_t flags) {
   const dlm::Mode want = dlm_mode(mode);
   // mu_ is held across the call into the lock space so that the lock's id is known here
   // before its completion or a blocking callback (delivered on another thread, which
@@ -88,9 +98,9 @@ Status ClusterLockManager::acquire(const GlockName& name, GlockMode mode) {
   dlm::Status st;
   if (converting) {
     id = it->second.id;
-    st = ls_->convert(id, want, 0);
+    st = ls_->convert(id, want, flags);
   } else {
-    st = ls_->request(resource_name(name), want, 0, 0, &id);
+    st = ls_->request(resource_name(name), want, flags, 0, &id);
     if (st == dlm::Status::kOk) {
       held_[name] = Held{id, dlm::Mode::NL};
       names_.emplace(id, name);

@@ -56,6 +56,8 @@ class ClusterLockManager final : public LockManager, public dlm::LockClient {
   // LockManager.
   void set_demote_callback(DemoteCallback cb) override;
   Status acquire(const GlockName& name, GlockMode mode) override;
+  // A NOQUEUE request or conversion (iopen EX, decision 11): waits for its delivery only.
+  Status acquire_if_free(const GlockName& name, GlockMode mode) override;
   Status release(const GlockName& name) override;
   std::string protocol() const override { return "corosync"; }
 
@@ -74,6 +76,7 @@ class ClusterLockManager final : public LockManager, public dlm::LockClient {
   static GlockMode glock_mode(dlm::Mode mode);
 
  private:
+  Status request_or_convert(const GlockName& name, GlockMode mode, uint32_t flags);
   struct Held {
     dlm::LockId id = 0;
     dlm::Mode granted = dlm::Mode::NL;

@@ -6,7 +6,7 @@
 // thin image's first pass): its first transaction maps the range unwritten before the
 // submit, and its second, which marks the range written, runs on the completion thread
 // once the data is on the device. Until the answer the request pins the inode's glock
-// (glock.h: DirectIoPin) so that truncate, punch and demotes wait for the transfer, and
+// (glock.h: GlockPin) so that truncate, punch and demotes wait for the transfer, and
 // owns a pooled buffer: FUSE's own buffer goes back to libfuse when the handler returns.
 // Every other request runs the synchronous read()/write() on the caller's thread.
 #include <cstring>
@@ -28,7 +28,7 @@ namespace {
 template <typename Completion>
 class DirectTransfer final : public IoCompletion {
  public:
-  DirectTransfer(DirectIoPin pin, BufferPool::Lease buffer, size_t length, Completion done,
+  DirectTransfer(GlockPin pin, BufferPool::Lease buffer, size_t length, Completion done,
                  std::function<Status()> after_data = {})
       : pin_(std::move(pin)),
         buffer_(std::move(buffer)),
@@ -53,7 +53,7 @@ class DirectTransfer final : public IoCompletion {
   }
 
  private:
-  DirectIoPin pin_;
+  GlockPin pin_;
   BufferPool::Lease buffer_;
   const size_t length_;
   Completion done_;
@@ -97,7 +97,7 @@ void FileSystem::read_async(uint64_t ino, uint64_t offset, size_t size, ReadComp
       const uint64_t nblocks = (length + bs - 1) / bs;
       ExtentTree tree(*vol_, **node, nullptr);
       if (auto segs = tree.map_range(offset / bs, nblocks)) {
-        op = new DirectRead(gl->pin_direct_io(), vol_->buffers.get(nblocks * bs), length, std::move(done));
+        op = new DirectRead(gl->pin(), vol_->buffers.get(nblocks * bs), length, std::move(done));
         reads = device_reads(*segs, offset / bs, bs, op->buffer());
         note_access(**node);
       }
@@ -178,7 +178,7 @@ void FileSystem::write_async(uint64_t ino, uint64_t offset, std::span<const std:
       });
     };
   }
-  auto* op = new DirectWrite(gl.pin_direct_io(), vol_->buffers.get(data.size()), data.size(), std::move(done),
+  auto* op = new DirectWrite(gl.pin(), vol_->buffers.get(data.size()), data.size(), std::move(done),
                              std::move(after_data));
   gl.unlock();
   std::memcpy(op->buffer().data(), data.data(), data.size());

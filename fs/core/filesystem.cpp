@@ -30,6 +30,7 @@ Status check_name(const std::string& name) {
 }
 
 GlockName inode_lock(uint64_t ino) { return {GlockType::kInode, ino}; }
+GlockName iopen_lock(uint64_t ino) { return {GlockType::kIopen, ino}; }
 
 // A symlink target too long for the inode goes to data blocks mapped by an extent tree, as
 // a regular file's bytes, zero-padded to whole blocks. The blocks are written before the
@@ -157,6 +158,12 @@ Status FileSystem::unmount() {
   Status st = vol_->read_only ? Status::ok() : sync();
   // Everything home and the journal empty: the next mount replays nothing.
   if (st && !vol_->read_only) st = vol_->log.checkpoint();
+  {
+    // Inodes the kernel still references (their pins would keep release_all waiting); an
+    // unlinked one among them stays an orphan for the next mount, fsck or recovery.
+    std::lock_guard lock(vol_->meta_mu);
+    vol_->inodes->release_iopen_pins();
+  }
   auto rel = vol_->glocks.release_all();
   if (st) st = rel;
   mounted_ = false;
@@ -224,15 +231,23 @@ Result<Attr> FileSystem::lookup(uint64_t dir, const std::string& name, Ref ref) 
     // is taken with the inode's glock and meta_mu held, as freeing needs both: an inode
     // found here cannot be freed before the reference counts.
     LUNFS_ASSIGN(auto gl, vol_->glocks.lock(inode_lock(target), GlockMode::kShared));
+    GlockPin iopen;
+    if (ref == Ref::kHold) {
+      LUNFS_ASSIGN(iopen, pin_iopen(target));
+    }
     std::lock_guard lock(vol_->meta_mu);
     auto node = inode(target);
-    // Removed between the two: the name now names another inode, or nothing.
-    if (!node && node.err() == ESTALE) continue;
     if (!node) {
+      if (iopen.held()) {
+        iopen.release();
+        vol_->glocks.drop_if_unused(iopen_lock(target));
+      }
+      // Removed between the two: the name now names another inode, or nothing.
+      if (node.err() == ESTALE) continue;
       return error(node.err(), "entry '" + name + "' of directory " + std::to_string(dir) + ": " +
                                    node.status().message());
     }
-    if (ref == Ref::kHold) (*node)->refs += 1;
+    if (ref == Ref::kHold) add_reference(**node, std::move(iopen));
     return attr_of(**node);
   }
 }
@@ -319,6 +334,11 @@ Result<Attr> FileSystem::create(uint64_t dir, const std::string& name, uint32_t 
     // while this node holds the directory's glock exclusively. A node that still caches
     // the glock from the inode's previous life is asked for it back like any other.
     LUNFS_ASSIGN(auto new_gl, vol_->glocks.lock(inode_lock(ino), GlockMode::kExclusive, kNewInode));
+    if (ref == Ref::kHold) {
+      LUNFS_ASSIGN(auto iopen, pin_iopen(ino));
+      std::lock_guard relock(vol_->meta_mu);
+      if (!node->iopen.held()) node->iopen = std::move(iopen);
+    }
     return attr;
   });
 }
@@ -361,6 +381,10 @@ Result<Attr> FileSystem::link(uint64_t ino, uint64_t dir, const std::string& nam
   if (ino == dir) return error(EPERM, "hard links to directories are not allowed");
   return retrying([&]() -> Result<Attr> {
     LUNFS_ASSIGN(auto held, lock_inodes({dir, ino}, GlockMode::kExclusive));
+    GlockPin iopen;
+    if (ref == Ref::kHold) {
+      LUNFS_ASSIGN(iopen, pin_iopen(ino));
+    }
     std::lock_guard lock(vol_->meta_mu);
     LUNFS_ASSIGN(auto d, dir_inode(dir));
     LUNFS_ASSIGN(auto node, inode(ino));
@@ -379,19 +403,50 @@ Result<Attr> FileSystem::link(uint64_t ino, uint64_t dir, const std::string& nam
     d->d.mtime = d->d.ctime = now;
     d->dirty(*txn);
     LUNFS_TRY(txn->commit());
-    if (ref == Ref::kHold) node->refs += 1;
+    if (ref == Ref::kHold) add_reference(*node, std::move(iopen));
     return attr_of(*node);
   });
 }
 
-Status FileSystem::drop_link(Transaction& txn, CoreInode& node) {
+Status FileSystem::drop_link(Transaction& txn, CoreInode& node, GlockHolder* iopen_ex) {
   node.d.nlink -= 1;
   node.d.ctime = now_timespec();
   node.dirty(txn);
   if (node.d.nlink > 0) return Status::ok();
-  if (node.refs == 0) return free_inode(txn, node);
-  // Still open: the data stays until the last reference goes (forget()).
+  return free_or_orphan(txn, node, iopen_ex);
+}
+
+Status FileSystem::free_or_orphan(Transaction& txn, CoreInode& node, GlockHolder* iopen_ex) {
+  if (node.refs == 0) {
+    // Under the inode's exclusive glock: a node that uses the inode took its iopen glock
+    // before it could reach this point, and gives it back only under the inode's glock
+    // (forget), so a refusal here means a user that will come to forget() after us.
+    auto ex = vol_->glocks.lock_if_free(iopen_lock(node.ino()), GlockMode::kExclusive);
+    if (ex) {
+      *iopen_ex = std::move(*ex);
+      return free_inode(txn, node);
+    }
+    if (ex.err() != EAGAIN) return ex.status();
+  }
+  // In use here or on another node: the data stays until the last user lets go.
   return vol_->alloc.mark_unlinked(txn, node.ino());
+}
+
+void FileSystem::release_iopen(uint64_t ino, GlockHolder& iopen_ex) {
+  if (!iopen_ex.held()) return;
+  iopen_ex.unlock();
+  // Not kept cached: a node that reuses the block for a new inode must get it at once.
+  vol_->glocks.drop_if_unused(iopen_lock(ino));
+}
+
+Result<GlockPin> FileSystem::pin_iopen(uint64_t ino) {
+  LUNFS_ASSIGN(auto holder, vol_->glocks.lock(iopen_lock(ino), GlockMode::kShared));
+  return holder.pin();
+}
+
+void FileSystem::add_reference(CoreInode& node, GlockPin iopen) {
+  node.refs += 1;
+  if (!node.iopen.held()) node.iopen = std::move(iopen);
 }
 
 Status FileSystem::free_inode(Transaction& txn, CoreInode& node) {
@@ -469,8 +524,10 @@ Status FileSystem::unlink(uint64_t dir, const std::string& name) {
     LUNFS_TRY(r.directory->remove(name));
     d.d.mtime = d.d.ctime = now_timespec();
     d.dirty(*txn);
-    LUNFS_TRY(drop_link(*txn, node));
+    GlockHolder iopen_ex;
+    LUNFS_TRY(drop_link(*txn, node, &iopen_ex));
     LUNFS_TRY(txn->commit());
+    release_iopen(node.ino(), iopen_ex);
     if (node.freed) vol_->inodes->forget(node.ino());
     return Status::ok();
   });
@@ -495,12 +552,10 @@ Status FileSystem::rmdir(uint64_t dir, const std::string& name) {
     node.d.nlink = 0;
     node.d.ctime = now;
     node.dirty(*txn);
-    if (node.refs == 0) {
-      LUNFS_TRY(free_inode(*txn, node));
-    } else {
-      LUNFS_TRY(vol_->alloc.mark_unlinked(*txn, node.ino()));
-    }
+    GlockHolder iopen_ex;
+    LUNFS_TRY(free_or_orphan(*txn, node, &iopen_ex));
     LUNFS_TRY(txn->commit());
+    release_iopen(node.ino(), iopen_ex);
     if (node.freed) vol_->inodes->forget(node.ino());
     return Status::ok();
   });
@@ -631,9 +686,10 @@ void FileSystem::note_access(CoreInode& node) {
 std::string FileSystem::glock_dump() { return vol_->glocks.dump(); }
 
 void FileSystem::hold(uint64_t ino) {
+  auto iopen = pin_iopen(ino);
   std::lock_guard lock(vol_->meta_mu);
   auto node = inode(ino);
-  if (node) (*node)->refs += 1;
+  if (node) add_reference(**node, iopen ? std::move(*iopen) : GlockPin());
 }
 
 Status FileSystem::forget(uint64_t ino, uint64_t count) {
@@ -645,13 +701,27 @@ Status FileSystem::forget(uint64_t ino, uint64_t count) {
     auto node = *it;
     node->refs -= std::min(node->refs, count);
     if (node->refs > 0) return Status::ok();
+    // The last use on this node. Its iopen glock goes back under the inode's exclusive
+    // glock, so a node that takes that glock after us no longer sees us using the inode;
+    // of the nodes letting go of an unlinked inode, one after another under that glock,
+    // the last therefore gets the iopen glock exclusively and frees it (decision 11).
+    node->iopen.release();
+    GlockHolder iopen_ex;
     if (node->d.nlink == 0 && !vol_->read_only && !vol_->withdrawn) {
-      auto txn = vol_->begin();
-      LUNFS_TRY(free_inode(*txn, *node));
-      LUNFS_TRY(txn->commit());
+      auto ex = vol_->glocks.lock_if_free(iopen_lock(ino), GlockMode::kExclusive);
+      if (ex) {
+        iopen_ex = std::move(*ex);
+        auto txn = vol_->begin();
+        LUNFS_TRY(free_inode(*txn, *node));
+        LUNFS_TRY(txn->commit());
+      } else if (ex.err() != EAGAIN) {
+        return ex.status();
+      }  // else another node still uses it, and frees it when it lets go
     } else {
       LUNFS_TRY(write_times(*node));
     }
+    iopen_ex.unlock();
+    vol_->glocks.drop_if_unused(iopen_lock(ino));
     vol_->inodes->forget(ino);
     return Status::ok();
   });

@@ -214,8 +214,22 @@ class FileSystem {
   IoQueue& io_queue();
   Result<Attr> create(uint64_t dir, const std::string& name, uint32_t mode, uint64_t rdev,
                       const std::string& symlink_target, const Cred& cred, Ref ref);
-  // Drops a link of `node` (in a transaction that already removed the entry).
-  Status drop_link(Transaction& txn, CoreInode& node);
+  // Drops a link of `node` (in a transaction that already removed the entry); see
+  // free_or_orphan for `iopen_ex`.
+  Status drop_link(Transaction& txn, CoreInode& node, GlockHolder* iopen_ex);
+  // `node` has just lost its last link in `txn`. Freed at once when no node uses it: this
+  // node holds no reference and the iopen glock is granted exclusively without waiting
+  // (kept in *iopen_ex until the caller has committed and calls release_iopen). Else it
+  // goes on the orphan list, and the last node to let go frees it (forget).
+  Status free_or_orphan(Transaction& txn, CoreInode& node, GlockHolder* iopen_ex);
+  // Ends what free_or_orphan held: the iopen glock goes back to the cluster at once.
+  void release_iopen(uint64_t ino, GlockHolder& iopen_ex);
+  // The iopen glock shared, pinned (decision 11): taken before an inode gets its first
+  // frontend reference on this node, with the inode's glock held (so no other node can
+  // reach the inode's last unlink in between) and meta_mu not.
+  Result<GlockPin> pin_iopen(uint64_t ino);
+  // Counts a frontend reference (meta_mu held); the inode keeps the first pin.
+  void add_reference(CoreInode& node, GlockPin iopen);
   // Frees an inode with no links and no references: data, xattrs, the inode block.
   Status free_inode(Transaction& txn, CoreInode& node);
   Status truncate_blocks(Transaction& txn, CoreInode& node, uint64_t new_size);

@@ -54,7 +54,10 @@ const char* mode_name(GlockMode mode) {
 }
 
 std::string GlockName::to_string() const {
-  const char* t = type == GlockType::kInode ? "inode" : type == GlockType::kRgrp ? "rgrp" : "rename";
+  const char* t = type == GlockType::kInode  ? "inode"
+                  : type == GlockType::kRgrp ? "rgrp"
+                  : type == GlockType::kIopen ? "iopen"
+                                              : "rename";
   return std::string(t) + ":" + std::to_string(number);
 }
 
@@ -112,13 +115,13 @@ void GlockHolder::unlock() {
   gl_.reset();
 }
 
-DirectIoPin GlockHolder::pin_direct_io() {
+GlockPin GlockHolder::pin() {
   std::lock_guard lock(gl_->mu_);
   gl_->direct_io_pins_ += 1;
-  return DirectIoPin(gl_);
+  return GlockPin(gl_);
 }
 
-DirectIoPin& DirectIoPin::operator=(DirectIoPin&& o) noexcept {
+GlockPin& GlockPin::operator=(GlockPin&& o) noexcept {
   if (this != &o) {
     release();
     gl_ = std::move(o.gl_);
@@ -126,7 +129,7 @@ DirectIoPin& DirectIoPin::operator=(DirectIoPin&& o) noexcept {
   return *this;
 }
 
-void DirectIoPin::release() {
+void GlockPin::release() {
   if (!gl_) return;
   gl_->drop_pin();
   gl_.reset();
@@ -191,7 +194,9 @@ void GlockTable::note_unused(Glock& gl) {
     if (gl.lru_pos_ == lru_.end()) gl.lru_pos_ = lru_.insert(lru_.end(), &gl);
     over = lru_.size() > max_unused_;
   }
-  if (over) shrink();
+  // The shrinker runs go_sync, which takes meta_mu: under it (an iopen pin let go while an
+  // inode is forgotten), the next glock to fall unused outside it shrinks instead.
+  if (over && !MetaMutex::held_by_this_thread()) shrink();
 }
 
 std::vector<std::shared_ptr<Glock>> GlockTable::take_excess_locked() {
@@ -287,6 +292,46 @@ Result<GlockHolder> GlockTable::try_lock(const GlockName& name, GlockMode mode, 
     gl.shared_holders_ += 1;
   }
   return GlockHolder(std::move(glp), exclusive);
+}
+
+Result<GlockHolder> GlockTable::lock_if_free(const GlockName& name, GlockMode mode) {
+  std::shared_ptr<Glock> glp = get(name);
+  Glock& gl = *glp;
+  const bool exclusive = mode == GlockMode::kExclusive;
+  std::unique_lock lock(gl.mu_);
+  if (gl.demoting_ || gl.acquiring_ || !gl.locally_compatible(exclusive)) {
+    return error(EAGAIN, name.to_string() + " is in use on this node");
+  }
+  if (!mode_covers(gl.cached_, mode)) {
+    const bool in_use = gl.shared_holders_ || gl.exclusive_holder_ || gl.direct_io_pins_;
+    const GlockMode want = in_use ? mode_join(gl.cached_, mode) : mode;
+    gl.acquiring_ = true;
+    lock.unlock();
+    Status st = lm_.acquire_if_free(name, want);
+    lock.lock();
+    gl.acquiring_ = false;
+    if (st) gl.cached_ = want;
+    gl.changed_.notify_all();
+    if (!st) return st;
+    // Nobody local could join meanwhile: acquiring_ kept them waiting, and they re-check.
+  }
+  if (exclusive) {
+    gl.exclusive_holder_ = true;
+  } else {
+    gl.shared_holders_ += 1;
+  }
+  return GlockHolder(std::move(glp), exclusive);
+}
+
+void GlockTable::drop_if_unused(const GlockName& name) {
+  std::shared_ptr<Glock> glp = get(name);
+  Glock& gl = *glp;
+  {
+    std::unique_lock lock(gl.mu_);
+    if (gl.demoting_ || gl.acquiring_ || !gl.unused() || gl.cached_ == GlockMode::kUnlocked) return;
+    (void)give_back_locked(gl, lock);  // a failure has withdrawn the mount (give_back)
+  }
+  note_unused(gl);
 }
 
 Status GlockTable::give_back(Glock& gl) {

@@ -22,6 +22,10 @@
 //        the rgrp glock with nothing else held, and runs again (FileSystem::retrying).
 //   3. No blocking request while meta_mu is held: a demote's go_inval takes meta_mu, so a
 //      thread that waited for a glock under meta_mu could wait for itself across nodes.
+//   4. iopen glocks (decision 11) sort after every other type. SH is the only mode ever
+//      waited for; EX is only asked with lock_if_free(), which never waits for another
+//      node (a NOQUEUE request: the answer is "granted" or "in use") and so may be asked
+//      under meta_mu. An EX holder therefore never makes an SH request wait for long.
 #pragma once
 
 #include <atomic>
@@ -41,7 +45,8 @@
 
 namespace lunfs {
 
-enum class GlockType : uint8_t { kRename = 1, kInode = 2, kRgrp = 3 };
+// kIopen: "this node has the inode in use" (a frontend reference), decision 11.
+enum class GlockType : uint8_t { kRename = 1, kInode = 2, kRgrp = 3, kIopen = 4 };
 // Shared (reads, lookups: DLM PR), deferred (concurrent direct I/O, decision 6: DLM CW),
 // exclusive (changes: DLM EX). EX covers every mode; SH and DF cover only themselves.
 enum class GlockMode : uint8_t { kUnlocked = 0, kShared = 1, kDeferred = 2, kExclusive = 3 };
@@ -91,6 +96,14 @@ class LockManager {
   virtual Status try_acquire(const GlockName& name, GlockMode) {
     return error(kGlockRetry, name.to_string() + " cannot be granted without waiting");
   }
+  // Asks for `mode` without waiting for any other node to give anything up (a DLM NOQUEUE
+  // request): EAGAIN when another node holds a conflicting mode. Unlike try_acquire it may
+  // wait for the cluster's answer. The default serves managers that answer locally.
+  virtual Status acquire_if_free(const GlockName& name, GlockMode mode) {
+    Status st = try_acquire(name, mode);
+    if (!st && st.err() == kGlockRetry) return error(EAGAIN, name.to_string() + " is in use elsewhere");
+    return st;
+  }
   virtual Status release(const GlockName& name) = 0;
   virtual std::string protocol() const = 0;
 };
@@ -131,7 +144,7 @@ class Glock {
  private:
   friend class GlockTable;
   friend class GlockHolder;
-  friend class DirectIoPin;
+  friend class GlockPin;
   // Whether a local holder (exclusive or shared) may join the current ones.
   bool locally_compatible(bool exclusive) const;
   // Both tell the table when the glock is left unused.
@@ -153,21 +166,23 @@ class Glock {
   std::list<Glock*>::iterator lru_pos_;  // in GlockTable::lru_, guarded by the table's mutex
 };
 
-// Keeps a glock's exclusive holders and demotes away while an asynchronous direct I/O
-// that started under a holder is in flight (Linux's inode_dio_wait()). Released from any
-// thread.
-class DirectIoPin {
+// Keeps a glock's exclusive holders and demotes away, and the glock cached, after the
+// holder it came from has gone: an asynchronous direct I/O in flight (Linux's
+// inode_dio_wait()), or an inode in use on this node (its iopen glock, decision 11).
+// Released from any thread.
+class GlockPin {
  public:
-  DirectIoPin() = default;
-  DirectIoPin(DirectIoPin&& o) noexcept : gl_(std::move(o.gl_)) {}
-  DirectIoPin& operator=(DirectIoPin&& o) noexcept;
-  DirectIoPin(const DirectIoPin&) = delete;
-  ~DirectIoPin() { release(); }
+  GlockPin() = default;
+  GlockPin(GlockPin&& o) noexcept : gl_(std::move(o.gl_)) {}
+  GlockPin& operator=(GlockPin&& o) noexcept;
+  GlockPin(const GlockPin&) = delete;
+  ~GlockPin() { release(); }
   void release();
+  bool held() const { return gl_ != nullptr; }
 
  private:
   friend class GlockHolder;
-  explicit DirectIoPin(std::shared_ptr<Glock> gl) : gl_(std::move(gl)) {}
+  explicit GlockPin(std::shared_ptr<Glock> gl) : gl_(std::move(gl)) {}
   std::shared_ptr<Glock> gl_;
 };
 
@@ -180,8 +195,9 @@ class GlockHolder {
   GlockHolder(const GlockHolder&) = delete;
   ~GlockHolder() { unlock(); }
   void unlock();
-  // A pin for direct I/O that continues after this holder unlocks.
-  DirectIoPin pin_direct_io();
+  bool held() const { return gl_ != nullptr; }
+  // A pin that continues after this holder unlocks.
+  GlockPin pin();
 
  private:
   friend class GlockTable;
@@ -204,6 +220,15 @@ class GlockTable {
   // LockManager cannot grant one at once (try_acquire: NoLockManager always can, so a
   // single-host mount never retries).
   Result<GlockHolder> try_lock(const GlockName& name, GlockMode mode, unsigned flags = 0);
+  // Takes the glock in `mode` only if that needs no waiting for another node (the
+  // LockManager's acquire_if_free) nor for a local holder or pin: EAGAIN otherwise. May
+  // wait for the cluster's answer; outside the lock order (rule 4), so allowed under
+  // meta_mu.
+  Result<GlockHolder> lock_if_free(const GlockName& name, GlockMode mode);
+  // Gives the glock back now if nothing on this node holds, pins or is changing it (an
+  // iopen glock whose inode fell out of use: another node may be waiting to free the
+  // inode). Never waits for holders, so allowed under meta_mu.
+  void drop_if_unused(const GlockName& name);
   // The LockManager's demote request: waits for local holders and pins, syncs,
   // invalidates, releases (runs the glops). A failing sync withdraws the mount and keeps
   // the lock: releasing it would let another node read what this node could not write.

@@ -49,6 +49,9 @@ const GlockOps kRgrpOps{"rgrp", sync_log, inval_rgrp};
 // Parent pointers change only under the rename glock, and its next holder reads them
 // from the LUN (rename.cpp, is_ancestor): they must be home when it moves.
 const GlockOps kRenameOps{"rename", sync_log, nullptr};
+// An iopen glock covers no data: it only says which nodes use the inode (decision 11).
+// The inode's blocks are synced and invalidated by its inode glock.
+const GlockOps kIopenOps{"iopen", nullptr, nullptr};
 
 }  // namespace
 
@@ -57,6 +60,7 @@ const GlockOps* glops_for(GlockType type) {
     case GlockType::kInode: return &kInodeOps;
     case GlockType::kRgrp: return &kRgrpOps;
     case GlockType::kRename: return &kRenameOps;
+    case GlockType::kIopen: return &kIopenOps;
   }
   return nullptr;
 }

@@ -78,6 +78,10 @@ void InodeCache::invalidate(uint64_t ino) {
   it->second->times_dirty = false;  // written by sync_times before the glock went
 }
 
+void InodeCache::release_iopen_pins() {
+  for (auto& [ino, node] : map_) node->iopen.release();
+}
+
 Status InodeCache::sync_times(uint64_t ino) {
   auto it = map_.find(ino);
   if (it == map_.end()) return Status::ok();

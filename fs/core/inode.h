@@ -14,6 +14,7 @@
 
 #include "fs/format/extent_format.h"
 #include "fs/format/inode_format.h"
+#include "fs/core/glock.h"
 #include "fs/core/transaction.h"
 
 namespace lunfs {
@@ -26,6 +27,9 @@ class CoreInode final : public TxnParticipant {
   uint64_t ino() const { return ino_; }
   ondisk::Inode d;            // the inode as it will be written
   uint64_t refs = 0;          // frontend references (nlookup)
+  // While refs > 0: the iopen glock held shared, so that no other node frees the inode
+  // while this node uses it (decision 11; FileSystem::take_reference).
+  GlockPin iopen;
   bool times_dirty = false;   // atime/mtime/ctime changed without a transaction
   bool freed = false;         // the block was freed; the object is a tombstone
   bool stale = false;         // the glock went to another node: `d` is re-read on next use
@@ -68,6 +72,8 @@ class InodeCache {
   // an operation gave up half-way to retry (kGlockRetry), in-memory changes it made before
   // the inode joined its transaction must not survive the rollback.
   void reload_all();
+  // Lets go of every iopen glock pin (unmount: references the kernel never forgot).
+  void release_iopen_pins();
   // Inodes with timestamps changed outside transactions.
   std::vector<std::shared_ptr<CoreInode>> times_dirty();
   size_t size() const { return map_.size(); }

@@ -86,6 +86,7 @@ Status FileSystem::rename_locked(uint64_t olddir, const std::string& oldname, ui
     LUNFS_ASSIGN(dst, inode(dst_ino));
   }
   if (dst && dst->ino() == src->ino()) return Status::ok();  // same file: POSIX says do nothing
+  GlockHolder iopen_ex;  // free_or_orphan's, for a replaced inode freed here
   // Moving a directory under itself makes a loop.
   if (src->is_dir() && olddir != newdir) {
     bool loop = false;
@@ -131,13 +132,9 @@ Status FileSystem::rename_locked(uint64_t olddir, const std::string& oldname, ui
         dst->d.nlink = 0;
         dst->d.ctime = now;
         dst->dirty(*txn);
-        if (dst->refs == 0) {
-          LUNFS_TRY(free_inode(*txn, *dst));
-        } else {
-          LUNFS_TRY(vol_->alloc.mark_unlinked(*txn, dst->ino()));
-        }
+        LUNFS_TRY(free_or_orphan(*txn, *dst, &iopen_ex));
       } else {
-        LUNFS_TRY(drop_link(*txn, *dst));
+        LUNFS_TRY(drop_link(*txn, *dst, &iopen_ex));
       }
     } else {
       LUNFS_TRY(to.add(newname, src->ino(), dirent_type(src->d.mode)));
@@ -156,6 +153,7 @@ Status FileSystem::rename_locked(uint64_t olddir, const std::string& oldname, ui
   od->dirty(*txn);
   nd->dirty(*txn);
   LUNFS_TRY(txn->commit());
+  if (dst) release_iopen(dst->ino(), iopen_ex);
   if (dst && dst->freed) vol_->inodes->forget(dst->ino());
   return Status::ok();
 }

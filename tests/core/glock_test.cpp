@@ -183,7 +183,7 @@ TEST(Glock, DemoteWaitsForHoldersAndPins) {
   Table t;
   auto sh = t.table.lock(kA, GlockMode::kShared);
   ASSERT_TRUE(sh);
-  DirectIoPin pin = sh->pin_direct_io();
+  GlockPin pin = sh->pin();
   sh->unlock();
   std::atomic<bool> demoted{false};
   std::thread demoter([&] {

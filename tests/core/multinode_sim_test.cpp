@@ -4,6 +4,9 @@
 // numbers, types, modes, link counts, sizes, contents, symlink targets, xattrs, "..")
 // and agree on statfs; fsck over the device (every journal checkpointed) finds nothing.
 // Memory pressure (a random held lock called back) is mixed in and must be harmless.
+// Files are opened (a frontend reference) on some nodes and unlinked on others: an open
+// file that lost its names must keep its data for its openers, and be freed (ESTALE on
+// every node) when the last of them closes it (iopen glocks, decision 11).
 //
 // LUNFS_SIM_SEED=<n> runs that seed only, LUNFS_SIM_STEPS=<n> sets the steps per seed,
 // LUNFS_SIM_FSCK_EVERY=<n> runs fsck every n steps (default every step). A failure
@@ -71,6 +74,17 @@ class Simulation {
       if (fsck_every && step_ % fsck_every == 0) {
         auto errors = cluster_.fsck_errors();
         if (!errors.empty()) return fail("fsck: " + errors.front() + (errors.size() > 1 ? " (and more)" : ""));
+      }
+    }
+    while (!opens_.empty()) {  // the last closes free what is left unlinked
+      const Open o = opens_.back();
+      opens_.pop_back();
+      log_.push_back("node " + std::to_string(o.node) + ": close #" + std::to_string(o.ino) + " (end)");
+      if (!expect(cluster_.fs(o.node).forget(o.ino, 1), 0, log_.back())) return false;
+    }
+    for (size_t i = 0; i < cluster_.size(); ++i) {
+      for (const auto& [ino, data] : orphans_) {
+        if (cluster_.fs(i).getattr(ino).err() != ESTALE) return fail("inode " + std::to_string(ino) + " not freed after its last close");
       }
     }
     cluster_.expect_clean_unmount();
@@ -155,8 +169,57 @@ class Simulation {
     if (n.is_dir()) {
       model_.erase(id);
     } else if (--n.links == 0) {
+      for (const Open& o : opens_) {
+        if (o.ino == n.ino) orphans_[n.ino] = n.data;  // open somewhere: the data stays
+      }
       model_.erase(id);
     }
+  }
+
+  // Opens (a FUSE lookup's reference), closes, and reads of files unlinked while open.
+  bool open_close_step(size_t node, FileSystem& fs, const std::string& on) {
+    auto all_entries = entries();
+    if (!opens_.empty() && chance(0.5)) {
+      const size_t k = pick(opens_.size());
+      const Open o = opens_[k];
+      if (orphans_.count(o.ino) && chance(0.5)) {
+        const std::string& want = orphans_[o.ino];
+        log_.push_back("node " + std::to_string(o.node) + ": read open unlinked #" + std::to_string(o.ino));
+        std::string buf(want.size() + 10, '\0');
+        auto got = cluster_.fs(o.node).read(o.ino, 0, std::as_writable_bytes(std::span(buf.data(), buf.size())));
+        if (!got) return fail(log_.back() + ": " + got.status().to_string());
+        buf.resize(*got);
+        if (buf != want) return fail(log_.back() + ": read " + std::to_string(buf.size()) + " bytes that differ");
+        return true;
+      }
+      log_.push_back("node " + std::to_string(o.node) + ": close #" + std::to_string(o.ino));
+      opens_.erase(opens_.begin() + static_cast<ptrdiff_t>(k));
+      if (!expect(cluster_.fs(o.node).forget(o.ino, 1), 0, log_.back())) return false;
+      bool still_open = std::any_of(opens_.begin(), opens_.end(), [&](const Open& x) { return x.ino == o.ino; });
+      if (orphans_.count(o.ino) && !still_open) {
+        orphans_.erase(o.ino);
+        // The last user freed it: gone for every node.
+        for (size_t i = 0; i < cluster_.size(); ++i) {
+          auto a = cluster_.fs(i).getattr(o.ino);
+          if (a.is_ok() || a.err() != ESTALE) {
+            return fail(log_.back() + ": node " + std::to_string(i) + " still finds the inode after its last close (" +
+                        (a ? std::string("nlink ") + std::to_string(a->nlink) : a.status().to_string()) + ")");
+          }
+        }
+      }
+      return true;
+    }
+    std::vector<Entry> regular;
+    for (const Entry& e : all_entries) {
+      if (model_.at(e.id).is_reg()) regular.push_back(e);
+    }
+    if (regular.empty()) return true;
+    const Entry e = regular[pick(regular.size())];
+    log_.push_back(on + "open " + where(e.dir, e.name));
+    auto a = fs.lookup(model_[e.dir].ino, e.name, FileSystem::Ref::kHold);
+    if (!expect(a.status(), 0, log_.back())) return false;
+    opens_.push_back({node, a->ino});
+    return true;
   }
 
   // Checks an operation's outcome against the model's expectation (0 = success).
@@ -181,6 +244,7 @@ class Simulation {
     auto all_dirs = dirs();
     auto all_entries = entries();
     auto all_files = files();
+    if (chance(0.1)) return open_close_step(node, fs, on);
     const uint64_t r = pick(100);
 
     if (r < 14 || all_files.empty()) {  // create a file or symlink
@@ -519,6 +583,12 @@ class Simulation {
   SimCluster cluster_;
   uint32_t bs_ = 4096;
   std::map<uint64_t, MNode> model_;  // id 0 is the root
+  struct Open {
+    size_t node;
+    uint64_t ino;
+  };
+  std::vector<Open> opens_;
+  std::map<uint64_t, std::string> orphans_;  // ino -> data of files unlinked while open
   uint64_t next_id_ = 1;
   uint64_t next_name_ = 0;
   uint64_t step_ = 0;

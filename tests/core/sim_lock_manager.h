@@ -38,6 +38,9 @@ class SimLockTable {
     Node(SimLockTable& table, uint32_t id) : table_(table), id_(id) {}
     void set_demote_callback(DemoteCallback cb) override { demote_ = std::move(cb); }
     Status acquire(const GlockName& name, GlockMode mode) override { return table_.acquire(id_, name, mode); }
+    Status acquire_if_free(const GlockName& name, GlockMode mode) override {
+      return table_.acquire_if_free(id_, name, mode);
+    }
     Status release(const GlockName& name) override { return table_.release(id_, name); }
     std::string protocol() const override { return "sim"; }
     uint32_t id() const { return id_; }
@@ -72,6 +75,9 @@ class SimLockTable {
   bool demote_random(std::string* what = nullptr) {
     std::vector<std::pair<GlockName, uint32_t>> held_locks;
     for (const auto& [name, holders] : table_) {
+      // An iopen glock is never called back: only NOQUEUE requests conflict with the
+      // shared mode that marks an inode in use (glock.h, order rule 4).
+      if (name.type == GlockType::kIopen) continue;
       for (const auto& [node, mode] : holders) held_locks.emplace_back(name, node);
     }
     if (held_locks.empty()) return false;
@@ -103,6 +109,19 @@ class SimLockTable {
         violations_.push_back("node " + std::to_string(node) + " kept " + name.to_string() +
                               " after its demote callback");
         return error(EDEADLK, "sim: node " + std::to_string(node) + " did not release " + name.to_string());
+      }
+    }
+    table_[name][id] = mode;
+    return Status::ok();
+  }
+
+  // A NOQUEUE request: granted only if no other node holds a conflicting mode; nobody is
+  // called back.
+  Status acquire_if_free(uint32_t id, const GlockName& name, GlockMode mode) {
+    nodes_.at(id)->acquires_ += 1;
+    for (const auto& [node, held_mode] : table_[name]) {
+      if (node != id && !compatible(held_mode, mode)) {
+        return error(EAGAIN, "sim: " + name.to_string() + " is held by node " + std::to_string(node));
       }
     }
     table_[name][id] = mode;
