@@ -100,6 +100,14 @@ void LockTable::send_basts(Resource& r, Effects& fx) {
         }
 }
 
+void LockTable::bast_holders_in_the_way(Resource& r, const Lock* requester, Mode mode, Effects& fx) {
+  for (LockQueue* holders : {&r.granted, &r.convert})
+    for (Lock* g = holders->front(); g; g = holders->after(g)) {
+      if (g == requester || g->orphan || compatible(g->grmode, mode)) continue;
+      if (g->node == self_) fx.emplace_back(Blocking{g->seq, g->cookie, mode});
+    }
+}
+
 void LockTable::update(Resource& r, Effects& fx) {
   grant_pending(r, fx);
   if (!r.convert.empty() || !r.wait.empty()) send_basts(r, fx);
@@ -146,6 +154,7 @@ void LockTable::on_request(NodeId from, const Op& op, Effects& fx) {
   bool grantable = quorate_ && r.convert.empty() && r.wait.empty() && !r.conflicts(op.mode, l);
   if (grantable) return grant(l, fx);
   if (l->noqueue) {
+    if (quorate_ && (op.flags & kNoQueueBast)) bast_holders_in_the_way(r, l, op.mode, fx);
     complete(l, quorate_ ? Status::kAgain : Status::kNoQuorum, fx);
     return destroy(l);
   }
@@ -170,6 +179,7 @@ void LockTable::on_convert(NodeId from, const Op& op, Effects& fx) {
     return update(r, fx);  // e.g. CW->PR: waiting PR requests are compatible now
   }
   if (op.flags & kNoQueue) {
+    if (quorate_ && (op.flags & kNoQueueBast)) bast_holders_in_the_way(r, l, op.mode, fx);
     l->rqmode = l->grmode;
     return complete(l, quorate_ ? Status::kAgain : Status::kNoQuorum, fx);
   }

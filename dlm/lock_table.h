@@ -112,6 +112,8 @@ class LockTable {
   void update(Resource& r, Effects& fx);
   void grant_pending(Resource& r, Effects& fx);
   void send_basts(Resource& r, Effects& fx);
+  // A refused NOQUEUE request with kNoQueueBast: one callback to each holder in its way.
+  void bast_holders_in_the_way(Resource& r, const Lock* requester, Mode mode, Effects& fx);
   void write_lvb(Lock* l, const std::optional<LvbBytes>& lvb);
 
   void on_request(NodeId from, const Op& op, Effects& fx);

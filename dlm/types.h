@@ -70,6 +70,9 @@ std::string_view status_name(Status s);
 // Request flags.
 enum Flags : uint32_t {
   kNoQueue = 1u << 0,  // fail with kAgain instead of waiting
+  // With kNoQueue: a refusal also sends a blocking callback, once, to the holders in the
+  // way (Linux DLM's NOQUEUEBAST): "I could not have it; let go if you no longer need it".
+  kNoQueueBast = 1u << 1,
 };
 
 constexpr size_t kLvbSize = 32;

@@ -82,7 +82,9 @@ Status ClusterLockManager::acquire(const GlockName& name, GlockMode mode) {
 }
 
 Status ClusterLockManager::acquire_if_free(const GlockName& name, GlockMode mode) {
-  return request_or_convert(name, mode, dlm::kNoQueue);
+  // Refused, it tells the holders in the way (NOQUEUEBAST): an iopen holder that only
+  // caches a name lets go of it, and then frees the inode itself (glops.cpp, iopen).
+  return request_or_convert(name, mode, dlm::kNoQueue | dlm::kNoQueueBast);
 }
 
 Status ClusterLockManager::request_or_convert(const GlockName& name, GlockMode mode, uint32_t flags) {

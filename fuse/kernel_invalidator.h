@@ -6,6 +6,12 @@
 // caller, a demote that keeps new holders of the glock waiting, can wait for it safely.
 // Cluster mounts keep no page cache and no entries (lowlevel.h), so there is nothing else
 // to drop; docs/cluster.md says why.
+//
+// A second thread drops names another node removed, when that node wants to free the
+// inode and this node's kernel holds it only through the cached name (iopen glocks,
+// decision 11). That takes the parent directory's lock in the kernel, which a request in
+// flight may hold while it waits for a glock, so nobody waits for it: its own thread,
+// never the one that demotes wait for.
 #pragma once
 
 #define FUSE_USE_VERSION 312
@@ -14,6 +20,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -29,11 +36,16 @@ class KernelInvalidator {
 
   // Returns once the kernel has dropped the cached attributes of `ino` (at once after stop()).
   void invalidate(uint64_t ino);
+  // Queues: the kernel drops `name` in `parent` if it names `child`, and forgets `child`
+  // once nothing else uses it (fuse_lowlevel_notify_delete). Returns at once.
+  void delete_name(uint64_t parent, uint64_t child, const std::string& name);
   // Before the session goes away; later calls return at once.
   void stop();
 
  private:
   void run();
+  void run_deletes();
+  fuse_ino_t node_of(uint64_t ino) const { return ino == root_ ? FUSE_ROOT_ID : ino; }
   fuse_session* const se_;
   const uint64_t root_;
   mutable std::mutex mu_;
@@ -43,6 +55,13 @@ class KernelInvalidator {
   uint64_t done_ = 0;    // requests carried out so far (in ticket order)
   bool stopping_ = false;
   std::thread thread_;
+  struct Deletion {
+    uint64_t parent, child;
+    std::string name;
+  };
+  std::vector<Deletion> deletions_;  // guarded by mu_
+  std::condition_variable deletions_changed_;
+  std::thread delete_thread_;
 };
 
 }  // namespace lunfs

@@ -278,6 +278,8 @@ int main(int argc, char** argv) {
   mo.noatime = cmd->noatime;
   mo.slot = cmd->slot;
   mo.free_orphans = !cluster;
+  // df on every node exact within a second (docs/cluster.md, "statfs").
+  if (cluster) mo.statfs_fold_interval = std::chrono::seconds(1);
   auto fs = FileSystem::mount(**dev, *log, cluster ? static_cast<LockManager&>(cluster_lm) : nolock_lm, mo);
   if (!fs) {
     std::fprintf(stderr, "mount.lunfs: cannot mount %s: %s\n", cmd->device.c_str(), fs.status().to_string().c_str());
@@ -314,6 +316,9 @@ int main(int argc, char** argv) {
   if (cluster) {
     invalidator.emplace(se, (*fs)->root());
     cluster_lm.set_release_hook([&](const GlockName& name) { invalidator->invalidate(name.number); });
+    (*fs)->set_iopen_wanted_hook([&](uint64_t ino, uint64_t parent, const std::string& name) {
+      invalidator->delete_name(parent, ino, name);
+    });
   }
   if (fuse_set_signal_handlers(se) == 0) {
     if (fuse_session_mount(se, cmd->mountpoint.c_str()) == 0) {
@@ -336,6 +341,7 @@ int main(int argc, char** argv) {
   }
   // The kernel has no caches of this mount left to invalidate, and the session goes.
   cluster_lm.set_release_hook(nullptr);
+  (*fs)->set_iopen_wanted_hook(nullptr);
   if (invalidator) invalidator->stop();
   fuse_session_destroy(se);
   Status unmounted = (*fs)->unmount();

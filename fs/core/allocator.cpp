@@ -372,21 +372,41 @@ Result<std::vector<uint64_t>> Allocator::unlinked_inodes() {
   return out;
 }
 
-AllocStats Allocator::stats() {
+Result<AllocStats> Allocator::stats() {
   AllocStats s;
-  for (Rgrp& r : rgrps_) {
-    s.data_blocks += r.loc.data_blocks;
-    if (r.damaged) continue;
-    RgrpHeader h = r.header;
-    if (r.stale) {
-      auto fresh = header_on_disk(r);
-      if (!fresh) continue;
-      h = r.header = *fresh;  // still stale: only the glock makes it trustworthy
-    }
-    s.free_blocks += h.free_blocks;
-    s.inodes += h.dinodes + h.unlinked;
+  for (const Rgrp& r : rgrps_) s.data_blocks += r.loc.data_blocks;
+  LUNFS_ASSIGN(auto master_img, cache_.get(g_.statfs_block));
+  LUNFS_ASSIGN(auto master, decode_statfs(master_img->span(), g_.statfs_block, sb_.csum_seed, g_));
+  s.free_blocks = master.free_blocks + delta_.free_blocks;
+  s.inodes = master.dinodes + delta_.dinodes;
+  for (uint32_t slot = 0; slot < g_.journal_count; ++slot) {
+    if (slot == slot_) continue;
+    // Fresh from the LUN: another node writes it (home when it checkpoints).
+    cache_.drop(g_.statfs_delta(slot));
+    LUNFS_ASSIGN(auto img, cache_.get(g_.statfs_delta(slot)));
+    LUNFS_ASSIGN(auto d, decode_statfs(img->span(), g_.statfs_delta(slot), sb_.csum_seed, g_));
+    s.free_blocks += d.free_blocks;
+    s.inodes += d.dinodes;
   }
   return s;
+}
+
+Result<bool> Allocator::fold_delta(Transaction& txn) {
+  if (delta_.free_blocks == 0 && delta_.dinodes == 0) return false;
+  LUNFS_ASSIGN(auto master_img, cache_.get(g_.statfs_block));
+  LUNFS_ASSIGN(auto master, decode_statfs(master_img->span(), g_.statfs_block, sb_.csum_seed, g_));
+  master.free_blocks += delta_.free_blocks;
+  master.dinodes += delta_.dinodes;
+  auto img = txn.new_block();
+  encode_statfs(master, img->span(), g_.statfs_block, sb_.csum_seed);
+  txn.put(g_.statfs_block, img);
+  // The zeroed delta is written with the master (encode_into): one transaction, so every
+  // crash point keeps master + deltas exact.
+  delta_.free_blocks = 0;
+  delta_.dinodes = 0;
+  delta_dirty_ = true;
+  txn.join(this);
+  return true;
 }
 
 void Allocator::encode_into(Transaction& txn) {

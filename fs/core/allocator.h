@@ -33,8 +33,8 @@ namespace lunfs {
 
 struct AllocStats {
   uint64_t data_blocks = 0;
-  uint64_t free_blocks = 0;
-  uint64_t inodes = 0;  // dinodes + unlinked
+  int64_t free_blocks = 0;
+  int64_t inodes = 0;  // dinodes + unlinked
 };
 
 // Freed blocks are reused only after the journal commit that frees them is durable
@@ -81,10 +81,16 @@ class Allocator final : public TxnParticipant {
   // blocks. The log was checkpointed first, so every block this node freed is reusable.
   void invalidate(uint32_t index);
 
-  // Free blocks count pinned ones: they become allocatable with the next commit (the timer
-  // commits within seconds, and an allocation that needs them commits at once). Groups
-  // whose glock another node has are counted as the LUN holds them.
-  AllocStats stats();
+  // The file system's counts (statfs, docs/format.md "Statfs"): the master block plus
+  // this node's delta as it is in memory plus the other slots' deltas as the LUN holds
+  // them. The caller holds the statfs glock (shared at least), under which the master is
+  // current. Free blocks count pinned ones: they become allocatable with the next commit
+  // (the timer commits within seconds, and an allocation that needs them commits at once).
+  Result<AllocStats> stats();
+  // Adds this node's delta to the master and zeroes the delta, both in `txn` (the caller
+  // holds the statfs glock exclusively). False when there is nothing to fold.
+  Result<bool> fold_delta(Transaction& txn);
+  bool fold_delta_needed() const { return delta_.free_blocks != 0 || delta_.dinodes != 0; }
   // Blocks freed but not reusable yet (tests, statistics).
   uint64_t pinned_blocks() const { return pinned_total_; }
 

@@ -31,6 +31,7 @@ Status check_name(const std::string& name) {
 
 GlockName inode_lock(uint64_t ino) { return {GlockType::kInode, ino}; }
 GlockName iopen_lock(uint64_t ino) { return {GlockType::kIopen, ino}; }
+GlockName statfs_lock() { return {GlockType::kStatfs, 0}; }
 
 // A symlink target too long for the inode goes to data blocks mapped by an extent tree, as
 // a regular file's bytes, zero-padded to whole blocks. The blocks are written before the
@@ -127,6 +128,9 @@ Result<std::unique_ptr<FileSystem>> FileSystem::mount(BlockDevice& dev, Metadata
     if (!root->is_dir()) return error(EUCLEAN, "the root inode is not a directory; run fsck.lunfs");
   }
   if (!options.read_only && options.free_orphans && !fs->vol_->withdrawn) LUNFS_TRY(fs->free_orphans());
+  if (!options.read_only && options.statfs_fold_interval.count() > 0) {
+    fs->fold_thread_ = std::thread([p = fs.get(), i = options.statfs_fold_interval] { p->fold_loop(i); });
+  }
   return fs;
 }
 
@@ -152,10 +156,43 @@ Status FileSystem::free_orphans() {
   return Status::ok();
 }
 
+void FileSystem::fold_loop(std::chrono::milliseconds interval) {
+  std::unique_lock lock(fold_mu_);
+  while (!fold_cv_.wait_for(lock, interval, [&] { return fold_stopping_; })) {
+    lock.unlock();
+    if (auto st = fold_statfs(); !st && !vol_->withdrawn) vol_->log_line("lunfs: statfs fold: " + st.to_string());
+    lock.lock();
+  }
+}
+
+Status FileSystem::fold_statfs() {
+  if (vol_->read_only || vol_->withdrawn) return Status::ok();
+  {
+    std::lock_guard lock(vol_->meta_mu);
+    if (!vol_->alloc.fold_delta_needed()) return Status::ok();
+  }
+  LUNFS_ASSIGN(auto gl, vol_->glocks.lock(statfs_lock(), GlockMode::kExclusive));
+  std::lock_guard lock(vol_->meta_mu);
+  auto txn = vol_->begin();
+  LUNFS_ASSIGN(bool folded, vol_->alloc.fold_delta(*txn));
+  if (!folded) return Status::ok();
+  return txn->commit();
+}
+
 Status FileSystem::unmount() {
   if (!mounted_) return Status::ok();
+  if (fold_thread_.joinable()) {
+    {
+      std::lock_guard lock(fold_mu_);
+      fold_stopping_ = true;
+    }
+    fold_cv_.notify_all();
+    fold_thread_.join();
+  }
   drain_io();
   Status st = vol_->read_only ? Status::ok() : sync();
+  // The next mounter's statfs starts from an exact master.
+  if (st) st = fold_statfs();
   // Everything home and the journal empty: the next mount replays nothing.
   if (st && !vol_->read_only) st = vol_->log.checkpoint();
   {
@@ -247,7 +284,7 @@ Result<Attr> FileSystem::lookup(uint64_t dir, const std::string& name, Ref ref) 
       return error(node.err(), "entry '" + name + "' of directory " + std::to_string(dir) + ": " +
                                    node.status().message());
     }
-    if (ref == Ref::kHold) add_reference(**node, std::move(iopen));
+    if (ref == Ref::kHold) add_reference(**node, std::move(iopen), dir, name);
     return attr_of(**node);
   }
 }
@@ -326,7 +363,7 @@ Result<Attr> FileSystem::create(uint64_t dir, const std::string& name, uint32_t 
     d->d.mtime = d->d.ctime = now;
     d->dirty(*txn);
     LUNFS_TRY(txn->commit());
-    if (ref == Ref::kHold) node->refs += 1;
+    if (ref == Ref::kHold) add_reference(*node, GlockPin(), dir, name);  // the pin follows
     Attr attr = attr_of(*node);
     txn.reset();
     lock.unlock();
@@ -403,7 +440,7 @@ Result<Attr> FileSystem::link(uint64_t ino, uint64_t dir, const std::string& nam
     d->d.mtime = d->d.ctime = now;
     d->dirty(*txn);
     LUNFS_TRY(txn->commit());
-    if (ref == Ref::kHold) add_reference(*node, std::move(iopen));
+    if (ref == Ref::kHold) add_reference(*node, std::move(iopen), dir, name);
     return attr_of(*node);
   });
 }
@@ -444,9 +481,18 @@ Result<GlockPin> FileSystem::pin_iopen(uint64_t ino) {
   return holder.pin();
 }
 
-void FileSystem::add_reference(CoreInode& node, GlockPin iopen) {
+void FileSystem::add_reference(CoreInode& node, GlockPin iopen, uint64_t parent, const std::string& name) {
   node.refs += 1;
   if (!node.iopen.held()) node.iopen = std::move(iopen);
+  if (parent != 0) {
+    node.entry_parent = parent;
+    node.entry_name = name;
+  }
+}
+
+void FileSystem::set_iopen_wanted_hook(std::function<void(uint64_t, uint64_t, const std::string&)> hook) {
+  std::lock_guard lock(vol_->meta_mu);
+  vol_->iopen_wanted = std::move(hook);
 }
 
 Status FileSystem::free_inode(Transaction& txn, CoreInode& node) {
@@ -624,14 +670,18 @@ Status FileSystem::readdir(uint64_t dir, uint64_t offset, const std::function<bo
 }
 
 Result<FsStat> FileSystem::statfs() {
+  LUNFS_ASSIGN(auto gl, vol_->glocks.lock(statfs_lock(), GlockMode::kShared));
   std::lock_guard lock(vol_->meta_mu);
-  AllocStats s = vol_->alloc.stats();
+  LUNFS_ASSIGN(AllocStats s, vol_->alloc.stats());
+  // Negative only on a damaged master (fsck repairs it); never report nonsense to df.
+  const uint64_t free_blocks = static_cast<uint64_t>(std::clamp<int64_t>(s.free_blocks, 0, s.data_blocks));
+  const uint64_t inodes = static_cast<uint64_t>(std::max<int64_t>(s.inodes, 0));
   FsStat f;
   f.block_size = vol_->bs;
   f.blocks = s.data_blocks;
-  f.free_blocks = s.free_blocks;
-  f.files = s.inodes + s.free_blocks;
-  f.free_files = s.free_blocks;
+  f.free_blocks = free_blocks;
+  f.files = inodes + free_blocks;
+  f.free_files = free_blocks;
   return f;
 }
 

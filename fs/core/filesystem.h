@@ -8,6 +8,8 @@
 
 #include <sys/types.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -15,6 +17,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "fs/device/block_device.h"
@@ -41,6 +44,10 @@ struct MountOptions {
   // an inode open right now (freeing a dead node's orphans belongs to journal recovery).
   bool free_orphans = true;
   size_t cache_blocks = 65536;
+  // How often a thread folds this node's statfs delta into the master (0: only at
+  // unmount). Cluster mounts fold every second, so that `df` on any node is exact within
+  // one second; a single-host mount's own delta is counted directly.
+  std::chrono::milliseconds statfs_fold_interval{0};
   // The deepest hash table a directory grows to (at least the depth it starts with); full
   // leaves chain beyond it. Below ondisk::kMaxDirDepth only to reach chains in tests.
   uint32_t max_dir_depth = 24;
@@ -146,7 +153,11 @@ class FileSystem {
   Result<std::vector<std::string>> listxattr(uint64_t ino);
   Status removexattr(uint64_t ino, const std::string& name);
 
+  // Under the statfs glock (shared): the master plus the nodes' deltas.
   Result<FsStat> statfs();
+  // Folds this node's statfs delta into the master under the statfs glock (exclusive), in
+  // one transaction. No lock message when the delta is zero.
+  Status fold_statfs();
   Status fsync(uint64_t ino, bool datasync);
   Status sync();
   // Records an atime update for a read (relatime unless mounted noatime).
@@ -173,6 +184,11 @@ class FileSystem {
   // files); entries come with theirs (Ref::kHold).
   void hold(uint64_t ino);
   Status forget(uint64_t ino, uint64_t count);
+  // Called (on a lock manager thread) when another node wants to free an inode without
+  // links that this node still uses, with the name this node's last entry for it came
+  // through: a frontend whose kernel caches that name lets it go (FUSE notify_delete), and
+  // the kernel's forget then frees the inode here (decision 11).
+  void set_iopen_wanted_hook(std::function<void(uint64_t ino, uint64_t parent, const std::string& name)> hook);
 
  private:
   // What unlink and rmdir hold while they remove `name` from `dir`: both glocks (parent
@@ -229,7 +245,7 @@ class FileSystem {
   // reach the inode's last unlink in between) and meta_mu not.
   Result<GlockPin> pin_iopen(uint64_t ino);
   // Counts a frontend reference (meta_mu held); the inode keeps the first pin.
-  void add_reference(CoreInode& node, GlockPin iopen);
+  void add_reference(CoreInode& node, GlockPin iopen, uint64_t parent = 0, const std::string& name = {});
   // Frees an inode with no links and no references: data, xattrs, the inode block.
   Status free_inode(Transaction& txn, CoreInode& node);
   Status truncate_blocks(Transaction& txn, CoreInode& node, uint64_t new_size);
@@ -268,8 +284,14 @@ class FileSystem {
   // The largest file: logical blocks must keep byte offsets below 2^63.
   uint64_t max_file_size() const;
 
+  void fold_loop(std::chrono::milliseconds interval);
+
   std::unique_ptr<Volume> vol_;
   bool mounted_ = true;
+  std::mutex fold_mu_;
+  std::condition_variable fold_cv_;
+  bool fold_stopping_ = false;
+  std::thread fold_thread_;
   bool noatime_ = false;
 };
 

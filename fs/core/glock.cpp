@@ -57,6 +57,7 @@ std::string GlockName::to_string() const {
   const char* t = type == GlockType::kInode  ? "inode"
                   : type == GlockType::kRgrp ? "rgrp"
                   : type == GlockType::kIopen ? "iopen"
+                  : type == GlockType::kStatfs ? "statfs"
                                               : "rename";
   return std::string(t) + ":" + std::to_string(number);
 }
@@ -366,6 +367,13 @@ void GlockTable::demote(const GlockName& name) {
   std::shared_ptr<Glock> glp = get(name);
   Glock& gl = *glp;
   std::unique_lock lock(gl.mu_);
+  if (gl.ops_ && gl.ops_->go_wanted && !gl.unused()) {
+    // In use here: ask the users to let go instead of waiting for them (glops.h); the lock
+    // goes back when the last of them does (drop_if_unused).
+    lock.unlock();
+    gl.ops_->go_wanted(owner_, name);
+    return;
+  }
   gl.changed_.wait(lock, [&] {
     return !gl.demoting_ && !gl.acquiring_ && !gl.shared_holders_ && !gl.exclusive_holder_ && !gl.direct_io_pins_;
   });

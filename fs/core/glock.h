@@ -26,6 +26,8 @@
 //      waited for; EX is only asked with lock_if_free(), which never waits for another
 //      node (a NOQUEUE request: the answer is "granted" or "in use") and so may be asked
 //      under meta_mu. An EX holder therefore never makes an SH request wait for long.
+//   5. The statfs glock is taken only with no other glock held (statfs, and the fold of a
+//      node's delta), so it needs no place in the order; it sorts last.
 #pragma once
 
 #include <atomic>
@@ -46,7 +48,8 @@
 namespace lunfs {
 
 // kIopen: "this node has the inode in use" (a frontend reference), decision 11.
-enum class GlockType : uint8_t { kRename = 1, kInode = 2, kRgrp = 3, kIopen = 4 };
+// kStatfs: the master statfs block (one, number 0), into which nodes fold their deltas.
+enum class GlockType : uint8_t { kRename = 1, kInode = 2, kRgrp = 3, kIopen = 4, kStatfs = 5 };
 // Shared (reads, lookups: DLM PR), deferred (concurrent direct I/O, decision 6: DLM CW),
 // exclusive (changes: DLM EX). EX covers every mode; SH and DF cover only themselves.
 enum class GlockMode : uint8_t { kUnlocked = 0, kShared = 1, kDeferred = 2, kExclusive = 3 };

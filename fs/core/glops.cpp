@@ -51,7 +51,30 @@ const GlockOps kRgrpOps{"rgrp", sync_log, inval_rgrp};
 const GlockOps kRenameOps{"rename", sync_log, nullptr};
 // An iopen glock covers no data: it only says which nodes use the inode (decision 11).
 // The inode's blocks are synced and invalidated by its inode glock.
-const GlockOps kIopenOps{"iopen", nullptr, nullptr};
+// Another node found the inode without links and could not free it because this node
+// uses it: if the use is only the kernel's cached name, the kernel may drop that name (the
+// frontend's hook), and then forgets the inode, and this node frees it (forget()).
+void wanted_iopen(void* owner, const GlockName& gl) {
+  auto* vol = static_cast<Volume*>(owner);
+  std::function<void(uint64_t, uint64_t, const std::string&)> hook;
+  uint64_t parent = 0;
+  std::string name;
+  {
+    std::lock_guard lock(vol->meta_mu);
+    if (!vol->iopen_wanted || !vol->inodes->last_entry(gl.number, &parent, &name)) return;
+    hook = vol->iopen_wanted;
+  }
+  hook(gl.number, parent, name);
+}
+const GlockOps kIopenOps{"iopen", nullptr, nullptr, wanted_iopen};
+
+// The master statfs block: home before another node reads it, re-read after.
+void inval_statfs(void* owner, const GlockName&) {
+  auto* vol = static_cast<Volume*>(owner);
+  std::lock_guard lock(vol->meta_mu);
+  vol->cache.drop(vol->sb.geometry.statfs_block);
+}
+const GlockOps kStatfsOps{"statfs", sync_log, inval_statfs};
 
 }  // namespace
 
@@ -61,6 +84,7 @@ const GlockOps* glops_for(GlockType type) {
     case GlockType::kRgrp: return &kRgrpOps;
     case GlockType::kRename: return &kRenameOps;
     case GlockType::kIopen: return &kIopenOps;
+    case GlockType::kStatfs: return &kStatfsOps;
   }
   return nullptr;
 }

@@ -15,6 +15,10 @@ struct GlockOps {
   Status (*go_sync)(void* fs, const GlockName& gl);
   // After the lock is released: forget cached state it covered.
   void (*go_inval)(void* fs, const GlockName& gl);
+  // Another node asked for the lock while this node uses it (holders or pins): when set,
+  // the demote does not wait for them to go; it asks whoever uses the lock to let go
+  // (an iopen glock: the kernel to drop a name that another node removed).
+  void (*go_wanted)(void* fs, const GlockName& gl) = nullptr;
 };
 
 // The tables for each type, implemented by the core (filesystem.cpp knows the caches).

@@ -78,6 +78,14 @@ void InodeCache::invalidate(uint64_t ino) {
   it->second->times_dirty = false;  // written by sync_times before the glock went
 }
 
+bool InodeCache::last_entry(uint64_t ino, uint64_t* parent, std::string* name) const {
+  auto it = map_.find(ino);
+  if (it == map_.end() || it->second->entry_parent == 0) return false;
+  *parent = it->second->entry_parent;
+  *name = it->second->entry_name;
+  return true;
+}
+
 void InodeCache::release_iopen_pins() {
   for (auto& [ino, node] : map_) node->iopen.release();
 }

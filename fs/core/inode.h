@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 #include <shared_mutex>
 #include <unordered_map>
@@ -30,6 +31,10 @@ class CoreInode final : public TxnParticipant {
   // While refs > 0: the iopen glock held shared, so that no other node frees the inode
   // while this node uses it (decision 11; FileSystem::take_reference).
   GlockPin iopen;
+  // The name the frontend's last entry for this inode came through (the kernel holds the
+  // inode through it): what another node asks the kernel to drop (glops.cpp, iopen).
+  uint64_t entry_parent = 0;
+  std::string entry_name;
   bool times_dirty = false;   // atime/mtime/ctime changed without a transaction
   bool freed = false;         // the block was freed; the object is a tombstone
   bool stale = false;         // the glock went to another node: `d` is re-read on next use
@@ -72,6 +77,8 @@ class InodeCache {
   // an operation gave up half-way to retry (kGlockRetry), in-memory changes it made before
   // the inode joined its transaction must not survive the rollback.
   void reload_all();
+  // The name of `ino`'s last entry, if it is cached and has one.
+  bool last_entry(uint64_t ino, uint64_t* parent, std::string* name) const;
   // Lets go of every iopen glock pin (unmount: references the kernel never forgot).
   void release_iopen_pins();
   // Inodes with timestamps changed outside transactions.

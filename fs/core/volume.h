@@ -60,6 +60,10 @@ struct Volume {
   std::once_flag io_once;
   std::unique_ptr<IoQueue> io;
   std::function<void(const std::string&)> logger;  // one line per event; stderr by default
+  // The frontend's: another node wants to free inode `ino` (no links left) that this node
+  // still uses, and the kernel may hold it only through the name it last looked up
+  // (FileSystem::set_iopen_wanted_hook). Guarded by meta_mu.
+  std::function<void(uint64_t ino, uint64_t parent, const std::string& name)> iopen_wanted;
 
   void log_line(const std::string& line) const;
   // Damage in a shared structure: no more writes from this node.

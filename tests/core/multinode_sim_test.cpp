@@ -562,6 +562,11 @@ class Simulation {
     for (size_t node = 0; node < cluster_.size(); ++node) {
       if (!check_node(node, 0, "/", 1)) return false;
     }
+    // What mount.lunfs's timer does every second on each node: with every delta folded
+    // into the master, every node's statfs is the same (and fsck checks it is exact).
+    for (size_t node = 0; node < cluster_.size(); ++node) {
+      if (auto st = cluster_.fs(node).fold_statfs(); !st) return fail("statfs fold on node " + std::to_string(node) + ": " + st.to_string());
+    }
     std::optional<FsStat> first;
     for (size_t node = 0; node < cluster_.size(); ++node) {
       auto s = cluster_.fs(node).statfs();

@@ -115,14 +115,17 @@ class SimLockTable {
     return Status::ok();
   }
 
-  // A NOQUEUE request: granted only if no other node holds a conflicting mode; nobody is
-  // called back.
+  // A NOQUEUE request: granted only if no other node holds a conflicting mode; refused,
+  // the holders in the way are called back once (NOQUEUEBAST), as the cluster manager does.
   Status acquire_if_free(uint32_t id, const GlockName& name, GlockMode mode) {
     nodes_.at(id)->acquires_ += 1;
+    std::vector<uint32_t> in_the_way;
     for (const auto& [node, held_mode] : table_[name]) {
-      if (node != id && !compatible(held_mode, mode)) {
-        return error(EAGAIN, "sim: " + name.to_string() + " is held by node " + std::to_string(node));
-      }
+      if (node != id && !compatible(held_mode, mode)) in_the_way.push_back(node);
+    }
+    if (!in_the_way.empty()) {
+      for (uint32_t node : in_the_way) call_back(node, name, mode);
+      return error(EAGAIN, "sim: " + name.to_string() + " is held by node " + std::to_string(in_the_way.front()));
     }
     table_[name][id] = mode;
     return Status::ok();

@@ -140,6 +140,28 @@ TEST_F(Semantics, NoQueueFailsInsteadOfWaiting) {
   EXPECT_EQ(c.ls(2).unlock(t), Status::kNotFound) << "a failed NOQUEUE request leaves no lock";
 }
 
+TEST_F(Semantics, NoQueueBastTellsTheHoldersInTheWayOnce) {
+  LockId a = req(1, "r", Mode::PR), b = req(3, "r", Mode::PR);
+  LockId t = req(2, "r", Mode::EX, kNoQueue);
+  EXPECT_EQ(status(2, t), Status::kAgain);
+  EXPECT_TRUE(c.rec(1).basts.empty()) << "a plain NOQUEUE refusal tells nobody";
+  t = req(2, "r", Mode::EX, kNoQueue | kNoQueueBast);
+  EXPECT_EQ(status(2, t), Status::kAgain);
+  ASSERT_EQ(c.rec(1).basts.size(), 1u);
+  EXPECT_EQ(c.rec(1).basts[0], std::make_pair(a, Mode::EX));
+  ASSERT_EQ(c.rec(3).basts.size(), 1u);
+  EXPECT_EQ(c.rec(3).basts[0], std::make_pair(b, Mode::EX));
+  // A conversion refused the same way tells the others, not itself.
+  LockId p = req(2, "r", Mode::PR);
+  ASSERT_EQ(c.ls(2).convert(p, Mode::EX, kNoQueue | kNoQueueBast), Status::kOk);
+  c.run();
+  EXPECT_EQ(status(2, p), Status::kAgain);
+  EXPECT_EQ(c.rec(1).basts.size(), 2u);
+  EXPECT_TRUE(c.rec(2).basts.empty());
+  std::string why;
+  EXPECT_TRUE(c.ls(3).check(&why)) << why;
+}
+
 TEST_F(Semantics, CancelWaitingRequestAndConversion) {
   LockId x = req(1, "r", Mode::EX);
   LockId w = req(2, "r", Mode::PR);
