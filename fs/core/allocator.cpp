@@ -228,6 +228,23 @@ Result<Allocator::Run> Allocator::alloc_blocks(Transaction& txn, uint64_t goal, 
 Result<Allocator::Run> Allocator::try_alloc(Transaction& txn, uint64_t goal, uint32_t want) {
   want = std::max<uint32_t>(want, 1);
   int64_t goal_rg = goal ? g_.rgrp_of(goal) : -1;
+  if (goal_rg >= 0) {
+    // Affinity (decision 3): a goal in a group this node cannot lock without waiting
+    // (another node allocates there: a directory it made, a file it wrote) gives way to
+    // this node's own groups, so two nodes do not pass one rgrp glock back and forth. A
+    // single-host mount always gets it (NoLockManager grants at once): locality as before.
+    GlockName name{GlockType::kRgrp, static_cast<uint64_t>(goal_rg)};
+    if (!txn.holds(name)) {
+      auto holder = glocks_.try_lock(name, GlockMode::kExclusive);
+      if (holder) {
+        txn.keep(name, std::move(*holder));
+      } else if (holder.err() == kGlockRetry) {
+        goal_rg = -1;
+      } else {
+        return holder.status();
+      }
+    }
+  }
   uint32_t first = goal_rg >= 0 ? static_cast<uint32_t>(goal_rg) : preferred_rgrp();
   for (uint32_t k = 0; k < g_.rgrp_count; ++k) {
     uint32_t idx = (first + k) % g_.rgrp_count;
