@@ -116,9 +116,7 @@ Status ClusterLockManager::request_or_convert(const GlockName& name, GlockMode m
   changed_.wait(lock, [&] { return w.done; });
   waiters_.erase(id);
   if (w.status == dlm::Status::kOk) {
-    Held& h = held_[name];
-    h.granted = w.mode;
-    h.granted_at = HoldTime::Clock::now();
+    held_[name].granted = w.mode;
     return Status::ok();
   }
   if (!converting) {
@@ -162,11 +160,7 @@ void ClusterLockManager::blocking(uint64_t, dlm::LockId id, dlm::Mode requested)
   std::lock_guard lock(mu_);
   auto it = names_.find(id);
   if (it == names_.end() || stopping_) return;  // released meanwhile
-  const GlockName& name = it->second;
-  auto h = held_.find(name);
-  const auto now = HoldTime::Clock::now();
-  const auto not_before = h == held_.end() ? now : hold_.demote_at(name, h->second.granted_at, now);
-  demotes_.push_back({name, id, requested, not_before});
+  demotes_.push_back({it->second, id, requested});
   if (demotes_.size() > idle_workers_ && workers_.size() < kMaxWorkers) {
     workers_.emplace_back([this] { worker(); });
   }
@@ -182,8 +176,6 @@ void ClusterLockManager::worker() {
     if (stopping_) return;
     DemoteRequest r = demotes_.front();
     demotes_.pop_front();
-    // Held back for the minimum hold time: this worker waits (others serve the queue).
-    if (changed_.wait_until(lock, r.not_before, [&] { return stopping_; })) return;
     // The blocking callback was meant for that lock: a lock given back and taken anew
     // since then has had its own callback if it is in the way.
     auto it = held_.find(r.name);

@@ -23,7 +23,6 @@
 #include "dlm/lockspace.h"
 #include "fs/core/glock.h"
 #include "fs/result.h"
-#include "fuse/hold_time.h"
 
 namespace lunfs {
 
@@ -81,7 +80,6 @@ class ClusterLockManager final : public LockManager, public dlm::LockClient {
   struct Held {
     dlm::LockId id = 0;
     dlm::Mode granted = dlm::Mode::NL;
-    HoldTime::Clock::time_point granted_at{};
   };
   struct Waiter {
     bool done = false;
@@ -92,7 +90,6 @@ class ClusterLockManager final : public LockManager, public dlm::LockClient {
     GlockName name;
     dlm::LockId id;
     dlm::Mode requested;
-    HoldTime::Clock::time_point not_before;  // the minimum hold time (hold_time.h)
   };
   void worker();
   Status dlm_error(dlm::Status st, const std::string& what) const;
@@ -111,7 +108,6 @@ class ClusterLockManager final : public LockManager, public dlm::LockClient {
   // wait for holders that wait for other demotes), up to kMaxWorkers.
   static constexpr size_t kMaxWorkers = 64;
   std::deque<DemoteRequest> demotes_;
-  HoldTime hold_;  // guarded by mu_
   std::vector<std::thread> workers_;
   size_t idle_workers_ = 0;
   bool stopping_ = false;

@@ -247,7 +247,10 @@ Result<GlockHolder> GlockTable::lock(const GlockName& name, GlockMode mode, unsi
     Status st = lm_.acquire(name, want);
     lock.lock();
     gl.acquiring_ = false;
-    if (st) gl.cached_ = want;
+    if (st) {
+      gl.cached_ = want;
+      gl.granted_at_ = std::chrono::steady_clock::now();
+    }
     gl.changed_.notify_all();
     if (!st && st.err() == EDEADLK && gl.cached_ != GlockMode::kUnlocked && !gl.shared_holders_ &&
         !gl.exclusive_holder_ && !gl.direct_io_pins_) {
@@ -373,6 +376,17 @@ void GlockTable::demote(const GlockName& name) {
     lock.unlock();
     gl.ops_->go_wanted(owner_, name);
     return;
+  }
+  if (name.type == GlockType::kInode) {
+    // The minimum hold time (hold_time.h): a lock in use right now stays until its hold
+    // after the grant has passed; the wait lets holders come and go meanwhile.
+    const auto now = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::time_point until;
+    {
+      std::lock_guard table(mu_);
+      until = hold_.demote_at(name.number, gl.granted_at_, now, !gl.unused());
+    }
+    if (until > now) gl.changed_.wait_until(lock, until, [] { return false; });
   }
   gl.changed_.wait(lock, [&] {
     return !gl.demoting_ && !gl.acquiring_ && !gl.shared_holders_ && !gl.exclusive_holder_ && !gl.direct_io_pins_;

@@ -31,6 +31,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -43,6 +44,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "fs/core/hold_time.h"
 #include "fs/result.h"
 
 namespace lunfs {
@@ -166,6 +168,7 @@ class Glock {
   uint64_t direct_io_pins_ = 0;
   bool acquiring_ = false;  // a LockManager request is on its way
   bool demoting_ = false;   // sync/invalidate/release running: no new holders
+  std::chrono::steady_clock::time_point granted_at_{};  // the last grant (minimum hold time)
   std::list<Glock*>::iterator lru_pos_;  // in GlockTable::lru_, guarded by the table's mutex
 };
 
@@ -271,6 +274,7 @@ class GlockTable {
   // Unused (no holders, no pins) glocks, least recently used first.
   std::list<Glock*> lru_;
   size_t max_unused_;
+  HoldTime hold_;  // guarded by mu_
 };
 
 // The metadata mutex (Volume::meta_mu): serialises this node's metadata changes and cache

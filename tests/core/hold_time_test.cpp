@@ -1,7 +1,7 @@
-// The minimum hold time (fuse/hold_time.h), on made-up times: a callback inside the hold
+// The minimum hold time (fs/core/hold_time.h), on made-up times: a callback inside the hold
 // waits for its end and makes the next hold longer, up to the maximum; later callbacks
-// go at once and shorten it back to the minimum; only inode glocks are held back.
-#include "fuse/hold_time.h"
+// go at once and shorten it back to the minimum, as does a callback that finds the lock idle.
+#include "fs/core/hold_time.h"
 
 #include <gtest/gtest.h>
 
@@ -10,7 +10,7 @@ namespace {
 
 using Clock = HoldTime::Clock;
 using ms = HoldTime::ms;
-const GlockName kFile{GlockType::kInode, 4242};
+constexpr uint64_t kFile = 4242;
 
 TEST(HoldTime, ACallbackRightAfterTheGrantWaitsForTheHoldTime) {
   HoldTime h;
@@ -33,7 +33,7 @@ TEST(HoldTime, PingPongLengthensTheHoldUpToTheMaximum) {
   EXPECT_EQ(h.hold(kFile), HoldTime::kMax);
 }
 
-TEST(HoldTime, QuietPeriodsShortenItBackAndOtherTypesAreNeverHeld) {
+TEST(HoldTime, QuietPeriodsShortenItBack) {
   HoldTime h;
   Clock::time_point t{};
   for (int i = 0; i < 5; ++i) (void)h.demote_at(kFile, t, t + ms(1));
@@ -45,10 +45,15 @@ TEST(HoldTime, QuietPeriodsShortenItBackAndOtherTypesAreNeverHeld) {
   EXPECT_LT(h.hold(kFile), contended);
   for (int i = 0; i < 100; ++i) (void)h.demote_at(kFile, t, late);
   EXPECT_EQ(h.hold(kFile), HoldTime::kMin);
-  for (GlockType type : {GlockType::kRgrp, GlockType::kIopen, GlockType::kStatfs, GlockType::kRename}) {
-    const GlockName other{type, 1};
-    EXPECT_EQ(h.demote_at(other, t, t + ms(1)), t + ms(1));
-  }
+}
+
+TEST(HoldTime, AnIdleLockGoesAtOnceAndShortensTheHold) {
+  HoldTime h;
+  Clock::time_point t{};
+  for (int i = 0; i < 5; ++i) (void)h.demote_at(kFile, t, t + ms(1));
+  const ms contended = h.hold(kFile);
+  EXPECT_EQ(h.demote_at(kFile, t, t + ms(1), /*in_use=*/false), t + ms(1));
+  EXPECT_LT(h.hold(kFile), contended);
 }
 
 }  // namespace
