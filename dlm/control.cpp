@@ -39,7 +39,8 @@ int32_t job_add(qb_loop_priority p, void* data, qb_loop_job_dispatch_fn fn) {
 
 class QbControlServer final : public ControlServer {
  public:
-  explicit QbControlServer(std::function<std::string()> dump) : dump_(std::move(dump)) {}
+  explicit QbControlServer(std::map<int32_t, std::function<std::string()>> handlers)
+      : handlers_(std::move(handlers)) {}
   ~QbControlServer() override {
     stop_ = true;
     if (thread_.joinable()) thread_.join();
@@ -48,12 +49,11 @@ class QbControlServer final : public ControlServer {
     g_loop = nullptr;
   }
 
-  Status start(const std::string& lockspace) {
+  Status start(const std::string& service) {
     if (g_loop) return Status::kBusy;
     g_loop = qb_loop_create();
     static qb_ipcs_service_handlers handlers = {accept, nullptr, process, nullptr, nullptr};
-    service_ = qb_ipcs_create(control_service_name(lockspace).c_str(), 0, QB_IPC_SOCKET,
-                              &handlers);
+    service_ = qb_ipcs_create(service.c_str(), 0, QB_IPC_SOCKET, &handlers);
     if (!service_) return Status::kShutdown;
     static qb_ipcs_poll_handlers poll = {job_add, dispatch_add, dispatch_mod, dispatch_del};
     qb_ipcs_poll_handlers_set(service_, &poll);
@@ -84,7 +84,7 @@ class QbControlServer final : public ControlServer {
     qb_ipc_response_header head{};
     head.id = req.id;
     std::string body;
-    if (req.id == kControlDump) body = self->dump_();
+    if (auto h = self->handlers_.find(req.id); h != self->handlers_.end()) body = h->second();
     else head.error = -EINVAL;
     size_t room = kControlMaxMessage - sizeof head - 4096;
     if (body.size() > room) body = body.substr(0, room) + "\n(truncated)\n";
@@ -94,7 +94,7 @@ class QbControlServer final : public ControlServer {
     return 0;
   }
 
-  std::function<std::string()> dump_;
+  std::map<int32_t, std::function<std::string()>> handlers_;
   qb_ipcs_service_t* service_ = nullptr;
   std::thread thread_;
   std::atomic<bool> stop_{false};
@@ -104,18 +104,32 @@ class QbControlServer final : public ControlServer {
 
 Status start_control_server(const std::string& lockspace, std::function<std::string()> dump,
                             std::unique_ptr<ControlServer>* out) {
-  auto s = std::make_unique<QbControlServer>(std::move(dump));
-  if (Status st = s->start(lockspace); st != Status::kOk) return st;
+  return start_control_service(control_service_name(lockspace), {{kControlDump, std::move(dump)}}, out);
+}
+
+Status control_dump(const std::string& lockspace, std::string* text) {
+  return control_request(control_service_name(lockspace), kControlDump, text);
+}
+
+std::string mount_control_service_name(const struct stat& device) {
+  if (S_ISBLK(device.st_mode)) return "lunfs-mount-b" + std::to_string(device.st_rdev);
+  return "lunfs-mount-" + std::to_string(device.st_dev) + "-" + std::to_string(device.st_ino);
+}
+
+Status start_control_service(const std::string& service,
+                             std::map<int32_t, std::function<std::string()>> handlers,
+                             std::unique_ptr<ControlServer>* out) {
+  auto s = std::make_unique<QbControlServer>(std::move(handlers));
+  if (Status st = s->start(service); st != Status::kOk) return st;
   *out = std::move(s);
   return Status::kOk;
 }
 
-Status control_dump(const std::string& lockspace, std::string* text) {
-  qb_ipcc_connection_t* c =
-      qb_ipcc_connect(control_service_name(lockspace).c_str(), kControlMaxMessage);
+Status control_request(const std::string& service, int32_t id, std::string* text) {
+  qb_ipcc_connection_t* c = qb_ipcc_connect(service.c_str(), kControlMaxMessage);
   if (!c) return errno == EACCES || errno == EPERM ? Status::kInvalid : Status::kNotFound;
   qb_ipc_request_header req{};
-  req.id = kControlDump;
+  req.id = id;
   req.size = sizeof req;
   iovec iov{&req, sizeof req};
   std::vector<char> buf(kControlMaxMessage);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -34,6 +35,9 @@ struct FsckReport {
 
 struct FsckOptions {
   std::ostream* verbose = nullptr;  // phase progress goes here when set
+  // Told each phase ("3/7 resource groups") and, in the phases that go through every
+  // resource group, how many of them are done: fsck.lunfs's progress bar.
+  std::function<void(const std::string& phase, uint64_t done, uint64_t total)> on_progress;
 };
 
 // The superblock fsck trusts: the primary, or, when the primary is damaged, an intact

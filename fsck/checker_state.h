@@ -85,6 +85,15 @@ class Checker {
   void progress(const std::string& text) {
     if (options_.verbose) *options_.verbose << text << "\n";
   }
+  // The progress bar's phase, then its steps within it (resource groups done).
+  void phase(std::string name, uint64_t total) {
+    phase_ = std::move(name);
+    phase_total_ = total;
+    step(0);
+  }
+  void step(uint64_t done) {
+    if (options_.on_progress) options_.on_progress(phase_, done, phase_total_);
+  }
   uint32_t bs() const { return report_.sb.geometry.block_size; }
 
   Status read_blocks(uint64_t block, uint64_t count, AlignedBuffer& buf) {
@@ -144,6 +153,8 @@ class Checker {
   std::vector<bool> slot_header_bad_, journal_bad_, heartbeat_bad_, statfs_block_bad_;
   bool statfs_mismatch_ = false;
   uint64_t total_free_ = 0;
+  std::string phase_;
+  uint64_t phase_total_ = 1;
 };
 
 }  // namespace lunfs::fsck

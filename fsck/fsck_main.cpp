@@ -33,6 +33,7 @@
 #include "fsck/checker.h"
 #include "fsck/journal_recovery.h"
 #include "fsck/overlay_device.h"
+#include "fsck/progress.h"
 #include "fsck/repair.h"
 
 namespace {
@@ -44,7 +45,7 @@ constexpr int kExitOperational = 8;
 constexpr int kExitUsage = 16;
 
 const char* kUsage =
-    "Usage: fsck.lunfs [-n | -y | -p | -a] [--all-nodes-unmounted] [--ignore-heartbeat] [-v] DEVICE\n"
+    "Usage: fsck.lunfs [-n | -y | -p | -a] [--all-nodes-unmounted] [--ignore-heartbeat] [-v] [-q] DEVICE\n"
     "\n"
     "  -n                     check only: write nothing. Dirty journals are replayed into\n"
     "                         memory, so the check sees the file system as after replay.\n"
@@ -65,6 +66,8 @@ const char* kUsage =
     "                         first, up to two heartbeat intervals and a second, and refuses\n"
     "                         one that is renewed meanwhile.\n"
     "  -v                     verbose: print each phase\n"
+    "  -q                     quiet: no progress bar (there is none either when stdout or\n"
+    "                         stderr is not a terminal)\n"
     "  -h, --help             this text\n"
     "\n"
     "Exit status: 0 no errors (a journal that needs replay is a warning under -n),\n"
@@ -96,6 +99,7 @@ std::string slot_list(const std::vector<lunfs::DirtyJournal>& dirty) {
 
 int main(int argc, char** argv) {
   bool verbose = false;
+  bool quiet = false;
   bool check_only = false;
   bool repair_flag = false;
   bool preen = false;
@@ -108,10 +112,11 @@ int main(int argc, char** argv) {
                                         {nullptr, 0, nullptr, 0}};
   opterr = 0;
   int c;
-  while ((c = getopt_long(argc, argv, "nvhapy", long_options, nullptr)) != -1) {
+  while ((c = getopt_long(argc, argv, "nvqhapy", long_options, nullptr)) != -1) {
     switch (c) {
       case 'n': check_only = true; break;
       case 'v': verbose = true; break;
+      case 'q': quiet = true; break;
       case 'a': case 'p': repair_flag = true; preen = true; break;
       case 'y': repair_flag = true; break;
       case kAllNodesUnmounted: all_nodes_unmounted = true; break;
@@ -228,6 +233,13 @@ int main(int argc, char** argv) {
 
   lunfs::FsckOptions options;
   if (verbose) options.verbose = &std::cout;
+  // -v prints the phases itself; the bar would only interleave with them.
+  lunfs::ProgressBar bar("fsck.lunfs", !quiet && !verbose);
+  if (bar.active()) {
+    options.on_progress = [&bar](const std::string& phase, uint64_t done, uint64_t total) {
+      bar.update(phase, done, total);
+    };
+  }
   std::optional<lunfs::FsckReport> report;
   bool repaired = false;
   bool refused = false;
@@ -235,7 +247,9 @@ int main(int argc, char** argv) {
     lunfs::RepairOptions repair_options;
     repair_options.preen = preen;
     repair_options.verbose = options.verbose;
+    repair_options.on_progress = options.on_progress;
     auto outcome = lunfs::repair_filesystem(**dev, repair_options);
+    bar.finish();
     if (!outcome) return operational_error(path, outcome.status());
     for (const auto& f : outcome->first.findings) print_finding(f);
     for (const auto& a : outcome->actions) {
@@ -255,6 +269,7 @@ int main(int argc, char** argv) {
     report = outcome->last;
   } else {
     auto checked = lunfs::check_filesystem(*target, options);
+    bar.finish();
     if (!checked) return operational_error(path, checked.status());
     report = *checked;
     report->findings.insert(report->findings.begin(), journal_findings.begin(), journal_findings.end());

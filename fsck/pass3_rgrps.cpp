@@ -19,6 +19,7 @@ void Checker::check_rgrps() {
   AlignedBuffer headers(uint64_t{std::min(kBatch, g.rgrp_count)} * bs()), bitmaps;
   std::vector<Status> read_status(kBatch);
   for (uint32_t i = 0; i < g.rgrp_count; ++i) {
+    step(i);
     const uint32_t slot = i % kBatch;
     if (slot == 0) {
       uint32_t batch = std::min(kBatch, g.rgrp_count - i);

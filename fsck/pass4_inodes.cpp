@@ -208,6 +208,7 @@ void Checker::check_inodes() {
   const Geometry& g = report_.sb.geometry;
   AlignedBuffer run;
   for (uint32_t r = 0; r < rgrps_.size(); ++r) {
+    step(r);
     const RgrpInfo& info = rgrps_[r];
     if (!info.bitmaps_ok || info.bits.empty()) continue;
     RgrpLocation loc = g.rgrp(r);

@@ -26,6 +26,7 @@ void Checker::check_ownership() {
   // Every referenced block must be "used" in its bitmap; every "used" block referenced.
   size_t next_ref = 0;
   for (uint32_t ri = 0; ri < rgrps_.size(); ++ri) {
+    step(ri);
     const RgrpInfo& info = rgrps_[ri];
     RgrpLocation loc = g.rgrp(ri);
     uint64_t lo = loc.first_data, hi = loc.first_data + loc.data_blocks;

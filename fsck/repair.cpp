@@ -877,6 +877,7 @@ Result<RepairOutcome> repair_filesystem(BlockDevice& dev, const RepairOptions& o
   }
   FsckOptions check_options;
   check_options.verbose = options.verbose;
+  check_options.on_progress = options.on_progress;
   // A repair can uncover more (a directory rebuilt names files the check never reached), so
   // check again after each, a bounded number of times.
   constexpr int kRounds = 4;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -24,6 +25,8 @@ struct RepairAction {
 struct RepairOptions {
   bool preen = false;  // -p: refuse (write nothing) when a repair is not safe
   std::ostream* verbose = nullptr;
+  // Each check's progress (FsckOptions::on_progress).
+  std::function<void(const std::string& phase, uint64_t done, uint64_t total)> on_progress;
 };
 
 struct RepairOutcome {

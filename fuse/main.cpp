@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "dlm/control.h"
 #include "dlm/cpg_transport.h"
 #include "fs/core/filesystem.h"
 #include "fs/core/heartbeat.h"
@@ -90,6 +91,23 @@ class Background {
  private:
   int ready_fd_ = -1;
 };
+
+// The mount's control socket (dlm/control.h), root only: `lunfs status` asks it for the
+// glocks this node has. A mount without it works on; status then says it could not ask.
+std::unique_ptr<dlm::ControlServer> serve_control(const std::string& device, int fd, FileSystem& fs) {
+  struct stat st {};
+  if (fstat(fd, &st) != 0) return nullptr;
+  std::unique_ptr<dlm::ControlServer> server;
+  const std::string service = dlm::mount_control_service_name(st);
+  if (dlm::Status s = dlm::start_control_service(service, {{dlm::kControlGlocks, [&fs] { return fs.glock_dump(); }}},
+                                                 &server);
+      s != dlm::Status::kOk) {
+    std::fprintf(stderr, "mount.lunfs: %s: no control socket %s (%s): lunfs status cannot list this mount's glocks\n",
+                 device.c_str(), service.c_str(), std::string(dlm::status_name(s)).c_str());
+    return nullptr;
+  }
+  return server;
+}
 
 }  // namespace
 
@@ -286,6 +304,9 @@ int main(int argc, char** argv) {
     return give_up(32);
   }
 
+  // Stopped (its thread joined) before the file system goes, at the end of main.
+  auto control = serve_control(cmd->device, (*dev)->fd(), **fs);
+
   FuseContext ctx;
   ctx.fs = fs->get();
   ctx.debug = cmd->debug;
@@ -344,6 +365,7 @@ int main(int argc, char** argv) {
   (*fs)->set_iopen_wanted_hook(nullptr);
   if (invalidator) invalidator->stop();
   fuse_session_destroy(se);
+  control.reset();
   Status unmounted = (*fs)->unmount();
   cluster_lm.stop();  // no demote reaches the file system after this
   if (unmounted && cluster) unmounted = cluster_lm.release_slot();
