@@ -69,8 +69,10 @@ Result<MountCommand> parse_mount_command(const std::vector<std::string>& args) {
         c.noatime = true;
       } else if (key == "relatime" || key == "defaults" || key == "auto" || key == "noauto" || key == "nofail" ||
                  key == "_netdev" || key == "async" || key == "nouser" || key == "exec" || key == "dev" ||
-                 key == "suid") {
-        // relatime is the default; the others are mount(8)'s, not ours.
+                 key == "suid" || key == "comment" || key.rfind("x-", 0) == 0 || key.rfind("X-", 0) == 0) {
+        // relatime is the default; the others are mount(8)'s, not ours: x-* (such as the
+        // x-systemd.after=corosync.service of docs/admin.md's fstab line) are for userspace,
+        // and libmount passes them to helpers too.
       } else if (key == "debug") {
         c.debug = true;
       } else if (key == "slot" || key == "threads") {

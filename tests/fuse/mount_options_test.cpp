@@ -18,6 +18,17 @@ TEST(MountOptions, ParsesLunfsAndMountOptions) {
   EXPECT_TRUE(c->foreground);
 }
 
+// The fstab line of docs/admin.md: mount(8) hands the helper its userspace options too.
+TEST(MountOptions, IgnoresTheOptionsOfMountAndSystemd) {
+  auto c = parse_mount_command({"/dev/sdb", "/vm", "-o",
+                                "lockproto=corosync,noatime,_netdev,nofail,x-systemd.requires=corosync.service,"
+                                "x-systemd.after=corosync.service,comment=vm"});
+  ASSERT_TRUE(c) << c.status().to_string();
+  EXPECT_EQ(c->lockproto, "corosync");
+  EXPECT_TRUE(c->noatime);
+  EXPECT_TRUE(c->fuse_options.empty());
+}
+
 TEST(MountOptions, RefusesUnknown) {
   EXPECT_EQ(parse_mount_command({"a", "b", "-o", "bogus"}).err(), EINVAL);
   EXPECT_EQ(parse_mount_command({"a", "b", "-o", "lockproto=dlm"}).err(), EINVAL);

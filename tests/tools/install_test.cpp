@@ -1,7 +1,8 @@
 // `cmake --install` of the build: the four tools (mkfs.lunfs, fsck.lunfs, mount.lunfs and
-// the `lunfs` admin command) land in sbin under the prefix, and the link that lets
-// `mount -t lunfs` and /etc/fstab find mount.lunfs is made where mount(8) looks (/sbin), but
-// never outside a --prefix of a relocated install (fuse/install_mount_helper.cmake).
+// the `lunfs` admin command) land in sbin under the prefix with their man pages in
+// share/man/man8, and the link that lets `mount -t lunfs` and /etc/fstab find mount.lunfs
+// is made where mount(8) looks (/sbin), but never outside a --prefix of a relocated install
+// (fuse/install_mount_helper.cmake).
 // MountHelper in tests/fuse/lifecycle_test.cpp shows mount(8) follows such a link.
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -54,7 +55,7 @@ std::vector<std::string> written(const std::string& out) {
   return paths;
 }
 
-TEST(Install, PrefixGetsEveryToolInSbinAndNothingOutsideIt) {
+TEST(Install, PrefixGetsEveryToolInSbinItsManPageAndNothingOutsideIt) {
   TempDir prefix;
   ASSERT_FALSE(prefix.path().empty());
   std::string out;
@@ -63,9 +64,12 @@ TEST(Install, PrefixGetsEveryToolInSbinAndNothingOutsideIt) {
     const std::string p = prefix.path() + "/sbin/" + tool;
     EXPECT_TRUE(fs::is_regular_file(p)) << p << " missing:\n" << out;
     EXPECT_EQ(access(p.c_str(), X_OK), 0) << p;
+    const std::string page = prefix.path() + "/share/man/man8/" + tool + ".8";
+    EXPECT_TRUE(fs::is_regular_file(page)) << page << " missing:\n" << out;
+    EXPECT_EQ(run_command("man -w -M " + prefix.path() + "/share/man 8 " + tool), 0) << "man finds " << tool;
   }
   const auto paths = written(out);
-  EXPECT_EQ(paths.size(), std::size(kTools)) << out;
+  EXPECT_EQ(paths.size(), 2 * std::size(kTools)) << out;
   for (const auto& p : paths) EXPECT_EQ(p.rfind(prefix.path() + "/", 0), 0u) << p << " is outside the prefix";
   EXPECT_NE(out.find("mount -t lunfs needs that link"), std::string::npos)
       << "the install says what it left out:\n" << out;
