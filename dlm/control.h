@@ -3,9 +3,10 @@
 // of LockSpace::dump(). It runs its own thread and qb main loop, so a daemon embeds it
 // without changing its own loop. One per process.
 //
-// The same server, under a service name of its own and with a text per request id, is a
-// mount's control socket (start_control_service, control_request): mount.lunfs answers
-// kControlGlocks there, for `lunfs status`.
+// The same server, with a text per request id, is a mount's control socket
+// (start_control_service, control_request): mount.lunfs answers kControlGlocks there, for
+// `lunfs status`; a cluster mount serves it under its lock space's name and answers
+// kControlDump as well, so `lunfs locks FSNAME` works on a mounted node.
 #pragma once
 
 #include <sys/stat.h>

@@ -17,6 +17,8 @@
 
 #include <chrono>
 #include <cstdio>
+#include <functional>
+#include <map>
 #include <numeric>
 #include <optional>
 #include <string>
@@ -93,14 +95,21 @@ class Background {
 };
 
 // The mount's control socket (dlm/control.h), root only: `lunfs status` asks it for the
-// glocks this node has. A mount without it works on; status then says it could not ask.
-std::unique_ptr<dlm::ControlServer> serve_control(const std::string& device, int fd, FileSystem& fs) {
+// glocks this node has. A cluster mount serves it as its lock space's ("lunfs-dlm-FSNAME"),
+// so that `lunfs locks FSNAME` dumps the lock table too; a nolock mount under a name of its
+// device. A mount without it works on; status then says it could not ask.
+std::unique_ptr<dlm::ControlServer> serve_control(const std::string& device, int fd, FileSystem& fs,
+                                                  dlm::LockSpace* lockspace, const std::string& fs_name) {
   struct stat st {};
   if (fstat(fd, &st) != 0) return nullptr;
+  std::map<int32_t, std::function<std::string()>> handlers = {{dlm::kControlGlocks, [&fs] { return fs.glock_dump(); }}};
+  std::string service = dlm::mount_control_service_name(st);
+  if (lockspace) {
+    handlers[dlm::kControlDump] = [lockspace] { return lockspace->dump(); };
+    service = dlm::control_service_name(fs_name);
+  }
   std::unique_ptr<dlm::ControlServer> server;
-  const std::string service = dlm::mount_control_service_name(st);
-  if (dlm::Status s = dlm::start_control_service(service, {{dlm::kControlGlocks, [&fs] { return fs.glock_dump(); }}},
-                                                 &server);
+  if (dlm::Status s = dlm::start_control_service(service, std::move(handlers), &server);
       s != dlm::Status::kOk) {
     std::fprintf(stderr, "mount.lunfs: %s: no control socket %s (%s): lunfs status cannot list this mount's glocks\n",
                  device.c_str(), service.c_str(), std::string(dlm::status_name(s)).c_str());
@@ -305,7 +314,7 @@ int main(int argc, char** argv) {
   }
 
   // Stopped (its thread joined) before the file system goes, at the end of main.
-  auto control = serve_control(cmd->device, (*dev)->fd(), **fs);
+  auto control = serve_control(cmd->device, (*dev)->fd(), **fs, lockspace.get(), sb->fs_name);
 
   FuseContext ctx;
   ctx.fs = fs->get();

@@ -71,7 +71,12 @@ void ask_glocks(const std::string& device, StatusReport& r) {
     return;
   }
   std::string text;
-  const dlm::Status s = dlm::control_request(dlm::mount_control_service_name(st), dlm::kControlGlocks, &text);
+  dlm::Status s = dlm::control_request(dlm::mount_control_service_name(st), dlm::kControlGlocks, &text);
+  // A cluster mount serves its lock space's socket (fuse/main.cpp); only a mount of this
+  // very device is asked there.
+  if (s == dlm::Status::kNotFound && !r.mountpoint.empty()) {
+    s = dlm::control_request(dlm::control_service_name(r.sb.fs_name), dlm::kControlGlocks, &text);
+  }
   if (s == dlm::Status::kNotFound) {
     r.glocks_note = r.mountpoint.empty() ? "not mounted on this host" : "the mount on this host has no control socket";
     return;

@@ -1,0 +1,46 @@
+// The admin command on cluster mounts (the fixture: cluster_mount_fixture.h): `lunfs status`
+// on a node shows both mounted nodes' slots by node id and that node's glocks (asked over
+// the mount's control socket, the lock space's), `lunfs locks FSNAME` dumps the lock table
+// of a mounted node, and `lunfs tune` is refused while the LUN is mounted.
+#include <set>
+
+#include "tests/cluster/cluster_mount_fixture.h"
+
+namespace lunfs::testing {
+namespace {
+
+class ClusterAdmin : public ClusterMountSuite {
+ protected:
+  static void SetUpTestSuite() { set_up_cluster("ad", 2); }
+};
+
+TEST_F(ClusterAdmin, StatusOnANodeShowsBothMountsAndItsGlocksAndLocksDumpsTheLockSpace) {
+  ASSERT_TRUE(write_all(at(1, "from1"), "node 1\n"));
+  Output status = sh(kHarness + " exec 1 " + kBin + "/lunfs status --json " + mnt_);
+  ASSERT_EQ(status.status, 0) << status.text;
+  const std::string json = dir_ + "/status.json";
+  ASSERT_TRUE(write_all(json, status.text));
+  Output q = sh("python3 -c 'import json\nd=json.load(open(\"" + json + "\"))\n"
+                "live=[s[\"heartbeat\"] for s in d[\"slots\"] if s[\"heartbeat\"][\"state\"]==\"live\"]\n"
+                "print(len(live), len(set(h[\"node\"] for h in live if h[\"node\"])), d[\"mountpoint\"], "
+                "any(l.startswith(\"inode:\") for l in d[\"glocks\"]), d[\"recovery\"])'");
+  EXPECT_EQ(q.text, "2 2 " + mnt_ + " True []\n") << status.text;
+
+  Output text = sh(kHarness + " exec 2 " + kBin + "/lunfs status " + mnt_);
+  ASSERT_EQ(text.status, 0) << text.text;
+  EXPECT_NE(text.text.find("Glocks of the mount on this host: "), std::string::npos) << text.text;
+  EXPECT_NE(text.text.find("mounted, owner node "), std::string::npos) << text.text;
+  EXPECT_NE(text.text.find("Recovery: none"), std::string::npos) << text.text;
+
+  Output locks = sh(kHarness + " exec 1 " + kBin + "/lunfs locks vmstore");
+  EXPECT_EQ(locks.status, 0) << locks.text;
+  EXPECT_FALSE(locks.text.empty());
+
+  Output tune = sh(kBin + "/lunfs tune -L other " + lun_);
+  EXPECT_EQ(tune.status, 1) << tune.text;
+  EXPECT_NE(tune.text.find("in use on this host by mount.lunfs"), std::string::npos) << tune.text;
+  EXPECT_NE(tune.text.find("nothing was changed"), std::string::npos) << tune.text;
+}
+
+}  // namespace
+}  // namespace lunfs::testing
