@@ -277,6 +277,19 @@ TEST_F(Admin, StatusOfAMountShowsSlotsRgrpsGlocksAndRecoveryAsTextAndJson) {
   EXPECT_NE(out.find("Glocks: unknown (not mounted on this host)"), std::string::npos) << out;
 }
 
+// A label is bytes: quotes, backslashes, and bytes that are not UTF-8 still give JSON that
+// parses, and UTF-8 stays as it is.
+TEST(Status, JsonParsesWhateverTheLabelHolds) {
+  TempFile lun(256ull << 20);
+  std::string out;
+  ASSERT_EQ(run_command(kMkfs + " -q -t test:fs -j 2 " + lun.path(), &out), 0) << out;
+  ASSERT_EQ(run_command(kLunfs + " tune -q -L \"$(printf 'q\"\\\\ \\377 \\303\\251')\" " + lun.path(), &out), 0) << out;
+  ASSERT_EQ(superblocks(lun.path()).first->label, "q\"\\ \xff \xc3\xa9");
+  EXPECT_EQ(json_query(kLunfs + " status --json " + lun.path(),
+                       "l=d[\"label\"]\nprint(len(l), l[0:2] == \"q\" + chr(34), ord(l[2]), ord(l[4]), ord(l[6]))"),
+            "7 True 92 255 233\n");
+}
+
 TEST(Status, RefusesWhatIsNotLunfsInWords) {
   std::string out;
   EXPECT_EQ(run_command(kLunfs + " status /var/tmp", &out), 1) << out;
