@@ -8,6 +8,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <climits>
 #include <cstdlib>
@@ -74,10 +75,10 @@ std::vector<pid_t> flock_holders(int fd) {
 
 }  // namespace
 
-std::vector<std::string> lunfs_mounts_of(const std::string& path) {
+std::vector<std::string> lunfs_mounts_of(const std::string& path, pid_t seen_by) {
   std::vector<std::string> out;
   const std::string want = resolved(path);
-  std::ifstream info("/proc/self/mountinfo");
+  std::ifstream info(seen_by ? "/proc/" + std::to_string(seen_by) + "/mountinfo" : "/proc/self/mountinfo");
   std::string line;
   while (std::getline(info, line)) {
     // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTS
@@ -102,8 +103,16 @@ std::string describe_claim_holders(const std::string& path, int fd) {
     if (comm == "mount.lunfs") part += ", slot " + slot_of(pid);
     parts.push_back(part + ")");
   }
+  std::vector<std::string> mount_points = lunfs_mounts_of(path);
+  if (mount_points.empty()) {  // mounted in another mount namespace: ask the daemons'
+    for (pid_t pid : flock_holders(fd)) {
+      for (auto& m : lunfs_mounts_of(path, pid)) {
+        if (std::find(mount_points.begin(), mount_points.end(), m) == mount_points.end()) mount_points.push_back(m);
+      }
+    }
+  }
   std::string mounts;
-  for (const auto& m : lunfs_mounts_of(path)) mounts += (mounts.empty() ? "" : ", ") + m;
+  for (const auto& m : mount_points) mounts += (mounts.empty() ? "" : ", ") + m;
   std::string out;
   for (size_t i = 0; i < parts.size(); ++i) out += (i ? ", " : "") + parts[i];
   if (!mounts.empty()) out += (out.empty() ? "mount.lunfs" : "") + std::string(" mounted on ") + mounts;
@@ -119,12 +128,16 @@ namespace {
 // (or a script) rightly expects to work. An fsck or mkfs holding it is refused at once.
 constexpr auto kFinishingHolderWait = std::chrono::seconds(60);
 
-// Whether the holders are only mount.lunfs daemons (or exited parents of one).
+// Whether the holders are only mount.lunfs daemons (or exited parents of one) whose
+// mounts are gone. A daemon's mount is looked up in its own mount namespace too: a mount
+// made in another namespace (a container, or the test harness's nodes) is invisible in
+// ours, and would otherwise look like a daemon finishing its unmount.
 bool held_by_finishing_daemon(const std::string& path, int fd) {
   if (!lunfs_mounts_of(path).empty()) return false;
   for (pid_t pid : flock_holders(fd)) {
     const std::string comm = first_line("/proc/" + std::to_string(pid) + "/comm");
     if (!comm.empty() && comm != "mount.lunfs") return false;
+    if (!comm.empty() && !lunfs_mounts_of(path, pid).empty()) return false;
   }
   return true;
 }

@@ -8,6 +8,8 @@
 // disk heartbeats (fs/core/heartbeat.h).
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 #include <vector>
 
@@ -38,8 +40,9 @@ class DeviceClaim {
 };
 
 // Mount points of lunfs mounts on this host whose source is `path` (by name or by the
-// file it resolves to).
-std::vector<std::string> lunfs_mounts_of(const std::string& path);
+// file it resolves to), as this process's mount namespace sees them, or, given a pid, as
+// that process's does.
+std::vector<std::string> lunfs_mounts_of(const std::string& path, pid_t seen_by = 0);
 
 // Who holds a flock on the file open as `fd`, in words: for each holder from /proc/locks its
 // program, pid and (for mount.lunfs) slot, plus the lunfs mount points of `path`. A daemon
