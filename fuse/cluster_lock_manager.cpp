@@ -72,6 +72,17 @@ void ClusterLockManager::set_release_hook(ReleaseHook hook) {
   release_hook_ = std::move(hook);
 }
 
+void ClusterLockManager::set_recovery_hooks(NodeLeftHook left, NodeRecoveredHook recovered) {
+  std::lock_guard lock(hooks_mu_);
+  node_left_ = std::move(left);
+  node_recovered_ = std::move(recovered);
+}
+
+void ClusterLockManager::set_failure_hook(std::function<void(const std::string&)> hook) {
+  std::lock_guard lock(hooks_mu_);
+  failure_hook_ = std::move(hook);
+}
+
 void ClusterLockManager::set_demote_callback(DemoteCallback cb) {
   std::lock_guard lock(mu_);
   demote_ = std::move(cb);
@@ -202,20 +213,32 @@ void ClusterLockManager::recover(dlm::NodeId node, const std::vector<dlm::HeldLo
     }
     return;
   }
-  // Journal recovery is not part of this mount yet (docs/cluster.md): the dead node's
-  // locks stay held, and whatever they cover waits, until it is recovered.
+  std::lock_guard hooks(hooks_mu_);
+  if (node_left_) {
+    node_left_(node, held);
+    return;
+  }
   std::fprintf(stderr,
                "mount.lunfs: node %u left the lock space holding %zu locks; they stay held until its journal "
-               "is recovered, which this version does not do yet: unmount everywhere and run fsck.lunfs\n",
+               "is recovered, which this process does not do\n",
                node, held.size());
 }
 
+void ClusterLockManager::recovered(dlm::NodeId node) {
+  std::lock_guard hooks(hooks_mu_);
+  if (node_recovered_) node_recovered_(node);
+}
+
 void ClusterLockManager::failed(dlm::Status why) {
-  std::lock_guard lock(mu_);
-  failure_ = why;
-  changed_.notify_all();
-  std::fprintf(stderr, "mount.lunfs: the lock space failed (%s): file system operations fail from now on\n",
-               std::string(dlm::status_name(why)).c_str());
+  {
+    std::lock_guard lock(mu_);
+    failure_ = why;
+    changed_.notify_all();
+  }
+  const std::string what = "the lock space failed (" + std::string(dlm::status_name(why)) + ")";
+  std::fprintf(stderr, "mount.lunfs: %s: file system operations fail from now on\n", what.c_str());
+  std::lock_guard hooks(hooks_mu_);
+  if (failure_hook_) failure_hook_(what);
 }
 
 Result<uint32_t> ClusterLockManager::claim_slot(std::optional<uint32_t> wanted, uint32_t count) {

@@ -40,6 +40,15 @@ class ClusterLockManager final : public LockManager, public dlm::LockClient {
   // The lock space this manager's locks live in; before it is joined (it delivers to us).
   void attach(dlm::LockSpace* ls) { ls_ = ls; }
   void set_release_hook(ReleaseHook hook);
+  // Journal recovery (fuse/node_recovery.h): told when a node leaves holding locks that
+  // need it, and when some member has recovered one. Called on the delivery thread: they
+  // must return at once. Without them such a node's locks stay held.
+  using NodeLeftHook = std::function<void(dlm::NodeId, const std::vector<dlm::HeldLock>&)>;
+  using NodeRecoveredHook = std::function<void(dlm::NodeId)>;
+  void set_recovery_hooks(NodeLeftHook left, NodeRecoveredHook recovered);
+  // Told once when the lock space fails for good (after every waiting request has
+  // failed): the mount must stop writing before the others recover its journal.
+  void set_failure_hook(std::function<void(const std::string& why)> hook);
 
   // Takes the journal slot `wanted`, or the lowest free one of `count`, as an EX lock kept
   // until release_slot(): a slot that a live mount holds is never given to another. EBUSY
@@ -66,6 +75,7 @@ class ClusterLockManager final : public LockManager, public dlm::LockClient {
                   const dlm::Lvb& lvb) override;
   void blocking(uint64_t cookie, dlm::LockId id, dlm::Mode requested) override;
   void recover(dlm::NodeId node, const std::vector<dlm::HeldLock>& held) override;
+  void recovered(dlm::NodeId node) override;
   void failed(dlm::Status why) override;
 
   // The DLM resource of a glock: its type byte and its number, big-endian (9 bytes, kept
@@ -99,6 +109,12 @@ class ClusterLockManager final : public LockManager, public dlm::LockClient {
   std::condition_variable changed_;
   DemoteCallback demote_;
   ReleaseHook release_hook_;
+  // The hooks are called with hooks_mu_ held, so that clearing them waits for a call in
+  // progress (the objects they use go right after).
+  std::mutex hooks_mu_;
+  NodeLeftHook node_left_;
+  NodeRecoveredHook node_recovered_;
+  std::function<void(const std::string&)> failure_hook_;
   std::map<GlockName, Held> held_;
   std::unordered_map<dlm::LockId, GlockName> names_;
   std::unordered_map<dlm::LockId, Waiter*> waiters_;

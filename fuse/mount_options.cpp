@@ -88,6 +88,7 @@ Result<MountCommand> parse_mount_command(const std::vector<std::string>& args) {
         LUNFS_ASSIGN(c.commit_interval, parse_seconds(key, val, kMaxCommitSeconds));
       } else if (key == "heartbeat") {
         LUNFS_ASSIGN(c.heartbeat_interval, parse_seconds(key, val, kMaxHeartbeatSeconds));
+        c.heartbeat_given = true;
       } else if (key == "heartbeat_force") {
         c.heartbeat_force = true;
       } else if (key == "nosuid" || key == "nodev" || key == "noexec" || key == "allow_other" ||

@@ -26,9 +26,10 @@ struct MountCommand {
   // most. 1..kMaxCommitSeconds; default 5.
   std::chrono::seconds commit_interval{5};
   // heartbeat=SECONDS: how often the slot's disk heartbeat is renewed, 1..kMaxHeartbeatSeconds;
-  // default 5. A mount that finds a crashed host's heartbeat waits 2 intervals + 1 s
-  // (fs/core/heartbeat.h).
+  // default 5, and 1 on cluster mounts (main.cpp), where the survivors of a dead node wait
+  // out its lease (2 intervals + 1 s, fs/core/heartbeat.h) before they recover it.
   std::chrono::seconds heartbeat_interval{5};
+  bool heartbeat_given = false;
   // heartbeat_force: take a damaged heartbeat block for a stale one (watch it, then take
   // the slot over if nobody rewrites it) instead of refusing the mount.
   bool heartbeat_force = false;

@@ -210,6 +210,8 @@ Status FileSystem::unmount() {
 uint64_t FileSystem::root() const { return vol_->sb.root_inode; }
 bool FileSystem::read_only() const { return vol_->read_only; }
 bool FileSystem::withdrawn() const { return vol_->withdrawn; }
+
+void FileSystem::withdraw(const std::string& why) { vol_->withdraw(why); }
 const Superblock& FileSystem::superblock() const { return vol_->sb; }
 
 Attr FileSystem::attr_of(const CoreInode& node) const {

@@ -108,6 +108,8 @@ class FileSystem {
   uint64_t root() const;
   bool read_only() const;
   bool withdrawn() const;
+  // Read-only from now on (Volume::withdraw): the lock space failed, or the node was fenced.
+  void withdraw(const std::string& why);
   const ondisk::Superblock& superblock() const;
 
   // Whether a call that returns an entry also takes a frontend reference on its inode (one

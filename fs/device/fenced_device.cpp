@@ -1,0 +1,63 @@
+// FencedDevice; see fenced_device.h.
+#include "fs/device/fenced_device.h"
+
+#include <vector>
+
+namespace lunfs {
+
+namespace {
+
+// The inner device's queue, with the fence checked before each batch goes out. A batch
+// that only reads is let through like a read.
+class FencedQueue final : public IoQueue {
+ public:
+  FencedQueue(const FencedDevice& fence, std::unique_ptr<IoQueue> inner) : fence_(fence), inner_(std::move(inner)) {}
+  void submit(std::span<const IoTransfer> transfers, IoCompletion& done) override {
+    bool writes = false;
+    for (const IoTransfer& t : transfers) writes |= t.kind == IoTransfer::Kind::kWrite;
+    if (writes && fence_.fenced()) {
+      done.io_done(error(EIO, "write refused: this node is fenced from the LUN (" + fence_.why() + ")"));
+      return;
+    }
+    inner_->submit(transfers, done);
+  }
+  void drain() override { inner_->drain(); }
+
+ private:
+  const FencedDevice& fence_;
+  std::unique_ptr<IoQueue> inner_;
+};
+
+}  // namespace
+
+void FencedDevice::fence(const std::string& why) {
+  std::lock_guard lock(mu_);
+  if (fenced_.load(std::memory_order_relaxed)) return;
+  why_ = why;
+  fenced_.store(true, std::memory_order_release);
+}
+
+std::string FencedDevice::why() const {
+  std::lock_guard lock(mu_);
+  return why_;
+}
+
+Status FencedDevice::refusal() const {
+  return error(EIO, "write refused: this node is fenced from the LUN (" + why() + ")");
+}
+
+Status FencedDevice::write(uint64_t offset, std::span<const std::byte> buf) {
+  if (fenced()) return refusal();
+  return inner_.write(offset, buf);
+}
+
+Status FencedDevice::flush() {
+  if (fenced()) return refusal();
+  return inner_.flush();
+}
+
+std::unique_ptr<IoQueue> FencedDevice::make_io_queue() {
+  return std::make_unique<FencedQueue>(*this, inner_.make_io_queue());
+}
+
+}  // namespace lunfs

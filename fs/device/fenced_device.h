@@ -1,0 +1,46 @@
+// A node's write fence on the shared LUN (issue 13, decision 7). Once a cluster mount may
+// no longer write — its lock space failed, it lost quorum, or its disk lease ran out — the
+// other nodes will replay its journal and reuse what it held, so every write it still
+// tries would land on blocks that are no longer its own. FencedDevice sits between the
+// mount and the LUN: after fence() every write, flush and queued transfer fails with EIO
+// instead of reaching the device (reads go on: they change nothing, and the withdrawn
+// mount answers them with EIO at the file system layer anyway). The check comes before
+// each submission; a write already inside the kernel when fence() runs completes — the
+// survivors' lease wait (heartbeat.h) is what covers it.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "fs/device/block_device.h"
+
+namespace lunfs {
+
+class FencedDevice final : public BlockDevice {
+ public:
+  explicit FencedDevice(BlockDevice& inner) : inner_(inner) {}
+
+  // From now on nothing is written. Idempotent; the first reason is kept. Any thread.
+  void fence(const std::string& why);
+  bool fenced() const { return fenced_.load(std::memory_order_acquire); }
+  std::string why() const;
+
+  uint64_t size_bytes() const override { return inner_.size_bytes(); }
+  uint32_t io_alignment() const override { return inner_.io_alignment(); }
+  Status read(uint64_t offset, std::span<std::byte> buf) override { return inner_.read(offset, buf); }
+  Status write(uint64_t offset, std::span<const std::byte> buf) override;
+  Status flush() override;
+  std::string describe() const override { return inner_.describe(); }
+  std::unique_ptr<IoQueue> make_io_queue() override;
+
+ private:
+  Status refusal() const;
+  BlockDevice& inner_;
+  std::atomic<bool> fenced_{false};
+  mutable std::mutex mu_;
+  std::string why_;  // guarded by mu_
+};
+
+}  // namespace lunfs

@@ -1,0 +1,86 @@
+// Recovery of a node that left the lock space holding locks (issue 13, decision 7): a
+// survivor replays the dead node's journal slot, and only then tells the lock space to drop
+// the dead node's locks (recovery_done), so that nobody reads what those locks covered
+// before the dead node's committed transactions are home.
+//
+// Which node recovers: the member with the lowest node id, as every member sees the same
+// membership at the same point of the lock space's message stream. Every member remembers
+// each dead node until the lock space reports it recovered, so that when the recovering
+// member dies too, the next lowest finishes both (a replay is idempotent, and nobody can
+// have changed what the dead node's locks still cover).
+//
+// Fencing: the journal is replayed only after the dead node can no longer write. This
+// version waits for its disk lease to run out: the slot's heartbeat must stay unchanged for
+// two of its intervals plus a margin (fs/core/heartbeat.h), judged by renewals observed
+// here, never by comparing clocks. A heartbeat that is renewed meanwhile is a node that is
+// alive but cut off from the lock space: it is not recovered (its mount fences itself when
+// its lock space fails, and its heartbeat then stops), and the watch starts again.
+//
+// Why replaying under a live mount is safe: every lock release of the dead node
+// checkpointed its whole journal first (go_sync), so the log holds only transactions made
+// under locks it still held at death; those locks are still held for it, so no survivor has
+// a cached copy of, or has changed, anything the replay writes.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "dlm/lockspace.h"
+#include "fs/device/block_device.h"
+#include "fs/format/superblock.h"
+
+namespace lunfs {
+
+class NodeRecovery {
+ public:
+  using Logger = std::function<void(const std::string&)>;
+  // `interval`: the heartbeat interval assumed for a slot whose record names none.
+  NodeRecovery(BlockDevice& dev, const ondisk::Superblock& sb, dlm::LockSpace& ls, std::chrono::milliseconds interval,
+               Logger log);
+  ~NodeRecovery() { stop(); }
+  NodeRecovery(const NodeRecovery&) = delete;
+  NodeRecovery& operator=(const NodeRecovery&) = delete;
+
+  // The lock space's recover(): `node` left holding `held`. Returns at once.
+  void node_left(dlm::NodeId node, const std::vector<dlm::HeldLock>& held);
+  // The lock space's recovered(): some member finished `node`.
+  void node_recovered(dlm::NodeId node);
+  // Joins the thread (after a watch in progress ends). Later calls do nothing.
+  void stop();
+
+  // The journal slot whose lock `held` contains (the ClusterLockManager's slot resource), or
+  // none: a node that died before it had a slot wrote nothing.
+  static std::optional<uint32_t> slot_of(const std::vector<dlm::HeldLock>& held);
+
+ private:
+  struct Dead {
+    std::optional<uint32_t> slot;
+    std::chrono::steady_clock::time_point left_at;
+  };
+  void run();
+  bool lowest_member() const;
+  // Fences (waits out the lease), replays, marks the heartbeat clean. Whether it may be
+  // declared recovered; false: try again later (the reason is logged).
+  bool recover(dlm::NodeId node, const Dead& dead);
+
+  BlockDevice& dev_;
+  const ondisk::Superblock sb_;
+  dlm::LockSpace& ls_;
+  const std::chrono::milliseconds interval_;
+  Logger log_;
+  std::mutex mu_;
+  std::condition_variable changed_;
+  std::map<dlm::NodeId, Dead> pending_;  // guarded by mu_
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace lunfs
