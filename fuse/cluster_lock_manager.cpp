@@ -229,6 +229,13 @@ void ClusterLockManager::recovered(dlm::NodeId node) {
   if (node_recovered_) node_recovered_(node);
 }
 
+void ClusterLockManager::quorum(bool quorate) {
+  if (quorate) return;
+  std::fprintf(stderr, "mount.lunfs: the cluster lost quorum on this node\n");
+  std::lock_guard hooks(hooks_mu_);
+  if (failure_hook_) failure_hook_("this node lost quorum");
+}
+
 void ClusterLockManager::failed(dlm::Status why) {
   {
     std::lock_guard lock(mu_);

@@ -46,8 +46,8 @@ class ClusterLockManager final : public LockManager, public dlm::LockClient {
   using NodeLeftHook = std::function<void(dlm::NodeId, const std::vector<dlm::HeldLock>&)>;
   using NodeRecoveredHook = std::function<void(dlm::NodeId)>;
   void set_recovery_hooks(NodeLeftHook left, NodeRecoveredHook recovered);
-  // Told once when the lock space fails for good (after every waiting request has
-  // failed): the mount must stop writing before the others recover its journal.
+  // Told when the lock space fails for good (after every waiting request has failed) or
+  // loses quorum: the mount must stop writing before the others recover its journal.
   void set_failure_hook(std::function<void(const std::string& why)> hook);
 
   // Takes the journal slot `wanted`, or the lowest free one of `count`, as an EX lock kept
@@ -76,6 +76,9 @@ class ClusterLockManager final : public LockManager, public dlm::LockClient {
   void blocking(uint64_t cookie, dlm::LockId id, dlm::Mode requested) override;
   void recover(dlm::NodeId node, const std::vector<dlm::HeldLock>& held) override;
   void recovered(dlm::NodeId node) override;
+  // Losing quorum is failing, for writing: the quorate side may recover this node once its
+  // heartbeat stops, so it fences itself at once (and stays fenced when quorum returns).
+  void quorum(bool quorate) override;
   void failed(dlm::Status why) override;
 
   // The DLM resource of a glock: its type byte and its number, big-endian (9 bytes, kept

@@ -2,7 +2,8 @@
 // recovered by a survivor — its journal replayed once its disk lease has run out, its locks
 // released — and the survivors go on, with every byte it fsync'd; a node whose corosync
 // dies fences itself (nothing it writes reaches the LUN any more) and is recovered the same
-// way; the dead node's slot is mounted again at once; fsck is clean at the end.
+// way, and so is a node cut off the network (inquorate), which stays fenced after the heal;
+// the dead node's slot is mounted again at once; fsck is clean at the end.
 // The fixture: cluster_mount_fixture.h (nodes 1 and 2 mounted by the suite).
 #include <sys/uio.h>
 
@@ -128,6 +129,43 @@ TEST_F(ClusterRecovery, NodeWhoseCorosyncDiesStopsWritingAndIsRecovered) {
   EXPECT_EQ(read_all(at(1, "e/own")), before) << "node 2's late write reached the LUN";
   EXPECT_EQ(read_all(at(3, "e/own")), before);
   ASSERT_TRUE(write_synced(at(3, "e/new"), "node 3\n"));
+}
+
+TEST_F(ClusterRecovery, PartitionedNodeStopsWritingIsRecoveredAndStaysWithdrawnAfterTheHeal) {
+  sh(kHarness + " exec 2 umount -l " + mnt_);
+  sh(kHarness + " kill 2");
+  Output start = sh(kHarness + " start 2");
+  ASSERT_EQ(start.status, 0) << start.text;
+  Output m = mount(2, "");
+  for (int i = 0; i < 60 && m.status != 0 && m.text.find("cannot connect to corosync") != std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    m = mount(2, "");
+  }
+  ASSERT_EQ(m.status, 0) << m.text;
+  ASSERT_EQ(mkdir(at(2, "p").c_str(), 0755), 0) << strerror(errno);
+  const std::string before(256 << 10, 'p');
+  ASSERT_TRUE(write_synced(at(2, "p/own"), before));
+  int fd = open(at(2, "p/own").c_str(), O_WRONLY);
+  ASSERT_GE(fd, 0) << strerror(errno);
+
+  Output cut = sh(kHarness + " partition 2");
+  ASSERT_EQ(cut.status, 0) << cut.text;
+  const double resumed = seconds_until_ok("stat " + at(1, "p/own") + " > /dev/null", 60);
+  if (resumed < 0) sh(kHarness + " heal 2");
+  ASSERT_GE(resumed, 0) << "nodes 1 and 3 could not reach the partitioned node's file within 60 s";
+  const std::string late(4096, 'L');
+  const bool wrote = pwrite(fd, late.data(), late.size(), 0) == static_cast<ssize_t>(late.size()) && fsync(fd) == 0;
+  EXPECT_FALSE(wrote) << "the partitioned node wrote and synced after the majority recovered it";
+  EXPECT_EQ(read_all(at(1, "p/own")), before) << "the partitioned node's late write reached the LUN";
+
+  // Healed, it does not resume: its mount stays withdrawn until the admin mounts again.
+  Output heal = sh(kHarness + " heal 2");
+  ASSERT_EQ(heal.status, 0) << heal.text;
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  const bool wrote_after_heal = pwrite(fd, late.data(), late.size(), 0) == static_cast<ssize_t>(late.size()) && fsync(fd) == 0;
+  close(fd);
+  EXPECT_FALSE(wrote_after_heal) << "the healed node wrote again without being mounted anew";
+  EXPECT_EQ(read_all(at(3, "p/own")), before);
 }
 
 TEST_F(ClusterRecovery, FsckIsCleanAfterTheSurvivorsUnmount) {
