@@ -2,8 +2,8 @@
 #include "fuse/node_recovery.h"
 
 #include <algorithm>
+#include <cstdio>
 
-#include "fs/core/heartbeat.h"
 #include "fuse/cluster_lock_manager.h"
 #include "journal/replay.h"
 
@@ -11,19 +11,17 @@ namespace lunfs {
 
 namespace {
 
-// How soon a recovery that could not finish (a heartbeat still renewed, an I/O error) is
-// tried again.
-constexpr std::chrono::seconds kRetryAfter{2};
-
-double seconds_since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+std::string seconds_since(std::chrono::steady_clock::time_point t) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f s", std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count());
+  return buf;
 }
 
 }  // namespace
 
 NodeRecovery::NodeRecovery(BlockDevice& dev, const ondisk::Superblock& sb, dlm::LockSpace& ls,
                            std::chrono::milliseconds interval, Logger log)
-    : dev_(dev), sb_(sb), ls_(ls), interval_(interval), log_(std::move(log)) {
+    : dev_(dev), sb_(sb), ls_(ls), log_(std::move(log)), observer_(dev, sb_, steady_monotonic_clock(), interval) {
   thread_ = std::thread([this] { run(); });
 }
 
@@ -41,13 +39,13 @@ void NodeRecovery::node_left(dlm::NodeId node, const std::vector<dlm::HeldLock>&
   std::lock_guard lock(mu_);
   if (stopping_) return;
   pending_[node] = Dead{slot_of(held), std::chrono::steady_clock::now()};
+  woken_ = true;
   changed_.notify_all();
 }
 
 void NodeRecovery::node_recovered(dlm::NodeId node) {
   std::lock_guard lock(mu_);
   pending_.erase(node);
-  changed_.notify_all();
 }
 
 void NodeRecovery::stop() {
@@ -65,37 +63,53 @@ bool NodeRecovery::lowest_member() const {
 }
 
 void NodeRecovery::run() {
+  bool poll_failed = false;
   std::unique_lock lock(mu_);
-  for (;;) {
-    // Woken by a death, a recovery, or the retry timer (membership changes that make this
-    // node the lowest come with a death, which wakes it).
-    changed_.wait_for(lock, kRetryAfter, [&] { return stopping_ || !pending_.empty(); });
-    if (stopping_) return;
-    if (pending_.empty() || !lowest_member()) {
-      if (!pending_.empty()) changed_.wait_for(lock, kRetryAfter, [&] { return stopping_; });
-      continue;
-    }
-    const auto [node, dead] = *pending_.begin();
+  while (!stopping_) {
     lock.unlock();
-    const bool done = recover(node, dead);
-    if (done) {
-      if (dlm::Status st = ls_.recovery_done(node); st != dlm::Status::kOk) {
-        log_("recovery of node " + std::to_string(node) + ": the lock space refused recovery_done: " +
-             std::string(dlm::status_name(st)));
-      } else {
-        log_("node " + std::to_string(node) + " recovered " + std::to_string(seconds_since(dead.left_at)).substr(0, 5) +
-             " s after it left; its locks are released");
+    // Always polled, so that a node found dead later is judged by how long its heartbeat
+    // has already been unchanged (HeartbeatObserver).
+    if (Status st = observer_.poll(); !st) {
+      if (!poll_failed) log_("cannot read the other nodes' heartbeats: " + st.to_string());
+      poll_failed = true;
+    } else {
+      poll_failed = false;
+    }
+    const bool lowest = lowest_member();
+    lock.lock();
+    if (lowest) {
+      for (auto& [node, dead] : pending_) {
+        if (dead.replayed) continue;
+        const dlm::NodeId n = node;
+        Dead copy = dead;
+        lock.unlock();
+        const bool done = recover(n, copy);
+        bool announced = false;
+        if (done) {
+          if (dlm::Status st = ls_.recovery_done(n); st != dlm::Status::kOk) {
+            log_("recovery of node " + std::to_string(n) + ": the lock space refused recovery_done: " +
+                 std::string(dlm::status_name(st)));
+          } else {
+            announced = true;
+            log_("node " + std::to_string(n) + " recovered " + seconds_since(copy.left_at) +
+                 " after it left; its locks are released");
+          }
+        }
+        lock.lock();
+        // The map may have changed meanwhile: look the node up again.
+        if (auto it = pending_.find(n); it != pending_.end()) {
+          it->second.replayed = announced;
+          it->second.waiting_logged = copy.waiting_logged;
+        }
+        break;  // the iterator may be gone; the next round takes the next node
       }
     }
-    lock.lock();
-    // Recovered: the lock space's recovered() removes it (on every member alike). Not: wait
-    // before the next try, unless something else happens first.
-    if (!done) changed_.wait_for(lock, kRetryAfter, [&] { return stopping_; });
-    else changed_.wait_for(lock, kRetryAfter, [&] { return stopping_ || !pending_.count(node); });
+    changed_.wait_for(lock, observer_.poll_interval(), [&] { return stopping_ || woken_; });
+    woken_ = false;
   }
 }
 
-bool NodeRecovery::recover(dlm::NodeId node, const Dead& dead) {
+bool NodeRecovery::recover(dlm::NodeId node, Dead& dead) {
   const std::string who = "node " + std::to_string(node);
   if (!dead.slot) {
     log_(who + " left holding locks but no journal slot: it wrote nothing; releasing its locks");
@@ -103,23 +117,15 @@ bool NodeRecovery::recover(dlm::NodeId node, const Dead& dead) {
   }
   const uint32_t slot = *dead.slot;
   const std::string where = who + " (slot " + std::to_string(slot) + ")";
-  HeartbeatWatchOptions watch;
-  watch.interval = interval_;
-  watch.watch_damaged = true;
-  watch.on_watch = [&](std::chrono::milliseconds window) {
-    log_(where + " left the cluster holding locks; waiting up to " + std::to_string(window.count()) +
-         " ms for its disk lease to run out before replaying its journal");
-  };
-  const uint32_t slots[] = {slot};
-  auto liveness = watch_heartbeats(dev_, sb_, slots, steady_monotonic_clock(), watch);
-  if (!liveness) {
-    log_("recovery of " + where + ": cannot read its heartbeat: " + liveness.status().to_string());
-    return false;
-  }
-  const SlotLiveness& seen = liveness->front();
+  const SlotLiveness seen = observer_.liveness(slot);
   if (seen.state == SlotLiveness::State::kLive) {
-    log_("recovery of " + where + " waits: its heartbeat is still renewed (" +
-         describe_heartbeat_holder(seen.record) + "), so it may still write; it is recovered once it stops");
+    if (!dead.waiting_logged) {
+      dead.waiting_logged = true;
+      log_(where + " left the cluster holding locks " + seconds_since(dead.left_at) +
+           " ago; its heartbeat was last renewed " + std::to_string(seen.unchanged_for.count() / 1'000'000) +
+           " ms ago: its journal is replayed once its disk lease has run out (" +
+           (seen.damage.empty() ? describe_heartbeat_holder(seen.record) : "damaged heartbeat block") + ")");
+    }
     return false;
   }
   auto report = journal::replay(dev_, sb_, slot);
@@ -133,8 +139,8 @@ bool NodeRecovery::recover(dlm::NodeId node, const Dead& dead) {
          "); what could be replayed was, and its locks stay held: unmount every node and run fsck.lunfs");
     return false;
   }
-  log_("recovery of " + where + ": " + report->to_string());
-  if (seen.state != SlotLiveness::State::kClean) {
+  log_("recovery of " + where + " " + seconds_since(dead.left_at) + " after it left: " + report->to_string());
+  if (seen.state == SlotLiveness::State::kStale) {
     if (Status st = mark_heartbeat_clean(dev_, sb_, seen); !st) {
       // Not fatal: the next mount of the slot watches the stale heartbeat and takes it over.
       log_("recovery of " + where + ": cannot mark its heartbeat clean: " + st.to_string());

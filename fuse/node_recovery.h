@@ -10,11 +10,13 @@
 // have changed what the dead node's locks still cover).
 //
 // Fencing: the journal is replayed only after the dead node can no longer write. This
-// version waits for its disk lease to run out: the slot's heartbeat must stay unchanged for
-// two of its intervals plus a margin (fs/core/heartbeat.h), judged by renewals observed
-// here, never by comparing clocks. A heartbeat that is renewed meanwhile is a node that is
-// alive but cut off from the lock space: it is not recovered (its mount fences itself when
-// its lock space fails, and its heartbeat then stops), and the watch starts again.
+// version waits for its disk lease to run out: every member keeps polling all heartbeats
+// (HeartbeatObserver, fs/core/heartbeat.h), and a slot may be recovered once its block has
+// been seen unchanged for two of its intervals plus a margin — judged by this host's clock
+// from the first sight of those bytes, never by comparing clocks. A heartbeat that goes on
+// being renewed is a node alive but cut off from the lock space: it is not recovered until
+// it stops (its mount fences itself when its lock space fails or loses quorum, and stops
+// its heartbeat).
 //
 // Why replaying under a live mount is safe: every lock release of the dead node
 // checkpointed its whole journal first (go_sync), so the log holds only transactions made
@@ -34,6 +36,7 @@
 #include <vector>
 
 #include "dlm/lockspace.h"
+#include "fs/core/heartbeat.h"
 #include "fs/device/block_device.h"
 #include "fs/format/superblock.h"
 
@@ -64,21 +67,24 @@ class NodeRecovery {
   struct Dead {
     std::optional<uint32_t> slot;
     std::chrono::steady_clock::time_point left_at;
+    bool replayed = false;        // recovery_done sent; waiting for the lock space's recovered()
+    bool waiting_logged = false;  // the wait for its lease has been logged
   };
   void run();
   bool lowest_member() const;
-  // Fences (waits out the lease), replays, marks the heartbeat clean. Whether it may be
-  // declared recovered; false: try again later (the reason is logged).
-  bool recover(dlm::NodeId node, const Dead& dead);
+  // Replays and marks the heartbeat clean once the lease has run out. Whether the node may
+  // be declared recovered; false: not yet (the reason is logged once).
+  bool recover(dlm::NodeId node, Dead& dead);
 
   BlockDevice& dev_;
   const ondisk::Superblock sb_;
   dlm::LockSpace& ls_;
-  const std::chrono::milliseconds interval_;
   Logger log_;
+  HeartbeatObserver observer_;  // the thread's own
   std::mutex mu_;
   std::condition_variable changed_;
   std::map<dlm::NodeId, Dead> pending_;  // guarded by mu_
+  bool woken_ = false;                   // a node left: look now
   bool stopping_ = false;
   std::thread thread_;
 };

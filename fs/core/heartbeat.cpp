@@ -157,6 +157,66 @@ Result<std::vector<SlotLiveness>> watch_heartbeats(BlockDevice& dev, const ondis
   return out;
 }
 
+HeartbeatObserver::HeartbeatObserver(BlockDevice& dev, const ondisk::Superblock& sb, MonotonicClock& clock,
+                                     milliseconds interval)
+    : dev_(dev), sb_(sb), clock_(clock), interval_(interval), seen_(sb.geometry.journal_count) {}
+
+Status HeartbeatObserver::poll() {
+  const auto& g = sb_.geometry;
+  const uint64_t bs = g.block_size;
+  AlignedBuffer area(uint64_t{g.journal_count} * bs);
+  if (auto st = dev_.read(g.heartbeat_start * bs, area.span()); !st) {
+    return error(st.err(), "cannot read the heartbeat blocks: " + st.message());
+  }
+  const nanoseconds now = clock_.now();
+  for (uint32_t slot = 0; slot < g.journal_count; ++slot) {
+    auto bytes = area.span().subspan(slot * bs, bs);
+    Seen& s = seen_[slot];
+    if (!s.polled || !std::equal(bytes.begin(), bytes.end(), s.bytes.begin(), s.bytes.end())) {
+      s.bytes.assign(bytes.begin(), bytes.end());
+      s.first_seen = now;
+      s.polled = true;
+    }
+  }
+  return {};
+}
+
+SlotLiveness HeartbeatObserver::liveness(uint32_t slot) const {
+  SlotLiveness out;
+  out.slot = slot;
+  out.state = SlotLiveness::State::kLive;
+  if (slot >= seen_.size() || !seen_[slot].polled) return out;
+  const Seen& s = seen_[slot];
+  const auto& g = sb_.geometry;
+  auto r = ondisk::decode_heartbeat(s.bytes, g.heartbeat(slot), sb_.csum_seed, g);
+  out.unchanged_for = clock_.now() - s.first_seen;
+  milliseconds lease = heartbeat_lease(interval_);
+  if (!r) {  // watched like a live record (watch_damaged)
+    out.damage = r.status().message();
+    out.state = out.unchanged_for >= lease + kHeartbeatMargin ? SlotLiveness::State::kStale : SlotLiveness::State::kLive;
+    return out;
+  }
+  out.record = *r;
+  if (r->state != ondisk::HeartbeatState::kLive) {
+    out.state = SlotLiveness::State::kClean;
+    return out;
+  }
+  lease = lease_of(*r, interval_);
+  out.state = out.unchanged_for >= lease + kHeartbeatMargin ? SlotLiveness::State::kStale : SlotLiveness::State::kLive;
+  return out;
+}
+
+milliseconds HeartbeatObserver::poll_interval() const {
+  milliseconds poll = interval_ / 2;
+  const auto& g = sb_.geometry;
+  for (uint32_t slot = 0; slot < seen_.size(); ++slot) {
+    if (!seen_[slot].polled) continue;
+    auto r = ondisk::decode_heartbeat(seen_[slot].bytes, g.heartbeat(slot), sb_.csum_seed, g);
+    if (r && r->state == ondisk::HeartbeatState::kLive) poll = std::min(poll, interval_of(*r, interval_) / 2);
+  }
+  return std::clamp(poll, milliseconds(50), milliseconds(1000));
+}
+
 Status mark_heartbeat_clean(BlockDevice& dev, const ondisk::Superblock& sb, const SlotLiveness& seen) {
   const auto& g = sb.geometry;
   const uint64_t blocknr = g.heartbeat(seen.slot);

@@ -77,6 +77,40 @@ Result<std::vector<SlotLiveness>> watch_heartbeats(BlockDevice& dev, const ondis
                                                    std::span<const uint32_t> slots, MonotonicClock& clock,
                                                    const HeartbeatWatchOptions& options);
 
+// Keeps watching every slot's heartbeat (the cluster's survivors, node_recovery.h): each
+// poll() reads the heartbeat area once and remembers, per slot, the bytes and when this
+// observer first saw them. A slot is stale once its bytes have been seen unchanged for its
+// lease plus the margin — the same rule as watch_heartbeats, but counted from the first
+// sight, so that a node found dead after the observer has long watched it is judged at
+// once instead of after a fresh watch. Judged by this host's clock only: the writer's
+// renewal that put those bytes there started before we saw them, so its lease ended
+// before first-seen + lease. Not thread-safe: one thread polls and asks.
+class HeartbeatObserver {
+ public:
+  // `interval`: the interval assumed for a record that names none.
+  HeartbeatObserver(BlockDevice& dev, const ondisk::Superblock& sb, MonotonicClock& clock,
+                    std::chrono::milliseconds interval);
+  Status poll();
+  // The slot as last polled: kClean (free), kStale (live or damaged, and unchanged for its
+  // lease plus the margin; unchanged_for says how long; damage says why it does not
+  // decode) or kLive. kLive before any poll.
+  SlotLiveness liveness(uint32_t slot) const;
+  // How often to poll: half the shortest interval among live records (at most 1 s).
+  std::chrono::milliseconds poll_interval() const;
+
+ private:
+  struct Seen {
+    std::vector<std::byte> bytes;
+    std::chrono::nanoseconds first_seen{0};
+    bool polled = false;
+  };
+  BlockDevice& dev_;
+  const ondisk::Superblock& sb_;
+  MonotonicClock& clock_;
+  const std::chrono::milliseconds interval_;
+  std::vector<Seen> seen_;
+};
+
 // Rewrites a slot's heartbeat as clean (free, counter + 1), flushed, provided the block still
 // holds what `seen` describes (its record, or damage): for fsck, once it has watched the slot
 // go stale and the admin has said that no node has the file system mounted.

@@ -298,3 +298,60 @@ TEST_F(HeartbeatTest, ThreadRenewsUntilStopped) {
 
 }  // namespace
 }  // namespace lunfs
+
+namespace lunfs {
+namespace {
+
+// The survivors' observer (node recovery): a slot is stale once its bytes have been seen
+// unchanged for the writer's lease plus the margin, counted from this observer's first
+// sight of them — not before, however old the renewal really is — and a renewal or a
+// damaged block restarts or follows the same count.
+TEST_F(HeartbeatTest, ObserverCallsASlotStaleFromItsFirstSightOfTheLastRenewal) {
+  FakeClock holder_clock, clock;
+  auto holder = claim(1, "host-a", 1000ms, holder_clock);
+  ASSERT_TRUE(holder);
+  HeartbeatObserver observer(*dev_, sb_, clock, 1000ms);
+  EXPECT_EQ(observer.liveness(1).state, State::kLive) << "not yet polled: assumed live";
+  ASSERT_TRUE(observer.poll());
+  EXPECT_EQ(observer.liveness(0).state, State::kClean);
+  EXPECT_EQ(observer.liveness(1).state, State::kLive);
+  EXPECT_EQ(observer.poll_interval(), 500ms);
+
+  // Renewed at 2.5 s: the count starts again from the poll that sees it.
+  for (int i = 0; i < 5; ++i) {
+    clock.advance(500ms);
+    ASSERT_TRUE(observer.poll());
+  }
+  ASSERT_TRUE(holder->renew());
+  clock.advance(500ms);
+  ASSERT_TRUE(observer.poll());
+  const auto renewal_seen = clock.now();
+  holder.reset();  // the host dies: no renewal, no release
+  while (observer.liveness(1).state == State::kLive) {
+    ASSERT_LT(clock.now() - renewal_seen, 10s) << "never called stale";
+    clock.advance(500ms);
+    ASSERT_TRUE(observer.poll());
+  }
+  const SlotLiveness stale = observer.liveness(1);
+  EXPECT_EQ(stale.state, State::kStale);
+  EXPECT_EQ(clock.now() - renewal_seen, 3000ms) << "the writer's lease (2 × 1 s) plus the margin";
+  EXPECT_EQ(stale.record.host, "host-a");
+  ASSERT_TRUE(mark_heartbeat_clean(*dev_, sb_, stale));
+  ASSERT_TRUE(observer.poll());
+  EXPECT_EQ(observer.liveness(1).state, State::kClean);
+
+  // A damaged block is watched like a live one.
+  AlignedBuffer b(sb_.geometry.block_size);
+  ASSERT_TRUE(dev_->read(block_offset(2), b.span()));
+  b.data()[40] ^= std::byte{0x01};
+  ASSERT_TRUE(dev_->write(block_offset(2), b.span()));
+  ASSERT_TRUE(observer.poll());
+  EXPECT_EQ(observer.liveness(2).state, State::kLive);
+  clock.advance(3000ms);
+  ASSERT_TRUE(observer.poll());
+  EXPECT_EQ(observer.liveness(2).state, State::kStale);
+  EXPECT_FALSE(observer.liveness(2).damage.empty());
+}
+
+}  // namespace
+}  // namespace lunfs
