@@ -17,6 +17,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <numeric>
@@ -33,6 +34,7 @@
 #include "fs/device/fenced_device.h"
 #include "fs/metadata_log.h"
 #include "fuse/cluster_lock_manager.h"
+#include "fuse/daemon_log.h"
 #include "fuse/kernel_invalidator.h"
 #include "fuse/lowlevel.h"
 #include "fuse/mount_options.h"
@@ -136,8 +138,17 @@ int main(int argc, char** argv) {
   // The survivors of a dead node wait out its lease (two intervals and a second) before
   // they recover it: 3 s instead of 11 s.
   if (cluster && !cmd->heartbeat_given) cmd->heartbeat_interval = std::chrono::seconds(1);
+  if (!cmd->logfile.empty()) {
+    const int probe = open(cmd->logfile.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (probe < 0) {
+      std::fprintf(stderr, "mount.lunfs: logfile %s: %s\n", cmd->logfile.c_str(), std::strerror(errno));
+      return 32;
+    }
+    close(probe);
+  }
   Background background;
   if (!cmd->foreground) background.start();
+  std::optional<DaemonLog> daemon_log;  // once in the background; goes last, after every message
   auto dev = FileBlockDevice::open(cmd->device, {cmd->read_only, true});
   if (!dev) {
     std::fprintf(stderr, "mount.lunfs: %s: %s\n", cmd->device.c_str(), dev.status().to_string().c_str());
@@ -387,6 +398,7 @@ int main(int argc, char** argv) {
   if (fuse_set_signal_handlers(se) == 0) {
     if (fuse_session_mount(se, cmd->mountpoint.c_str()) == 0) {
       background.ready();
+      if (!cmd->foreground) daemon_log.emplace(cmd->logfile);
       if (heartbeat) heartbeat->start();
       fuse_loop_config* cfg = fuse_loop_cfg_create();
       fuse_loop_cfg_set_max_threads(cfg, cmd->threads);

@@ -8,7 +8,7 @@ namespace lunfs {
 std::string mount_usage() {
   return "usage: mount.lunfs DEVICE MOUNTPOINT [-o lockproto=nolock|corosync,ro,noatime,debug,"
          "slot=N,threads=N,commit=SECONDS,"
-         "heartbeat=SECONDS,heartbeat_force] [-f]\n";
+         "heartbeat=SECONDS,heartbeat_force,logfile=PATH] [-f]\n";
 }
 
 namespace {
@@ -91,6 +91,9 @@ Result<MountCommand> parse_mount_command(const std::vector<std::string>& args) {
         c.heartbeat_given = true;
       } else if (key == "heartbeat_force") {
         c.heartbeat_force = true;
+      } else if (key == "logfile") {
+        if (val.empty() || val[0] != '/') return error(EINVAL, "logfile= needs an absolute path (the daemon runs in /)");
+        c.logfile = val;
       } else if (key == "nosuid" || key == "nodev" || key == "noexec" || key == "allow_other" ||
                  key == "default_permissions") {
         c.fuse_options.push_back(o);

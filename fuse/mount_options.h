@@ -33,6 +33,9 @@ struct MountCommand {
   // heartbeat_force: take a damaged heartbeat block for a stale one (watch it, then take
   // the slot over if nobody rewrites it) instead of refusing the mount.
   bool heartbeat_force = false;
+  // logfile=PATH: the background daemon's messages (withdraws, recoveries, lost
+  // heartbeats), each line timestamped, appended to PATH besides syslog (fuse/daemon_log.h).
+  std::string logfile;
   std::vector<std::string> fuse_options;  // passed to the kernel mount
 };
 

@@ -36,9 +36,12 @@ std::optional<uint32_t> NodeRecovery::slot_of(const std::vector<dlm::HeldLock>& 
 }
 
 void NodeRecovery::node_left(dlm::NodeId node, const std::vector<dlm::HeldLock>& held) {
+  const std::optional<uint32_t> slot = slot_of(held);
+  log_("node " + std::to_string(node) + (slot ? " (slot " + std::to_string(*slot) + ")" : std::string()) +
+       " left the lock space holding " + std::to_string(held.size()) + " locks: they stay held until it is recovered");
   std::lock_guard lock(mu_);
   if (stopping_) return;
-  pending_[node] = Dead{slot_of(held), std::chrono::steady_clock::now()};
+  pending_[node] = Dead{slot, std::chrono::steady_clock::now()};
   woken_ = true;
   changed_.notify_all();
 }
@@ -121,13 +124,13 @@ bool NodeRecovery::recover(dlm::NodeId node, Dead& dead) {
   if (seen.state == SlotLiveness::State::kLive) {
     if (!dead.waiting_logged) {
       dead.waiting_logged = true;
-      log_(where + " left the cluster holding locks " + seconds_since(dead.left_at) +
-           " ago; its heartbeat was last renewed " + std::to_string(seen.unchanged_for.count() / 1'000'000) +
-           " ms ago: its journal is replayed once its disk lease has run out (" +
+      log_("recovery of " + where + " waits for its disk lease to run out: its heartbeat was last renewed " +
+           std::to_string(seen.unchanged_for.count() / 1'000'000) + " ms ago (" +
            (seen.damage.empty() ? describe_heartbeat_holder(seen.record) : "damaged heartbeat block") + ")");
     }
     return false;
   }
+  const auto replay_start = std::chrono::steady_clock::now();
   auto report = journal::replay(dev_, sb_, slot);
   if (!report) {
     log_("recovery of " + where + ": journal replay failed: " + report.status().to_string() +
@@ -139,7 +142,8 @@ bool NodeRecovery::recover(dlm::NodeId node, Dead& dead) {
          "); what could be replayed was, and its locks stay held: unmount every node and run fsck.lunfs");
     return false;
   }
-  log_("recovery of " + where + " " + seconds_since(dead.left_at) + " after it left: " + report->to_string());
+  log_("recovery of " + where + " " + seconds_since(dead.left_at) + " after it left (replay " +
+       seconds_since(replay_start) + "): " + report->to_string());
   if (seen.state == SlotLiveness::State::kStale) {
     if (Status st = mark_heartbeat_clean(dev_, sb_, seen); !st) {
       // Not fatal: the next mount of the slot watches the stale heartbeat and takes it over.

@@ -18,7 +18,16 @@ namespace {
 
 class ClusterRecovery : public ClusterMountSuite {
  protected:
-  static void SetUpTestSuite() { set_up_cluster("rc", 2); }
+  // Nodes 1 and 2 mount with a log file each: the recoverer says what it did there.
+  static void SetUpTestSuite() {
+    set_up_cluster("rc", 0);
+    if (!skip_.empty() || !setup_error_.empty()) return;
+    for (int n = 1; n <= 2; ++n) {
+      Output r = mount(n, ",logfile=" + log_of(n));
+      if (r.status != 0) setup_error_ = "mount on node " + std::to_string(n) + ": " + r.text;
+    }
+  }
+  static std::string log_of(int node) { return dir_ + "/node" + std::to_string(node) + ".log"; }
 
   // Writes `data` to `path` (created) and fsyncs it; false on any error.
   static bool write_synced(const std::string& path, const std::string& data) {
@@ -81,6 +90,14 @@ TEST_F(ClusterRecovery, NodeKilledWhileWritingIsRecoveredAndTheOthersGoOnWithEve
   for (int i = 0; i < 100; ++i) {
     EXPECT_EQ(read_all(at(1, "d/f" + std::to_string(i))), "file " + std::to_string(i) + "\n") << i;
   }
+  // Node 1, the lowest member, recovered slot 1 and says so in its log, with timestamps.
+  const std::string log = read_all(log_of(1));
+  EXPECT_NE(log.find("(slot 1) left the lock space holding"), std::string::npos) << log;
+  EXPECT_NE(log.find(" s): slot 1: "), std::string::npos) << log;
+  EXPECT_NE(log.find("its locks are released"), std::string::npos) << log;
+  EXPECT_NE(log.find("Z recovery of node"), std::string::npos) << "lines are timestamped:\n" << log;
+  std::printf("node 1's log:\n%s", log.c_str());
+
   // Node 1 changes what node 2 held: the locks are its own now.
   ASSERT_TRUE(write_synced(at(1, "d/after"), "written by node 1 after the recovery\n"));
   ASSERT_EQ(rename(at(1, "d/f0").c_str(), at(1, "d/f0-renamed").c_str()), 0) << strerror(errno);

@@ -77,5 +77,16 @@ TEST(MountOptions, HeartbeatIntervalDefaultsToFiveSecondsAndTakesWholeSecondsInR
   }
 }
 
+TEST(MountOptions, LogfileTakesAnAbsolutePath) {
+  auto c = parse_mount_command({"a", "b", "-o", "lockproto=corosync,logfile=/var/log/lunfs.log"});
+  ASSERT_TRUE(c) << c.status().to_string();
+  EXPECT_EQ(c->logfile, "/var/log/lunfs.log");
+  for (const char* bad : {"logfile=", "logfile=relative.log"}) {
+    auto r = parse_mount_command({"a", "b", "-o", bad});
+    EXPECT_EQ(r.err(), EINVAL) << bad;
+    EXPECT_NE(r.status().message().find("logfile= needs an absolute path"), std::string::npos) << r.status().message();
+  }
+}
+
 }  // namespace
 }  // namespace lunfs
