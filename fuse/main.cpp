@@ -339,7 +339,17 @@ int main(int argc, char** argv) {
   if (cluster) {
     auto note = [](const std::string& m) { std::fprintf(stderr, "mount.lunfs: %s\n", m.c_str()); };
     recovery.emplace(lun, *sb, *lockspace,
-                     std::chrono::duration_cast<std::chrono::milliseconds>(cmd->heartbeat_interval), note);
+                     std::chrono::duration_cast<std::chrono::milliseconds>(cmd->heartbeat_interval), note,
+                     [&fs, note] {
+                       auto freed = (*fs)->free_unused_orphans();
+                       if (!freed) {
+                         note("after a recovery, freeing the files left open after their last unlink: " +
+                              freed.status().to_string());
+                       } else if (*freed > 0) {
+                         note("after a recovery: freed " + std::to_string(*freed) +
+                              " files that were unlinked while open and that no node uses any more");
+                       }
+                     });
     cluster_lm.set_recovery_hooks(
         [&](dlm::NodeId node, const std::vector<dlm::HeldLock>& held) { recovery->node_left(node, held); },
         [&](dlm::NodeId node) { recovery->node_recovered(node); });
@@ -421,6 +431,7 @@ int main(int argc, char** argv) {
   if (invalidator) invalidator->stop();
   fuse_session_destroy(se);
   control.reset();
+  if (recovery) recovery->stop();  // no sweep runs into the unmount
   Status unmounted = (*fs)->unmount();
   cluster_lm.stop();  // no demote reaches the file system after this
   if (unmounted && cluster) unmounted = cluster_lm.release_slot();

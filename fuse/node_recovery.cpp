@@ -20,8 +20,13 @@ std::string seconds_since(std::chrono::steady_clock::time_point t) {
 }  // namespace
 
 NodeRecovery::NodeRecovery(BlockDevice& dev, const ondisk::Superblock& sb, dlm::LockSpace& ls,
-                           std::chrono::milliseconds interval, Logger log)
-    : dev_(dev), sb_(sb), ls_(ls), log_(std::move(log)), observer_(dev, sb_, steady_monotonic_clock(), interval) {
+                           std::chrono::milliseconds interval, Logger log, std::function<void()> after_recovery)
+    : dev_(dev),
+      sb_(sb),
+      ls_(ls),
+      log_(std::move(log)),
+      after_recovery_(std::move(after_recovery)),
+      observer_(dev, sb_, steady_monotonic_clock(), interval) {
   thread_ = std::thread([this] { run(); });
 }
 
@@ -49,6 +54,9 @@ void NodeRecovery::node_left(dlm::NodeId node, const std::vector<dlm::HeldLock>&
 void NodeRecovery::node_recovered(dlm::NodeId node) {
   std::lock_guard lock(mu_);
   pending_.erase(node);
+  sweep_ = true;
+  woken_ = true;
+  changed_.notify_all();
 }
 
 void NodeRecovery::stop() {
@@ -80,6 +88,12 @@ void NodeRecovery::run() {
     }
     const bool lowest = lowest_member();
     lock.lock();
+    if (sweep_ && lowest && after_recovery_) {
+      sweep_ = false;
+      lock.unlock();
+      after_recovery_();
+      lock.lock();
+    }
     if (lowest) {
       for (auto& [node, dead] : pending_) {
         if (dead.replayed) continue;

@@ -46,8 +46,11 @@ class NodeRecovery {
  public:
   using Logger = std::function<void(const std::string&)>;
   // `interval`: the heartbeat interval assumed for a slot whose record names none.
+  // `after_recovery` runs on the lowest member once a recovery has been applied (the dead
+  // node's locks are gone): the mount frees the files the dead node had open after their
+  // last unlink (FileSystem::free_unused_orphans).
   NodeRecovery(BlockDevice& dev, const ondisk::Superblock& sb, dlm::LockSpace& ls, std::chrono::milliseconds interval,
-               Logger log);
+               Logger log, std::function<void()> after_recovery);
   ~NodeRecovery() { stop(); }
   NodeRecovery(const NodeRecovery&) = delete;
   NodeRecovery& operator=(const NodeRecovery&) = delete;
@@ -80,11 +83,13 @@ class NodeRecovery {
   const ondisk::Superblock sb_;
   dlm::LockSpace& ls_;
   Logger log_;
+  std::function<void()> after_recovery_;
   HeartbeatObserver observer_;  // the thread's own
   std::mutex mu_;
   std::condition_variable changed_;
   std::map<dlm::NodeId, Dead> pending_;  // guarded by mu_
-  bool woken_ = false;                   // a node left: look now
+  bool woken_ = false;                   // a node left or was recovered: look now
+  bool sweep_ = false;                   // a recovery was applied: run after_recovery_
   bool stopping_ = false;
   std::thread thread_;
 };

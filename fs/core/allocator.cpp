@@ -389,6 +389,36 @@ Result<std::vector<uint64_t>> Allocator::unlinked_inodes() {
   return out;
 }
 
+Result<std::vector<uint64_t>> Allocator::unlinked_inodes_on_disk() {
+  std::vector<uint64_t> out;
+  const uint32_t per = Geometry::blocks_per_bitmap(g_.block_size);
+  for (Rgrp& r : rgrps_) {
+    if (r.damaged) continue;
+    if (!r.stale) {  // decoded under its glock, and invalidated (under meta_mu) on demote
+      if (r.header.unlinked == 0) continue;
+      LUNFS_TRY(load_bitmaps(r));
+      for (uint32_t j = 0; j < r.loc.data_blocks; ++j) {
+        if (r.state(j) == BlockState::kUnlinked) out.push_back(r.loc.first_data + j);
+      }
+      continue;
+    }
+    LUNFS_ASSIGN(RgrpHeader h, header_on_disk(r));
+    if (h.unlinked == 0 || (h.flags & kRgrpBitmapUninit)) continue;
+    for (uint32_t b = 0; b < r.loc.bitmap_blocks; ++b) {
+      const uint64_t nr = r.loc.header + 1 + b;
+      const uint32_t count = std::min<uint32_t>(per, r.loc.data_blocks - b * per);
+      LUNFS_ASSIGN(auto img, cache_.read_uncached(nr));
+      LUNFS_ASSIGN(auto bm, decode_bitmap(img->span(), nr, sb_.csum_seed, r.loc, b, count));
+      for (uint32_t j = 0; j < count; ++j) {
+        if (static_cast<BlockState>((bm.bits[j / 4] >> (j % 4 * 2)) & 3) == BlockState::kUnlinked) {
+          out.push_back(r.loc.first_data + uint64_t{b} * per + j);
+        }
+      }
+    }
+  }
+  return out;
+}
+
 Result<AllocStats> Allocator::stats() {
   AllocStats s;
   for (const Rgrp& r : rgrps_) s.data_blocks += r.loc.data_blocks;

@@ -156,6 +156,38 @@ Status FileSystem::free_orphans() {
   return Status::ok();
 }
 
+Result<size_t> FileSystem::free_unused_orphans() {
+  if (vol_->read_only || vol_->withdrawn) return size_t{0};
+  std::vector<uint64_t> candidates;
+  {
+    std::lock_guard lock(vol_->meta_mu);
+    LUNFS_ASSIGN(candidates, vol_->alloc.unlinked_inodes_on_disk());
+  }
+  size_t freed = 0;
+  for (uint64_t ino : candidates) {
+    LUNFS_TRY(retrying([&]() -> Status {
+      LUNFS_ASSIGN(auto gl, vol_->glocks.lock(inode_lock(ino), GlockMode::kExclusive));
+      std::lock_guard lock(vol_->meta_mu);
+      LUNFS_ASSIGN(bool still_inode, vol_->alloc.is_inode(ino));
+      if (!still_inode) return Status::ok();  // its last user freed it meanwhile
+      LUNFS_ASSIGN(auto node, vol_->inodes->get(ino));
+      if (node->d.nlink != 0 || node->refs != 0 || node->freed) return Status::ok();
+      auto iopen = vol_->glocks.lock_if_free(iopen_lock(ino), GlockMode::kExclusive);
+      if (!iopen) return iopen.err() == EAGAIN ? Status::ok() : iopen.status();  // in use: its user frees it
+      GlockHolder iopen_ex = std::move(*iopen);
+      Status st = [&]() -> Status {
+        auto txn = vol_->begin();
+        LUNFS_TRY(free_inode(*txn, *node));
+        return txn->commit();
+      }();
+      release_iopen(ino, iopen_ex);
+      if (st) ++freed;
+      return st;
+    }));
+  }
+  return freed;
+}
+
 void FileSystem::fold_loop(std::chrono::milliseconds interval) {
   std::unique_lock lock(fold_mu_);
   while (!fold_cv_.wait_for(lock, interval, [&] { return fold_stopping_; })) {

@@ -160,6 +160,12 @@ class FileSystem {
   // Folds this node's statfs delta into the master under the statfs glock (exclusive), in
   // one transaction. No lock message when the delta is zero.
   Status fold_statfs();
+  // Frees every unlinked inode that no node uses any more (decision 11): after a dead
+  // node's recovery, the files it had open after their last unlink. Each candidate is
+  // checked and freed under its inode's exclusive glock, and only when its iopen glock is
+  // free on every node (NOQUEUE, as the last user's forget asks it); one in use stays for
+  // its last user. How many were freed.
+  Result<size_t> free_unused_orphans();
   Status fsync(uint64_t ino, bool datasync);
   Status sync();
   // Records an atime update for a read (relatime unless mounted noatime).

@@ -109,8 +109,14 @@ Result<Statfs> decode_statfs(std::span<const std::byte> b, uint64_t blocknr, uin
     return corrupt(type, blocknr, "names slot " + std::to_string(s.slot));
   }
   auto total = static_cast<int64_t>(g.data_blocks_total());
-  if (master && (s.free_blocks < 0 || s.free_blocks > total || s.dinodes < 0 || s.dinodes > total)) {
-    return corrupt(type, blocknr, "counts outside the file system's size");
+  // Only master + Σ deltas is a count of the file system (fsck checks it against the
+  // resource groups). The master alone leaves [0, total] while other slots hold unfolded
+  // changes: a node that frees, and folds, blocks that a node which died (or has not
+  // folded yet) allocated pushes it above the total. Each delta is within ±total, so the
+  // master is within ±(slots + 1) × total.
+  const int64_t bound = (static_cast<int64_t>(g.journal_count) + 1) * total;
+  if (master && (s.free_blocks < -bound || s.free_blocks > bound || s.dinodes < -bound || s.dinodes > bound)) {
+    return corrupt(type, blocknr, "counts outside what the file system's slots can hold");
   }
   if (!master && (s.free_blocks < -total || s.free_blocks > total || s.dinodes < -total ||
                   s.dinodes > total)) {

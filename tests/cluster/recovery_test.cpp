@@ -56,6 +56,14 @@ TEST_F(ClusterRecovery, NodeKilledWhileWritingIsRecoveredAndTheOthersGoOnWithEve
   for (int i = 0; i < 100; ++i) {
     ASSERT_TRUE(write_synced(at(2, "d/f" + std::to_string(i)), "file " + std::to_string(i) + "\n")) << i;
   }
+  // A file node 2 has open after its last unlink: its blocks are the dead node's to free,
+  // so after the recovery node 1 frees them. The fsync of another file commits the unlink.
+  ASSERT_TRUE(write_synced(at(2, "d/orphan"), std::string(1 << 20, 'o')));
+  const int orphan_fd = open(at(2, "d/orphan").c_str(), O_RDONLY);
+  ASSERT_GE(orphan_fd, 0) << strerror(errno);
+  ASSERT_EQ(unlink(at(2, "d/orphan").c_str()), 0) << strerror(errno);
+  ASSERT_TRUE(write_synced(at(2, "d/commit"), "commits the unlink\n"));
+
   // Node 2 keeps creating, writing and renaming in d (its locks on d and on the files stay
   // held, and its journal has work in it) until it dies.
   std::atomic<bool> stop{false};
@@ -79,6 +87,7 @@ TEST_F(ClusterRecovery, NodeKilledWhileWritingIsRecoveredAndTheOthersGoOnWithEve
   ASSERT_EQ(kill.status, 0) << kill.text;
   stop = true;
   writer.join();  // its next operation fails: the daemon is gone
+  close(orphan_fd);
 
   // Node 1 lists d (node 2 held it exclusively) and reads the image, within a minute.
   const double resumed = seconds_until_ok("ls -l " + at(1, "d") + " > /dev/null", 60);
@@ -96,6 +105,13 @@ TEST_F(ClusterRecovery, NodeKilledWhileWritingIsRecoveredAndTheOthersGoOnWithEve
   EXPECT_NE(log.find(" s): slot 1: "), std::string::npos) << log;
   EXPECT_NE(log.find("its locks are released"), std::string::npos) << log;
   EXPECT_NE(log.find("Z recovery of node"), std::string::npos) << "lines are timestamped:\n" << log;
+  // The orphan is freed right after the recovery, on node 1's thread: wait for its line.
+  std::string swept = log;
+  for (int i = 0; i < 100 && swept.find("freed 1 files that were unlinked while open") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    swept = read_all(log_of(1));
+  }
+  EXPECT_NE(swept.find("freed 1 files that were unlinked while open"), std::string::npos) << swept;
   std::printf("node 1's log:\n%s", log.c_str());
 
   // Node 1 changes what node 2 held: the locks are its own now.
@@ -103,7 +119,7 @@ TEST_F(ClusterRecovery, NodeKilledWhileWritingIsRecoveredAndTheOthersGoOnWithEve
   ASSERT_EQ(rename(at(1, "d/f0").c_str(), at(1, "d/f0-renamed").c_str()), 0) << strerror(errno);
 
   // Node 3 mounts at once, in the slot the dead node had or another, and sees it all.
-  Output m = mount(3, "");
+  Output m = mount(3, ",logfile=" + log_of(3));
   ASSERT_EQ(m.status, 0) << m.text;
   EXPECT_EQ(read_all(at(3, "d/after")), "written by node 1 after the recovery\n");
   EXPECT_EQ(read_all(at(3, "d/synced")), image);
@@ -197,6 +213,7 @@ TEST_F(ClusterRecovery, FsckIsCleanAfterTheSurvivorsUnmount) {
   ASSERT_EQ(r.status, 0) << "the daemons did not finish: " << r.text;
   r = sh(kBin + "/fsck.lunfs -n " + lun_);
   EXPECT_EQ(r.status, 0) << r.text;
+  EXPECT_EQ(r.text.find("unlinked while open"), std::string::npos) << "the dead node's orphan was not freed:\n" << r.text;
 }
 
 }  // namespace

@@ -136,5 +136,30 @@ TEST_F(Iopen, AFileCreatedAndOpenedOnOneNodeSurvivesAnUnlinkOnAnother) {
   EXPECT_FALSE(left_unlinked(fsck()));
 }
 
+// What a node leaves behind when it goes without freeing the files it had open after
+// their last unlink (a crash, recovered; here an unmount, which leaves orphans alike):
+// another node's sweep frees exactly those nobody uses, and leaves the one still open.
+TEST_F(Iopen, TheSweepAfterANodeWentFreesTheOrphansNobodyUses) {
+  ASSERT_TRUE(c.ok());
+  uint64_t gone = make_file("gone", pattern(48 * 1024, 'g'));
+  uint64_t kept = make_file("kept", pattern(16 * 1024, 'k'));
+  use(1, "gone");
+  use(2, "kept");
+  ASSERT_TRUE(node(0).unlink(c.root(), "gone"));
+  ASSERT_TRUE(node(0).unlink(c.root(), "kept"));
+  auto none = node(0).free_unused_orphans();
+  ASSERT_TRUE(none) << none.status().to_string();
+  EXPECT_EQ(*none, 0u) << "both are in use";
+  ASSERT_TRUE(node(1).unmount());  // node 1 goes; "gone" stays unlinked on the LUN
+  EXPECT_TRUE(left_unlinked(fsck()));
+  auto freed = node(0).free_unused_orphans();
+  ASSERT_TRUE(freed) << freed.status().to_string();
+  EXPECT_EQ(*freed, 1u);
+  EXPECT_EQ(node(0).getattr(gone).err(), ESTALE);
+  EXPECT_EQ(read(2, kept, 16 * 1024), pattern(16 * 1024, 'k')) << "still open on node 2";
+  ASSERT_TRUE(node(2).forget(kept, 1));
+  EXPECT_FALSE(left_unlinked(fsck()));
+}
+
 }  // namespace
 }  // namespace lunfs::testing

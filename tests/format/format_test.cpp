@@ -290,6 +290,27 @@ TEST(FormatValidation, ImpossibleValuesAreErrorsNotCrashes) {
   EXPECT_TRUE(valid_entry_name(std::string(255, 'x')));
 }
 
+// The master statfs block alone may leave [0, size] while slots hold unfolded changes (a
+// node folded the frees of blocks a dead node allocated and never folded): only the sum
+// is the file system's count. Beyond what all slots together could hold it is damage.
+TEST(FormatValidation, StatfsMasterMayExceedTheSizeByWhatTheSlotsHold) {
+  auto g = *Geometry::compute(4096, 1 << 20, 4, 2048, 8192);
+  const auto total = static_cast<int64_t>(g.data_blocks_total());
+  std::vector<std::byte> b(4096);
+  for (int64_t free : {total + 500, int64_t{-300}, 5 * total}) {
+    encode_statfs(Statfs{Statfs::kNoSlot, free, 3}, b, g.statfs_block, kSeed);
+    auto r = decode_statfs(b, g.statfs_block, kSeed, g);
+    ASSERT_TRUE(r) << free << ": " << r.status().to_string();
+    EXPECT_EQ(r->free_blocks, free);
+  }
+  for (int64_t free : {5 * total + 1, -5 * total - 1}) {
+    encode_statfs(Statfs{Statfs::kNoSlot, free, 3}, b, g.statfs_block, kSeed);
+    auto r = decode_statfs(b, g.statfs_block, kSeed, g);
+    ASSERT_FALSE(r) << free;
+    EXPECT_EQ(r.err(), EIO);
+  }
+}
+
 // The heartbeat's interval, pid, mount id and host name use bytes version 1 reserved: a
 // block written before them (zeros there) still decodes, and a host name that fills its
 // field without a terminator is damage, not a read past the field.
