@@ -23,6 +23,9 @@ namespace lunfs::dlm {
 
 constexpr int32_t kControlDump = 1;
 constexpr int32_t kControlGlocks = 2;  // a mount's glocks, one per line (GlockTable::dump)
+// A cluster mount's view of the cluster: "members N N ..." then one line per dead node
+// not recovered yet (NodeRecovery::describe).
+constexpr int32_t kControlRecovery = 3;
 constexpr size_t kControlMaxMessage = 1 << 20;
 
 std::string control_service_name(const std::string& lockspace);

@@ -103,13 +103,23 @@ class Background {
 // so that `lunfs locks FSNAME` dumps the lock table too; a nolock mount under a name of its
 // device. A mount without it works on; status then says it could not ask.
 std::unique_ptr<dlm::ControlServer> serve_control(const std::string& device, int fd, FileSystem& fs,
-                                                  dlm::LockSpace* lockspace, const std::string& fs_name) {
+                                                  dlm::LockSpace* lockspace, const std::string& fs_name,
+                                                  NodeRecovery* recovery) {
   struct stat st {};
   if (fstat(fd, &st) != 0) return nullptr;
   std::map<int32_t, std::function<std::string()>> handlers = {{dlm::kControlGlocks, [&fs] { return fs.glock_dump(); }}};
   std::string service = dlm::mount_control_service_name(st);
   if (lockspace) {
     handlers[dlm::kControlDump] = [lockspace] { return lockspace->dump(); };
+    handlers[dlm::kControlRecovery] = [lockspace, recovery] {
+      std::string text = "members";
+      for (dlm::NodeId n : lockspace->members()) text += " " + std::to_string(n);
+      text += "\n";
+      if (recovery) {
+        for (const auto& line : recovery->describe()) text += line + "\n";
+      }
+      return text;
+    };
     service = dlm::control_service_name(fs_name);
   }
   std::unique_ptr<dlm::ControlServer> server;
@@ -369,7 +379,8 @@ int main(int argc, char** argv) {
   } clear_cluster_hooks{cluster_lm};
 
   // Stopped (its thread joined) before the file system goes, at the end of main.
-  auto control = serve_control(cmd->device, (*dev)->fd(), **fs, lockspace.get(), sb->fs_name);
+  auto control = serve_control(cmd->device, (*dev)->fd(), **fs, lockspace.get(), sb->fs_name,
+                               recovery ? &*recovery : nullptr);
 
   FuseContext ctx;
   ctx.fs = fs->get();

@@ -46,7 +46,9 @@ void NodeRecovery::node_left(dlm::NodeId node, const std::vector<dlm::HeldLock>&
        " left the lock space holding " + std::to_string(held.size()) + " locks: they stay held until it is recovered");
   std::lock_guard lock(mu_);
   if (stopping_) return;
-  pending_[node] = Dead{slot, std::chrono::steady_clock::now()};
+  Dead& dead = pending_[node] = Dead{};
+  dead.slot = slot;
+  dead.left_at = std::chrono::steady_clock::now();
   woken_ = true;
   changed_.notify_all();
 }
@@ -66,6 +68,25 @@ void NodeRecovery::stop() {
     changed_.notify_all();
   }
   if (thread_.joinable()) thread_.join();
+}
+
+std::vector<std::string> NodeRecovery::describe() {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> out;
+  for (const auto& [node, dead] : pending_) {
+    std::string line = "node " + std::to_string(node) +
+                       (dead.slot ? " (slot " + std::to_string(*dead.slot) + ")" : std::string(" (no slot)")) +
+                       " left " + seconds_since(dead.left_at) + " ago: ";
+    if (dead.replayed) {
+      line += "journal replayed, its locks being released";
+    } else if (!dead.waiting_for.empty()) {
+      line += dead.waiting_for;
+    } else {
+      line += "recovered by the lowest member";
+    }
+    out.push_back(line);
+  }
+  return out;
 }
 
 bool NodeRecovery::lowest_member() const {
@@ -117,6 +138,7 @@ void NodeRecovery::run() {
         if (auto it = pending_.find(n); it != pending_.end()) {
           it->second.replayed = announced;
           it->second.waiting_logged = copy.waiting_logged;
+          it->second.waiting_for = copy.waiting_for;
         }
         break;  // the iterator may be gone; the next round takes the next node
       }
@@ -136,6 +158,8 @@ bool NodeRecovery::recover(dlm::NodeId node, Dead& dead) {
   const std::string where = who + " (slot " + std::to_string(slot) + ")";
   const SlotLiveness seen = observer_.liveness(slot);
   if (seen.state == SlotLiveness::State::kLive) {
+    dead.waiting_for = "this node waits for its disk lease to run out (heartbeat unchanged for " +
+                       std::to_string(seen.unchanged_for.count() / 1'000'000) + " ms)";
     if (!dead.waiting_logged) {
       dead.waiting_logged = true;
       log_("recovery of " + where + " waits for its disk lease to run out: its heartbeat was last renewed " +
@@ -146,12 +170,15 @@ bool NodeRecovery::recover(dlm::NodeId node, Dead& dead) {
   }
   const auto replay_start = std::chrono::steady_clock::now();
   auto report = journal::replay(dev_, sb_, slot);
+  dead.waiting_for = "this node replays its journal";
   if (!report) {
+    dead.waiting_for = "its journal replay failed: " + report.status().to_string() + "; run fsck.lunfs";
     log_("recovery of " + where + ": journal replay failed: " + report.status().to_string() +
          "; its locks stay held (run fsck.lunfs once every node is unmounted)");
     return false;
   }
   if (report->end == journal::LogEnd::kDamaged) {
+    dead.waiting_for = "its journal is damaged; unmount every node and run fsck.lunfs";
     log_("recovery of " + where + ": its journal is damaged (" + report->end_reason +
          "); what could be replayed was, and its locks stay held: unmount every node and run fsck.lunfs");
     return false;

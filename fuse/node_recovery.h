@@ -61,6 +61,9 @@ class NodeRecovery {
   void node_recovered(dlm::NodeId node);
   // Joins the thread (after a watch in progress ends). Later calls do nothing.
   void stop();
+  // One line per dead node not recovered yet: its slot, how long ago it left, and what
+  // its recovery waits for (lunfs status).
+  std::vector<std::string> describe();
 
   // The journal slot whose lock `held` contains (the ClusterLockManager's slot resource), or
   // none: a node that died before it had a slot wrote nothing.
@@ -72,6 +75,7 @@ class NodeRecovery {
     std::chrono::steady_clock::time_point left_at;
     bool replayed = false;        // recovery_done sent; waiting for the lock space's recovered()
     bool waiting_logged = false;  // the wait for its lease has been logged
+    std::string waiting_for;      // what the last try found, in words
   };
   void run();
   bool lowest_member() const;

@@ -2,11 +2,13 @@
 #include "mkfs/lunfs/status.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "dlm/control.h"
 #include "fs/core/heartbeat.h"
@@ -118,6 +120,20 @@ void ask_glocks(const std::string& device, StatusReport& r) {
     if (!line.empty()) lines.push_back(line);
   }
   r.glocks = std::move(lines);
+  // A cluster mount answers on its lock space's socket with the members and recoveries.
+  if (r.mountpoint.empty() ||
+      dlm::control_request(dlm::control_service_name(r.sb.fs_name), dlm::kControlRecovery, &text) != dlm::Status::kOk) {
+    return;
+  }
+  std::istringstream recovery(text);
+  for (std::string line; std::getline(recovery, line);) {
+    if (line.rfind("members", 0) == 0) {
+      std::istringstream ids(line.substr(7));
+      for (uint32_t id; ids >> id;) r.members.push_back(id);
+    } else if (!line.empty()) {
+      r.recovery.push_back(line);
+    }
+  }
 }
 
 Status read_slots(BlockDevice& dev, StatusReport& r) {
@@ -232,29 +248,62 @@ std::vector<std::pair<std::string, std::string>> lunfs_mounts() {
   return out;
 }
 
+// `path` made absolute, with no "." / ".." / empty components and no trailing slash,
+// without looking at the file system (no symlinks resolved).
+std::string lexically_absolute(const std::string& path) {
+  std::string in = path;
+  if (in.empty() || in[0] != '/') {
+    char cwd[4096];
+    if (getcwd(cwd, sizeof cwd)) in = std::string(cwd) + "/" + in;
+  }
+  std::vector<std::string> parts;
+  std::istringstream ss(in);
+  for (std::string p; std::getline(ss, p, '/');) {
+    if (p.empty() || p == ".") continue;
+    if (p == "..") {
+      if (!parts.empty()) parts.pop_back();
+      continue;
+    }
+    parts.push_back(p);
+  }
+  std::string out;
+  for (const auto& p : parts) out += "/" + p;
+  return out.empty() ? "/" : out;
+}
+
 Result<StatusReport> gather_status(const std::string& target) {
   StatusReport r;
   r.device = target;
-  struct stat st {};
-  if (stat(target.c_str(), &st) != 0) return error(errno, target + ": " + std::strerror(errno));
-  if (S_ISDIR(st.st_mode)) {
-    for (const auto& [mp, dev] : lunfs_mounts()) {
-      struct stat m {};
-      if (stat(mp.c_str(), &m) == 0 && m.st_dev == st.st_dev && m.st_ino == st.st_ino) {
-        r.mountpoint = mp;
-        r.device = dev;
-      }
+  // A mount point named as mountinfo names it is found without stat(2): stat of a mount's
+  // root asks the mount, which may be waiting for a dead node's recovery, exactly when an
+  // admin runs status.
+  const std::string absolute = lexically_absolute(target);
+  for (const auto& [mp, dev] : lunfs_mounts()) {
+    if (mp == absolute) {
+      r.mountpoint = mp;
+      r.device = dev;
     }
-    if (r.mountpoint.empty()) return error(EINVAL, target + " is a directory but not the mount point of a lunfs");
-  } else {
-    struct stat want {};
-    (void)stat(target.c_str(), &want);  // succeeded just above
+  }
+  if (r.mountpoint.empty()) {
+    struct stat st {};
+    if (stat(target.c_str(), &st) != 0) return error(errno, target + ": " + std::strerror(errno));
     for (const auto& [mp, dev] : lunfs_mounts()) {
+      if (S_ISDIR(st.st_mode)) {  // the mount point by another name (a symlink, a bind mount)
+        struct stat m {};
+        if (stat(mp.c_str(), &m) == 0 && m.st_dev == st.st_dev && m.st_ino == st.st_ino) {
+          r.mountpoint = mp;
+          r.device = dev;
+        }
+        continue;
+      }
       struct stat d {};
       if (stat(dev.c_str(), &d) != 0) continue;
-      const bool same = S_ISBLK(want.st_mode) ? S_ISBLK(d.st_mode) && d.st_rdev == want.st_rdev
-                                              : d.st_dev == want.st_dev && d.st_ino == want.st_ino;
+      const bool same = S_ISBLK(st.st_mode) ? S_ISBLK(d.st_mode) && d.st_rdev == st.st_rdev
+                                            : d.st_dev == st.st_dev && d.st_ino == st.st_ino;
       if (same) r.mountpoint = mp;
+    }
+    if (S_ISDIR(st.st_mode) && r.mountpoint.empty()) {
+      return error(EINVAL, target + " is a directory but not the mount point of a lunfs");
     }
   }
   // O_DIRECT: another host's heartbeat renewals are seen, not a cached copy.
@@ -306,6 +355,11 @@ std::string status_text(const StatusReport& r) {
   } else {
     o << "Glocks: unknown (" << r.glocks_note << ")\n";
   }
+  if (!r.members.empty()) {
+    o << "Cluster members (node ids):";
+    for (uint32_t id : r.members) o << " " << id;
+    o << "\n";
+  }
   o << "Recovery: ";
   if (r.recovery.empty()) o << "none\n";
   for (const auto& line : r.recovery) o << "\n  " << line;
@@ -351,7 +405,9 @@ std::string status_json(const StatusReport& r) {
   } else {
     o << "null, \"glocks_note\": " << json_string(r.glocks_note);
   }
-  o << ",\n  \"recovery\": [";
+  o << ",\n  \"members\": [";
+  for (size_t i = 0; i < r.members.size(); ++i) o << (i ? ", " : "") << r.members[i];
+  o << "],\n  \"recovery\": [";
   for (size_t i = 0; i < r.recovery.size(); ++i) o << (i ? ", " : "") << json_string(r.recovery[i]);
   o << "]\n}\n";
   return o.str();

@@ -57,8 +57,10 @@ struct StatusReport {
   // saying why there is no answer (not mounted here, no control socket).
   std::optional<std::vector<std::string>> glocks;
   std::string glocks_note;
-  // Slots being recovered, in words. Filled by journal recovery once a node recovers
-  // another's slot (issue 13); empty now, printed as "none".
+  // A cluster mount on this host: the lock space's members (Corosync node ids) and, in
+  // words, each dead node whose recovery is not finished (fuse/node_recovery.h). Empty
+  // members: not a cluster mount on this host, or it did not answer.
+  std::vector<uint32_t> members;
   std::vector<std::string> recovery;
 };
 

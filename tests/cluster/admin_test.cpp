@@ -23,14 +23,15 @@ TEST_F(ClusterAdmin, StatusOnANodeShowsBothMountsAndItsGlocksAndLocksDumpsTheLoc
   Output q = sh("python3 -c 'import json\nd=json.load(open(\"" + json + "\"))\n"
                 "live=[s[\"heartbeat\"] for s in d[\"slots\"] if s[\"heartbeat\"][\"state\"]==\"live\"]\n"
                 "print(len(live), len(set(h[\"node\"] for h in live if h[\"node\"])), d[\"mountpoint\"], "
-                "any(l.startswith(\"inode:\") for l in d[\"glocks\"]), d[\"recovery\"])'");
-  EXPECT_EQ(q.text, "2 2 " + mnt_ + " True []\n") << status.text;
+                "any(l.startswith(\"inode:\") for l in d[\"glocks\"]), d[\"recovery\"], len(d[\"members\"]))'");
+  EXPECT_EQ(q.text, "2 2 " + mnt_ + " True [] 2\n") << status.text;  // the lock space: the two mounted nodes
 
   Output text = sh(kHarness + " exec 2 " + kBin + "/lunfs status " + mnt_);
   ASSERT_EQ(text.status, 0) << text.text;
   EXPECT_NE(text.text.find("Glocks of the mount on this host: "), std::string::npos) << text.text;
   EXPECT_NE(text.text.find("mounted, owner node "), std::string::npos) << text.text;
   EXPECT_NE(text.text.find("Recovery: none"), std::string::npos) << text.text;
+  EXPECT_NE(text.text.find("Cluster members (node ids): "), std::string::npos) << text.text;
 
   Output locks = sh(kHarness + " exec 1 " + kBin + "/lunfs locks vmstore");
   EXPECT_EQ(locks.status, 0) << locks.text;

@@ -1,4 +1,4 @@
-// The fixture of the cluster-mount tests: a 3-node lunfs-cluster (real Corosync in network
+// The fixture of the cluster-mount tests: a 3-node (or larger) lunfs-cluster (real Corosync in network
 // and mount namespaces) shares one LUN file, and nodes mount it with `mount.lunfs LUN MNT -o
 // lockproto=corosync` as an admin types it (through `lunfs-cluster exec`). Every node mounts
 // on the same path, inside its own mount namespace; a test reaches node N's view through
@@ -64,7 +64,8 @@ class ClusterMountSuite : public ::testing::Test {
  protected:
   // `stem` (two letters) and this process's id name the cluster, its namespaces and the
   // lock table's cluster name, so suites of several test programs can run at once.
-  static void set_up_cluster(const std::string& stem, int nodes_mounted) {
+  // `nodes` Corosync nodes (3 unless a test needs more), -j `nodes + 1` journals.
+  static void set_up_cluster(const std::string& stem, int nodes_mounted, int nodes = 3) {
     stem_ = stem;
     prctl(PR_SET_CHILD_SUBREAPER, 1);  // the daemons that mount.lunfs leaves behind
     if (geteuid() != 0) {
@@ -84,17 +85,18 @@ class ClusterMountSuite : public ::testing::Test {
     lun_ = dir_ + "/lun.img";
     mnt_ = dir_ + "/mnt";
     mkdir(mnt_.c_str(), 0755);
-    Output r = sh("truncate -s 2G " + lun_ + " && " + kBin + "/mkfs.lunfs -q -t " + prefix() + ":vmstore -j 4 " + lun_);
+    Output r = sh("truncate -s 2G " + lun_ + " && " + kBin + "/mkfs.lunfs -q -t " + prefix() + ":vmstore -j " +
+                  std::to_string(nodes + 1) + " " + lun_);
     if (r.status != 0) {
       setup_error_ = "mkfs.lunfs: " + r.text;
       return;
     }
-    r = sh(kHarness + " up 3");
+    r = sh(kHarness + " up " + std::to_string(nodes));
     if (r.status != 0) {
-      setup_error_ = "lunfs-cluster up 3: " + r.text;
+      setup_error_ = "lunfs-cluster up " + std::to_string(nodes) + ": " + r.text;
       return;
     }
-    for (int n = 1; n <= 3; ++n) {
+    for (int n = 1; n <= nodes; ++n) {
       std::ifstream f("/run/lunfs-cluster/" + prefix() + "/n" + std::to_string(n) + "/anchor.pid");
       f >> anchors_[n];
     }

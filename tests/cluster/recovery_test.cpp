@@ -183,6 +183,21 @@ TEST_F(ClusterRecovery, PartitionedNodeStopsWritingIsRecoveredAndStaysWithdrawnA
 
   Output cut = sh(kHarness + " partition 2");
   ASSERT_EQ(cut.status, 0) << cut.text;
+  // Node 2 renews its heartbeat until it notices it lost quorum, about when the others
+  // notice it gone; then they wait out its lease: meanwhile `lunfs status` on node 1 shows
+  // the recovery in progress, and the members left.
+  std::string during, last;
+  for (int i = 0; i < 50; ++i) {
+    Output st = sh(kHarness + " exec 1 " + kBin + "/lunfs status " + mnt_);
+    last = st.text;
+    if (st.text.find(" left ") != std::string::npos && st.text.find("disk lease") != std::string::npos) {
+      during = st.text;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_NE(during.find("Recovery: \n  node "), std::string::npos) << "no recovery shown by lunfs status:\n" << last;
+  EXPECT_NE(during.find("Cluster members (node ids): "), std::string::npos) << during;
   const double resumed = seconds_until_ok("stat " + at(1, "p/own") + " > /dev/null", 60);
   if (resumed < 0) sh(kHarness + " heal 2");
   ASSERT_GE(resumed, 0) << "nodes 1 and 3 could not reach the partitioned node's file within 60 s";
