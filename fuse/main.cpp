@@ -348,18 +348,20 @@ int main(int argc, char** argv) {
   std::optional<NodeRecovery> recovery;
   if (cluster) {
     auto note = [](const std::string& m) { std::fprintf(stderr, "mount.lunfs: %s\n", m.c_str()); };
-    recovery.emplace(lun, *sb, *lockspace,
-                     std::chrono::duration_cast<std::chrono::milliseconds>(cmd->heartbeat_interval), note,
-                     [&fs, note] {
-                       auto freed = (*fs)->free_unused_orphans();
-                       if (!freed) {
-                         note("after a recovery, freeing the files left open after their last unlink: " +
-                              freed.status().to_string());
-                       } else if (*freed > 0) {
-                         note("after a recovery: freed " + std::to_string(*freed) +
-                              " files that were unlinked while open and that no node uses any more");
-                       }
-                     });
+    NodeRecovery::Options ro;
+    ro.interval = std::chrono::duration_cast<std::chrono::milliseconds>(cmd->heartbeat_interval);
+    ro.log = note;
+    ro.fence.path = cmd->fence_agent;
+    ro.after_recovery = [&fs, note] {
+      auto freed = (*fs)->free_unused_orphans();
+      if (!freed) {
+        note("after a recovery, freeing the files left open after their last unlink: " + freed.status().to_string());
+      } else if (*freed > 0) {
+        note("after a recovery: freed " + std::to_string(*freed) +
+             " files that were unlinked while open and that no node uses any more");
+      }
+    };
+    recovery.emplace(lun, *sb, *lockspace, std::move(ro));
     cluster_lm.set_recovery_hooks(
         [&](dlm::NodeId node, const std::vector<dlm::HeldLock>& held) { recovery->node_left(node, held); },
         [&](dlm::NodeId node) { recovery->node_recovered(node); });

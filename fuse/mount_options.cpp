@@ -8,7 +8,7 @@ namespace lunfs {
 std::string mount_usage() {
   return "usage: mount.lunfs DEVICE MOUNTPOINT [-o lockproto=nolock|corosync,ro,noatime,debug,"
          "slot=N,threads=N,commit=SECONDS,"
-         "heartbeat=SECONDS,heartbeat_force,logfile=PATH] [-f]\n";
+         "heartbeat=SECONDS,heartbeat_force,logfile=PATH,fence_agent=PATH] [-f]\n";
 }
 
 namespace {
@@ -91,6 +91,9 @@ Result<MountCommand> parse_mount_command(const std::vector<std::string>& args) {
         c.heartbeat_given = true;
       } else if (key == "heartbeat_force") {
         c.heartbeat_force = true;
+      } else if (key == "fence_agent") {
+        if (val.empty() || val[0] != '/') return error(EINVAL, "fence_agent= needs an absolute path");
+        c.fence_agent = val;
       } else if (key == "logfile") {
         if (val.empty() || val[0] != '/') return error(EINVAL, "logfile= needs an absolute path (the daemon runs in /)");
         c.logfile = val;
@@ -101,6 +104,9 @@ Result<MountCommand> parse_mount_command(const std::vector<std::string>& args) {
         return error(EINVAL, "unknown mount option '" + o + "'");
       }
     }
+  }
+  if (!c.fence_agent.empty() && c.lockproto != "corosync") {
+    return error(EINVAL, "fence_agent= is for cluster mounts (lockproto=corosync)");
   }
   return c;
 }

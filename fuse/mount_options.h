@@ -36,6 +36,9 @@ struct MountCommand {
   // logfile=PATH: the background daemon's messages (withdraws, recoveries, lost
   // heartbeats), each line timestamped, appended to PATH besides syslog (fuse/daemon_log.h).
   std::string logfile;
+  // fence_agent=PATH: a fence_* agent (or a wrapper around one) that the node recovering
+  // a dead node runs first (fuse/fence_agent.h); cluster mounts only.
+  std::string fence_agent;
   std::vector<std::string> fuse_options;  // passed to the kernel mount
 };
 

@@ -19,14 +19,14 @@ std::string seconds_since(std::chrono::steady_clock::time_point t) {
 
 }  // namespace
 
-NodeRecovery::NodeRecovery(BlockDevice& dev, const ondisk::Superblock& sb, dlm::LockSpace& ls,
-                           std::chrono::milliseconds interval, Logger log, std::function<void()> after_recovery)
+NodeRecovery::NodeRecovery(BlockDevice& dev, const ondisk::Superblock& sb, dlm::LockSpace& ls, Options options)
     : dev_(dev),
       sb_(sb),
       ls_(ls),
-      log_(std::move(log)),
-      after_recovery_(std::move(after_recovery)),
-      observer_(dev, sb_, steady_monotonic_clock(), interval) {
+      log_(std::move(options.log)),
+      after_recovery_(std::move(options.after_recovery)),
+      fence_(options.fence),
+      observer_(dev, sb_, steady_monotonic_clock(), options.interval) {
   thread_ = std::thread([this] { run(); });
 }
 
@@ -135,10 +135,9 @@ void NodeRecovery::run() {
         }
         lock.lock();
         // The map may have changed meanwhile: look the node up again.
-        if (auto it = pending_.find(n); it != pending_.end()) {
+        if (auto it = pending_.find(n); it != pending_.end() && it->second.left_at == copy.left_at) {
+          it->second = copy;
           it->second.replayed = announced;
-          it->second.waiting_logged = copy.waiting_logged;
-          it->second.waiting_for = copy.waiting_for;
         }
         break;  // the iterator may be gone; the next round takes the next node
       }
@@ -157,7 +156,17 @@ bool NodeRecovery::recover(dlm::NodeId node, Dead& dead) {
   const uint32_t slot = *dead.slot;
   const std::string where = who + " (slot " + std::to_string(slot) + ")";
   const SlotLiveness seen = observer_.liveness(slot);
-  if (seen.state == SlotLiveness::State::kLive) {
+  if (seen.state == SlotLiveness::State::kLive && !dead.fenced && !dead.agent_tried && !fence_.path.empty()) {
+    dead.agent_tried = true;
+    const auto started = std::chrono::steady_clock::now();
+    if (Status st = fence_node(fence_, node); st) {
+      dead.fenced = true;
+      log_(where + " fenced by " + fence_.path + " in " + seconds_since(started) + "; its lease is not waited for");
+    } else {
+      log_("fencing " + where + " failed: " + st.message() + "; waiting for its disk lease to run out instead");
+    }
+  }
+  if (seen.state == SlotLiveness::State::kLive && !dead.fenced) {
     dead.waiting_for = "this node waits for its disk lease to run out (heartbeat unchanged for " +
                        std::to_string(seen.unchanged_for.count() / 1'000'000) + " ms)";
     if (!dead.waiting_logged) {

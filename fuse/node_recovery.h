@@ -9,8 +9,9 @@
 // member dies too, the next lowest finishes both (a replay is idempotent, and nobody can
 // have changed what the dead node's locks still cover).
 //
-// Fencing: the journal is replayed only after the dead node can no longer write. This
-// version waits for its disk lease to run out: every member keeps polling all heartbeats
+// Fencing: the journal is replayed only after the dead node can no longer write: a fence
+// agent, when the mount names one, powers it off (fence_agent.h); otherwise, or when the
+// agent fails, the survivors wait for its disk lease to run out: every member keeps polling all heartbeats
 // (HeartbeatObserver, fs/core/heartbeat.h), and a slot may be recovered once its block has
 // been seen unchanged for two of its intervals plus a margin — judged by this host's clock
 // from the first sight of those bytes, never by comparing clocks. A heartbeat that goes on
@@ -39,18 +40,26 @@
 #include "fs/core/heartbeat.h"
 #include "fs/device/block_device.h"
 #include "fs/format/superblock.h"
+#include "fuse/fence_agent.h"
 
 namespace lunfs {
 
 class NodeRecovery {
  public:
   using Logger = std::function<void(const std::string&)>;
-  // `interval`: the heartbeat interval assumed for a slot whose record names none.
-  // `after_recovery` runs on the lowest member once a recovery has been applied (the dead
-  // node's locks are gone): the mount frees the files the dead node had open after their
-  // last unlink (FileSystem::free_unused_orphans).
-  NodeRecovery(BlockDevice& dev, const ondisk::Superblock& sb, dlm::LockSpace& ls, std::chrono::milliseconds interval,
-               Logger log, std::function<void()> after_recovery);
+  struct Options {
+    // The heartbeat interval assumed for a slot whose record names none.
+    std::chrono::milliseconds interval{1000};
+    Logger log;
+    // Runs on the lowest member once a recovery has been applied (the dead node's locks
+    // are gone): the mount frees the files the dead node had open after their last
+    // unlink (FileSystem::free_unused_orphans).
+    std::function<void()> after_recovery;
+    // Run, once per dead node whose lease has not run out yet; its success replaces the
+    // wait for the lease.
+    FenceAgent fence;
+  };
+  NodeRecovery(BlockDevice& dev, const ondisk::Superblock& sb, dlm::LockSpace& ls, Options options);
   ~NodeRecovery() { stop(); }
   NodeRecovery(const NodeRecovery&) = delete;
   NodeRecovery& operator=(const NodeRecovery&) = delete;
@@ -75,6 +84,8 @@ class NodeRecovery {
     std::chrono::steady_clock::time_point left_at;
     bool replayed = false;        // recovery_done sent; waiting for the lock space's recovered()
     bool waiting_logged = false;  // the wait for its lease has been logged
+    bool fenced = false;          // the fence agent powered it off
+    bool agent_tried = false;     // the agent ran (and failed): the lease decides
     std::string waiting_for;      // what the last try found, in words
   };
   void run();
@@ -88,6 +99,7 @@ class NodeRecovery {
   dlm::LockSpace& ls_;
   Logger log_;
   std::function<void()> after_recovery_;
+  const FenceAgent fence_;
   HeartbeatObserver observer_;  // the thread's own
   std::mutex mu_;
   std::condition_variable changed_;

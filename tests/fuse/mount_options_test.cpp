@@ -77,6 +77,18 @@ TEST(MountOptions, HeartbeatIntervalDefaultsToFiveSecondsAndTakesWholeSecondsInR
   }
 }
 
+TEST(MountOptions, FenceAgentTakesAnAbsolutePathOnClusterMountsOnly) {
+  auto c = parse_mount_command({"a", "b", "-o", "lockproto=corosync,fence_agent=/usr/sbin/fence-wrapper"});
+  ASSERT_TRUE(c) << c.status().to_string();
+  EXPECT_EQ(c->fence_agent, "/usr/sbin/fence-wrapper");
+  auto relative = parse_mount_command({"a", "b", "-o", "lockproto=corosync,fence_agent=fence_virsh"});
+  EXPECT_EQ(relative.err(), EINVAL);
+  EXPECT_NE(relative.status().message().find("fence_agent= needs an absolute path"), std::string::npos);
+  auto nolock = parse_mount_command({"a", "b", "-o", "fence_agent=/usr/sbin/fence-wrapper"});
+  EXPECT_EQ(nolock.err(), EINVAL);
+  EXPECT_NE(nolock.status().message().find("for cluster mounts"), std::string::npos) << nolock.status().message();
+}
+
 TEST(MountOptions, LogfileTakesAnAbsolutePath) {
   auto c = parse_mount_command({"a", "b", "-o", "lockproto=corosync,logfile=/var/log/lunfs.log"});
   ASSERT_TRUE(c) << c.status().to_string();
