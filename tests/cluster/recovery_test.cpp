@@ -5,6 +5,7 @@
 // way, and so is a node cut off the network (inquorate), which stays fenced after the heal;
 // the dead node's slot is mounted again at once; fsck is clean at the end.
 // The fixture: cluster_mount_fixture.h (nodes 1 and 2 mounted by the suite).
+#include <signal.h>
 #include <sys/uio.h>
 
 #include <atomic>
@@ -123,6 +124,63 @@ TEST_F(ClusterRecovery, NodeKilledWhileWritingIsRecoveredAndTheOthersGoOnWithEve
   ASSERT_EQ(m.status, 0) << m.text;
   EXPECT_EQ(read_all(at(3, "d/after")), "written by node 1 after the recovery\n");
   EXPECT_EQ(read_all(at(3, "d/synced")), image);
+}
+
+// Only the mount daemon dies (SIGKILL); node 2's corosync lives on and reports it gone at
+// once, so node 1 waits out its lease, which the daemon no longer renews.
+TEST_F(ClusterRecovery, MountDaemonKilledWhileWritingIsRecovered) {
+  sh(kHarness + " exec 2 umount -l " + mnt_);
+  Output start = sh(kHarness + " start 2");
+  ASSERT_EQ(start.status, 0) << start.text;
+  Output m = mount(2, ",logfile=" + log_of(2));
+  for (int i = 0; i < 60 && m.status != 0 && m.text.find("cannot connect to corosync") != std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    m = mount(2, ",logfile=" + log_of(2));
+  }
+  ASSERT_EQ(m.status, 0) << m.text;
+  ASSERT_EQ(mkdir(at(2, "k").c_str(), 0755), 0) << strerror(errno);
+  const std::string image = random_bytes((2 << 20) + 77, 11);
+  ASSERT_TRUE(write_synced(at(2, "k/synced"), image));
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    const std::string chunk(32 << 10, 'w');
+    for (int i = 0; !stop; ++i) {
+      int fd = open(at(2, "k/busy" + std::to_string(i % 4)).c_str(), O_WRONLY | O_CREAT, 0644);
+      if (fd < 0) break;
+      const bool ok = pwrite(fd, chunk.data(), chunk.size(), (i % 8) * chunk.size()) > 0;
+      close(fd);
+      if (!ok) break;
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // The daemon of node 2: the mount.lunfs whose mount namespace is node 2's.
+  char want[64] = {}, ns[64] = {};
+  ASSERT_GT(readlink(("/proc/" + std::to_string(anchors_[2]) + "/ns/mnt").c_str(), want, sizeof want - 1), 0);
+  pid_t daemon = 0;
+  if (DIR* d = opendir("/proc")) {
+    while (dirent* e = readdir(d)) {
+      const std::string pid = e->d_name;
+      if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+      std::memset(ns, 0, sizeof ns);
+      if (read_all("/proc/" + pid + "/comm") == "mount.lunfs\n" &&
+          readlink(("/proc/" + pid + "/ns/mnt").c_str(), ns, sizeof ns - 1) > 0 && std::strcmp(ns, want) == 0) {
+        daemon = std::stoi(pid);
+      }
+    }
+    closedir(d);
+  }
+  ASSERT_GT(daemon, 0) << "no mount.lunfs in node 2";
+  ASSERT_EQ(kill(daemon, SIGKILL), 0) << strerror(errno);
+  stop = true;
+  writer.join();
+
+  Output ls = sh("timeout -s KILL 60 ls -l " + at(1, "k") + " > /dev/null");
+  ASSERT_EQ(ls.status, 0) << "node 1 could not list the killed daemon's directory within 60 s: " << ls.text;
+  EXPECT_EQ(read_all(at(1, "k/synced")), image);
+  EXPECT_EQ(read_all(at(3, "k/synced")), image);
+  // Node 2 as the next test expects it: down.
+  sh(kHarness + " exec 2 umount -l " + mnt_);
+  sh(kHarness + " kill 2");
 }
 
 TEST_F(ClusterRecovery, NodeWhoseCorosyncDiesStopsWritingAndIsRecovered) {
