@@ -26,6 +26,8 @@ constexpr int32_t kControlGlocks = 2;  // a mount's glocks, one per line (GlockT
 // A cluster mount's view of the cluster: "members N N ..." then one line per dead node
 // not recovered yet (NodeRecovery::describe).
 constexpr int32_t kControlRecovery = 3;
+// A cluster mount's lock-space counters (LockSpaceStats::to_string): lunfs locks --stats.
+constexpr int32_t kControlStats = 4;
 constexpr size_t kControlMaxMessage = 1 << 20;
 
 std::string control_service_name(const std::string& lockspace);

@@ -96,7 +96,34 @@ Status LockSpaceImpl::usable() const {
 // ended the lock space and woken every waiter: the protocol's own messages (hello, quorum,
 // snapshots, cancels and undos of abandoned requests) have nobody to report that to, and
 // ignore it with (void).
-Status LockSpaceImpl::send(const Op& op) { return transport_->send(encode(op)); }
+Status LockSpaceImpl::send(const Op& op) {
+  Status st = transport_->send(encode(op));
+  if (st == Status::kOk) stats_.sent[static_cast<size_t>(op.type) % LockSpaceStats::kKinds] += 1;
+  return st;
+}
+
+LockSpaceStats LockSpaceImpl::stats() const {
+  std::lock_guard g(mu_);
+  return stats_;
+}
+
+std::string LockSpaceStats::to_string() const {
+  static constexpr const char* kNames[kKinds] = {"other",     "request",  "convert",  "unlock", "cancel",
+                                                  "recovery_done", "hello", "snapshot", "quorum"};
+  std::string out;
+  uint64_t sent_total = 0, received_total = 0;
+  for (size_t k = 1; k < kKinds; ++k) {
+    out += "sent." + std::string(kNames[k]) + " " + std::to_string(sent[k]) + "\n";
+    sent_total += sent[k];
+  }
+  for (size_t k = 1; k < kKinds; ++k) {
+    out += "received." + std::string(kNames[k]) + " " + std::to_string(received[k]) + "\n";
+    received_total += received[k];
+  }
+  out += "sent.total " + std::to_string(sent_total) + "\nreceived.total " + std::to_string(received_total) + "\n";
+  out += "completions " + std::to_string(completions) + "\nblocking_callbacks " + std::to_string(blocking_callbacks) + "\n";
+  return out;
+}
 
 Status LockSpaceImpl::request(std::string_view name, Mode mode, uint32_t flags,
                               uint64_t cookie, LockId* id) {
@@ -250,6 +277,7 @@ void LockSpaceImpl::on_deliver(NodeId from, std::string_view bytes) {
     std::lock_guard g(mu_);
     auto op = decode(bytes);
     if (!op || state_ == State::kIdle || state_ == State::kFailed) return;
+    if (from != self_) stats_.received[static_cast<size_t>(op->type) % LockSpaceStats::kKinds] += 1;
     if (state_ == State::kJoining) {
       if (!join_seen_) return;
       auto me = std::find_if(op->targets.begin(), op->targets.end(), [&](auto& t) {
@@ -396,8 +424,10 @@ void LockSpaceImpl::fail(Status why, Actions& acts) {
 void LockSpaceImpl::process(Effects& fx, Actions& acts) {
   for (Effect& e : fx) {
     if (auto* c = std::get_if<Completion>(&e)) {
+      stats_.completions += 1;
       on_completion(*c, acts);
     } else if (auto* b = std::get_if<Blocking>(&e)) {
+      stats_.blocking_callbacks += 1;
       if (client_) acts.push_back([c = client_, b = *b] { c->blocking(b.cookie, b.id, b.requested); });
     } else if (auto* r = std::get_if<Recovery>(&e)) {
       if (client_) acts.push_back([c = client_, r = std::move(*r)] { c->recover(r.node, r.held); });

@@ -4,7 +4,9 @@
 // the in-process bus (inproc_transport.h) build lock spaces over a Transport.
 #pragma once
 
+#include <array>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -42,6 +44,22 @@ class LockClient {
   virtual void failed(Status /*why*/) {}
 };
 
+// What one node's lock space has sent and received since it joined, for `lunfs locks
+// --stats` and the benchmarks' messages per operation. Every lock operation is one
+// multicast message (requests, conversions, unlocks, cancels); grants and blocking
+// callbacks follow from the agreed stream on every node, so they cost no message.
+struct LockSpaceStats {
+  // Indexed by the wire's operation type (wire.h: request 1 .. quorum 8).
+  static constexpr size_t kKinds = 9;
+  std::array<uint64_t, kKinds> sent{};      // multicast by this node
+  std::array<uint64_t, kKinds> received{};  // delivered from other nodes
+  uint64_t completions = 0;         // answers (grant, refusal, cancel) to this node's requests
+  uint64_t blocking_callbacks = 0;  // "someone waits for your lock", told to this node's client
+  // "name value" lines: sent.request, ..., received.quorum, sent.total, received.total,
+  // completions, blocking_callbacks.
+  std::string to_string() const;
+};
+
 class LockSpace {
  public:
   virtual ~LockSpace() = default;
@@ -77,6 +95,7 @@ class LockSpace {
   virtual std::vector<NodeId> members() const = 0;
   // Human-readable lock table (resources, granted/converting/waiting locks, LVB state).
   virtual std::string dump() const = 0;
+  virtual LockSpaceStats stats() const = 0;
 };
 
 std::unique_ptr<LockSpace> make_lockspace(std::unique_ptr<Transport> transport,

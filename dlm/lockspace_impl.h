@@ -41,6 +41,7 @@ class LockSpaceImpl final : public LockSpace, private TransportListener {
   bool quorate() const override;
   std::vector<NodeId> members() const override;
   std::string dump() const override;
+  LockSpaceStats stats() const override;
 
   // Begin joining; returns once the transport has joined the group (at once for the
   // in-process bus, whose tests drive delivery themselves).
@@ -122,6 +123,7 @@ class LockSpaceImpl final : public LockSpace, private TransportListener {
   bool ever_quorate_ = false;
   bool lost_member_ = false;
   bool tainted_ = false;
+  LockSpaceStats stats_;  // guarded by mu_, like everything that counts into it
 };
 
 }  // namespace lunfs::dlm

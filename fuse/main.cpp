@@ -111,6 +111,7 @@ std::unique_ptr<dlm::ControlServer> serve_control(const std::string& device, int
   std::string service = dlm::mount_control_service_name(st);
   if (lockspace) {
     handlers[dlm::kControlDump] = [lockspace] { return lockspace->dump(); };
+    handlers[dlm::kControlStats] = [lockspace] { return lockspace->stats().to_string(); };
     handlers[dlm::kControlRecovery] = [lockspace, recovery] {
       std::string text = "members";
       for (dlm::NodeId n : lockspace->members()) text += " " + std::to_string(n);

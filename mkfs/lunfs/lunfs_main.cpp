@@ -22,7 +22,9 @@ constexpr int kExitError = 1;
 constexpr int kExitUsage = 2;
 
 const char* kUsage =
-    "usage: lunfs locks LOCKSPACE   dump the lock space from this node\n"
+    "usage: lunfs locks [--stats] LOCKSPACE\n"
+    "                                dump the lock space from this node, or (--stats) the\n"
+    "                                messages it sent and received and the callbacks it got\n"
     "       lunfs tune [-L LABEL] [-t CLUSTER:FSNAME] [-U UUID|random] [-q] DEVICE\n"
     "                                change the label, lock table or UUID of an unmounted file system\n"
     "       lunfs status [--json] [MOUNTPOINT|DEVICE]\n"
@@ -45,11 +47,15 @@ int usage_error(const std::string& message) {
 }
 
 int locks_command(int argc, char** argv) {
-  if (argc != 3) return usage_error("locks wants one LOCKSPACE");
+  const bool stats = argc == 4 && std::string(argv[2]) == "--stats";
+  if (argc != 3 && !stats) return usage_error("locks wants one LOCKSPACE, after --stats if given");
+  const std::string lockspace = argv[argc - 1];
   std::string text;
-  auto s = lunfs::dlm::control_dump(argv[2], &text);
+  // Only a mount serves the counters (fuse/main.cpp); lunfs-dlm-node serves the dump.
+  auto s = stats ? lunfs::dlm::control_request(lunfs::dlm::control_service_name(lockspace), lunfs::dlm::kControlStats, &text)
+                 : lunfs::dlm::control_dump(lockspace, &text);
   if (s == lunfs::dlm::Status::kNotFound) {
-    std::fprintf(stderr, "lunfs locks: no node serves lock space %s here\n", argv[2]);
+    std::fprintf(stderr, "lunfs locks: no node serves lock space %s here\n", lockspace.c_str());
     return kExitError;
   }
   if (s != lunfs::dlm::Status::kOk) {

@@ -1,7 +1,8 @@
 // The admin command on cluster mounts (the fixture: cluster_mount_fixture.h): `lunfs status`
 // on a node shows both mounted nodes' slots by node id and that node's glocks (asked over
 // the mount's control socket, the lock space's), `lunfs locks FSNAME` dumps the lock table
-// of a mounted node, and `lunfs tune` is refused while the LUN is mounted.
+// of a mounted node and `lunfs locks --stats FSNAME` its lock-message counters, and `lunfs
+// tune` is refused while the LUN is mounted.
 #include <set>
 
 #include "tests/cluster/cluster_mount_fixture.h"
@@ -36,6 +37,20 @@ TEST_F(ClusterAdmin, StatusOnANodeShowsBothMountsAndItsGlocksAndLocksDumpsTheLoc
   Output locks = sh(kHarness + " exec 1 " + kBin + "/lunfs locks vmstore");
   EXPECT_EQ(locks.status, 0) << locks.text;
   EXPECT_FALSE(locks.text.empty());
+
+  // The counters: node 1 wrote a file, so it sent lock requests, and node 2's mount was
+  // seen by it; a file created on node 2 then counts on both.
+  auto counter = [](const std::string& text, const std::string& name) -> long {
+    const size_t at = text.find(name + " ");
+    return at == std::string::npos ? -1 : std::stol(text.substr(at + name.size() + 1));
+  };
+  Output before = sh(kHarness + " exec 1 " + kBin + "/lunfs locks --stats vmstore");
+  ASSERT_EQ(before.status, 0) << before.text;
+  EXPECT_GT(counter(before.text, "sent.request"), 0) << before.text;
+  ASSERT_TRUE(write_all(at(2, "from2"), "node 2\n"));
+  Output after = sh(kHarness + " exec 1 " + kBin + "/lunfs locks --stats vmstore");
+  EXPECT_GT(counter(after.text, "received.request"), counter(before.text, "received.request")) << after.text;
+  EXPECT_GE(counter(after.text, "blocking_callbacks"), 1) << "node 2 created in the root node 1 held:\n" << after.text;
 
   Output tune = sh(kBin + "/lunfs tune -L other " + lun_);
   EXPECT_EQ(tune.status, 1) << tune.text;

@@ -138,6 +138,22 @@ class ClusterMountSuite : public ::testing::Test {
     return sh(kHarness + " exec " + std::to_string(node) + " " + kBin + "/mount.lunfs " + lun_ + " " + mnt_ +
               " -o lockproto=corosync" + extra_options);
   }
+  // The same for a node whose corosync was just (re)started: retried while it joins.
+  static Output mount_when_joined(int node, const std::string& extra_options) {
+    Output m = mount(node, extra_options);
+    for (int i = 0; i < 60 && m.status != 0 && m.text.find("cannot connect to corosync") != std::string::npos; ++i) {
+      usleep(500'000);
+      m = mount(node, extra_options);
+    }
+    return m;
+  }
+  // Waits for every daemon to let go of the LUN (they hold a shared claim until they have
+  // finished unmounting) and runs `fsck.lunfs -n`: the output, or why it could not run.
+  static Output fsck_after_daemons_finish() {
+    Output r = sh("timeout 60 flock -x " + lun_ + " true");
+    if (r.status != 0) return {r.status, "the daemons did not finish: " + r.text};
+    return sh(kBin + "/fsck.lunfs -n " + lun_);
+  }
   // Node `node`'s view of `rel` under the mount point.
   static std::string at(int node, const std::string& rel) {
     return "/proc/" + std::to_string(anchors_[node]) + "/root" + mnt_ + "/" + rel;

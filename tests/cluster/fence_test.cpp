@@ -39,11 +39,7 @@ class ClusterFence : public ClusterMountSuite {
 
   // Node 2 mounted again if it is not, a file of its own, then cut off the network.
   void mount_and_cut_node_2(const std::string& dir) {
-    Output m = mount(2, "");
-    for (int i = 0; i < 60 && m.status != 0 && m.text.find("cannot connect to corosync") != std::string::npos; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(500));
-      m = mount(2, "");
-    }
+    Output m = mount_when_joined(2, "");
     ASSERT_TRUE(m.status == 0 || m.text.find("mounted on this node already") != std::string::npos) << m.text;
     ASSERT_EQ(mkdir(at(2, dir).c_str(), 0755), 0) << strerror(errno);
     ASSERT_TRUE(write_all(at(2, dir + "/own"), "node 2\n"));
@@ -94,9 +90,7 @@ TEST_F(ClusterFence, AFailingAgentFallsBackToTheLease) {
 TEST_F(ClusterFence, FsckIsCleanAfterTheSurvivorUnmounts) {
   Output r = sh(kHarness + " exec 1 umount " + mnt_);
   EXPECT_EQ(r.status, 0) << r.text;
-  r = sh("timeout 60 flock -x " + lun_ + " true");
-  ASSERT_EQ(r.status, 0) << "the daemons did not finish: " << r.text;
-  r = sh(kBin + "/fsck.lunfs -n " + lun_);
+  r = fsck_after_daemons_finish();
   EXPECT_EQ(r.status, 0) << r.text;
 }
 

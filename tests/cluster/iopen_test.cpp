@@ -38,9 +38,7 @@ TEST_F(ClusterIopen, FsckFindsNoOrphanAfterEveryNodeUnmounts) {
     Output r = sh(kHarness + " exec " + std::to_string(n) + " umount " + mnt_);
     EXPECT_EQ(r.status, 0) << "node " << n << ": " << r.text;
   }
-  Output r = sh("timeout 60 flock -x " + lun_ + " true");
-  ASSERT_EQ(r.status, 0) << "the daemons did not finish: " << r.text;
-  r = sh(kBin + "/fsck.lunfs -n " + lun_);
+  Output r = fsck_after_daemons_finish();
   EXPECT_EQ(r.status, 0) << r.text;
   EXPECT_EQ(r.text.find("unlinked while open"), std::string::npos) << r.text;
 }

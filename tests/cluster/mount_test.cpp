@@ -172,10 +172,7 @@ TEST_F(ClusterMount, FsckIsCleanAfterEveryNodeUnmounts) {
     Output r = sh(kHarness + " exec " + std::to_string(n) + " umount " + mnt_);
     EXPECT_EQ(r.status, 0) << "node " << n << ": " << r.text;
   }
-  // The daemons hold a shared claim on the LUN until they have finished.
-  Output r = sh("timeout 60 flock -x " + lun_ + " true");
-  ASSERT_EQ(r.status, 0) << "the daemons did not finish: " << r.text;
-  r = sh(kBin + "/fsck.lunfs -n " + lun_);
+  Output r = fsck_after_daemons_finish();
   EXPECT_EQ(r.status, 0) << r.text;
 }
 

@@ -47,9 +47,7 @@ TEST_F(ClusterRecoveryOfTwo, TwoNodesKilledAtOnceIncludingTheLowestAreBothRecove
     EXPECT_EQ(r.status, 0) << "node " << n << ": " << r.text;
   }
   for (int n = 1; n <= 2; ++n) sh(kHarness + " exec " + std::to_string(n) + " umount -l " + mnt_);
-  Output r = sh("timeout 60 flock -x " + lun_ + " true");
-  ASSERT_EQ(r.status, 0) << "the daemons did not finish: " << r.text;
-  r = sh(kBin + "/fsck.lunfs -n " + lun_);
+  Output r = fsck_after_daemons_finish();
   EXPECT_EQ(r.status, 0) << r.text;
 }
 

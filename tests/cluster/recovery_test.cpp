@@ -132,11 +132,7 @@ TEST_F(ClusterRecovery, MountDaemonKilledWhileWritingIsRecovered) {
   sh(kHarness + " exec 2 umount -l " + mnt_);
   Output start = sh(kHarness + " start 2");
   ASSERT_EQ(start.status, 0) << start.text;
-  Output m = mount(2, ",logfile=" + log_of(2));
-  for (int i = 0; i < 60 && m.status != 0 && m.text.find("cannot connect to corosync") != std::string::npos; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    m = mount(2, ",logfile=" + log_of(2));
-  }
+  Output m = mount_when_joined(2, ",logfile=" + log_of(2));
   ASSERT_EQ(m.status, 0) << m.text;
   ASSERT_EQ(mkdir(at(2, "k").c_str(), 0755), 0) << strerror(errno);
   const std::string image = random_bytes((2 << 20) + 77, 11);
@@ -188,12 +184,7 @@ TEST_F(ClusterRecovery, NodeWhoseCorosyncDiesStopsWritingAndIsRecovered) {
   sh(kHarness + " exec 2 umount -l " + mnt_);
   Output start = sh(kHarness + " start 2");
   ASSERT_EQ(start.status, 0) << start.text;
-  Output m = mount(2, "");
-  // Its corosync takes a moment to join the others.
-  for (int i = 0; i < 60 && m.status != 0 && m.text.find("cannot connect to corosync") != std::string::npos; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    m = mount(2, "");
-  }
+  Output m = mount_when_joined(2, "");
   ASSERT_EQ(m.status, 0) << m.text;
 
   ASSERT_EQ(mkdir(at(2, "e").c_str(), 0755), 0) << strerror(errno);
@@ -227,11 +218,7 @@ TEST_F(ClusterRecovery, PartitionedNodeStopsWritingIsRecoveredAndStaysWithdrawnA
   sh(kHarness + " kill 2");
   Output start = sh(kHarness + " start 2");
   ASSERT_EQ(start.status, 0) << start.text;
-  Output m = mount(2, "");
-  for (int i = 0; i < 60 && m.status != 0 && m.text.find("cannot connect to corosync") != std::string::npos; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    m = mount(2, "");
-  }
+  Output m = mount_when_joined(2, "");
   ASSERT_EQ(m.status, 0) << m.text;
   ASSERT_EQ(mkdir(at(2, "p").c_str(), 0755), 0) << strerror(errno);
   const std::string before(256 << 10, 'p');
@@ -282,9 +269,7 @@ TEST_F(ClusterRecovery, FsckIsCleanAfterTheSurvivorsUnmount) {
   // Node 2's fenced daemon: unmounted (it cannot write anything any more), or killed.
   sh(kHarness + " exec 2 umount -l " + mnt_);
   sh(kHarness + " kill 2");
-  Output r = sh("timeout 60 flock -x " + lun_ + " true");
-  ASSERT_EQ(r.status, 0) << "the daemons did not finish: " << r.text;
-  r = sh(kBin + "/fsck.lunfs -n " + lun_);
+  Output r = fsck_after_daemons_finish();
   EXPECT_EQ(r.status, 0) << r.text;
   EXPECT_EQ(r.text.find("unlinked while open"), std::string::npos) << "the dead node's orphan was not freed:\n" << r.text;
 }

@@ -162,6 +162,33 @@ TEST_F(Semantics, NoQueueBastTellsTheHoldersInTheWayOnce) {
   EXPECT_TRUE(c.ls(3).check(&why)) << why;
 }
 
+// The counters behind `lunfs locks --stats`: one message per lock operation, on the
+// sender as sent and on every other node as received; grants and blocking callbacks cost
+// none, and are counted where they are told.
+TEST_F(Semantics, StatsCountOneMessagePerOperationAndTheCallbacksWhereTheyAreTold) {
+  const LockSpaceStats before1 = c.ls(1).stats(), before2 = c.ls(2).stats(), before3 = c.ls(3).stats();
+  const size_t request = static_cast<size_t>(OpType::kRequest), unlock = static_cast<size_t>(OpType::kUnlock);
+  LockId x = req(1, "r", Mode::EX);
+  LockId w = req(2, "r", Mode::PR);  // waits: node 1 gets one blocking callback
+  ASSERT_EQ(c.ls(1).unlock(x), Status::kOk);
+  c.run();
+  EXPECT_EQ(status(2, w), Status::kOk);
+  const LockSpaceStats s1 = c.ls(1).stats(), s2 = c.ls(2).stats(), s3 = c.ls(3).stats();
+  EXPECT_EQ(s1.sent[request] - before1.sent[request], 1u);
+  EXPECT_EQ(s1.sent[unlock] - before1.sent[unlock], 1u);
+  EXPECT_EQ(s1.received[request] - before1.received[request], 1u) << "node 2's request";
+  EXPECT_EQ(s1.blocking_callbacks - before1.blocking_callbacks, 1u);
+  EXPECT_EQ(s2.sent[request] - before2.sent[request], 1u);
+  EXPECT_EQ(s2.received[unlock] - before2.received[unlock], 1u);
+  EXPECT_EQ(s2.completions - before2.completions, 1u) << "the grant, after the unlock";
+  EXPECT_EQ(s2.blocking_callbacks, before2.blocking_callbacks);
+  EXPECT_EQ(s3.received[request] - before3.received[request], 2u) << "a bystander receives every message";
+  EXPECT_EQ(s3.sent[request], before3.sent[request]);
+  const std::string text = s1.to_string();
+  EXPECT_NE(text.find("sent.request " + std::to_string(s1.sent[request]) + "\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("blocking_callbacks " + std::to_string(s1.blocking_callbacks) + "\n"), std::string::npos) << text;
+}
+
 TEST_F(Semantics, CancelWaitingRequestAndConversion) {
   LockId x = req(1, "r", Mode::EX);
   LockId w = req(2, "r", Mode::PR);
