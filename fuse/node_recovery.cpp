@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <utility>
+#include <vector>
 
 #include "fuse/cluster_lock_manager.h"
 #include "journal/replay.h"
@@ -116,30 +118,30 @@ void NodeRecovery::run() {
       lock.lock();
     }
     if (lowest) {
-      for (auto& [node, dead] : pending_) {
-        if (dead.replayed) continue;
-        const dlm::NodeId n = node;
-        Dead copy = dead;
-        lock.unlock();
-        const bool done = recover(n, copy);
-        bool announced = false;
-        if (done) {
-          if (dlm::Status st = ls_.recovery_done(n); st != dlm::Status::kOk) {
-            log_("recovery of node " + std::to_string(n) + ": the lock space refused recovery_done: " +
-                 std::string(dlm::status_name(st)));
-          } else {
-            announced = true;
-            log_("node " + std::to_string(n) + " recovered " + seconds_since(copy.left_at) +
-                 " after it left; its locks are released");
-          }
+      // Every dead node in this round, each on its own: one still in its lease does not
+      // hold back another whose lease has run out.
+      std::vector<std::pair<dlm::NodeId, Dead>> round;
+      for (const auto& [node, dead] : pending_) {
+        if (!dead.replayed) round.emplace_back(node, dead);
+      }
+      lock.unlock();
+      for (auto& [node, dead] : round) {
+        if (!recover(node, dead)) continue;
+        if (dlm::Status st = ls_.recovery_done(node); st != dlm::Status::kOk) {
+          log_("recovery of node " + std::to_string(node) + ": the lock space refused recovery_done: " +
+               std::string(dlm::status_name(st)));
+          continue;
         }
-        lock.lock();
-        // The map may have changed meanwhile: look the node up again.
-        if (auto it = pending_.find(n); it != pending_.end() && it->second.left_at == copy.left_at) {
-          it->second = copy;
-          it->second.replayed = announced;
+        dead.replayed = true;
+        log_("node " + std::to_string(node) + " recovered " + seconds_since(dead.left_at) +
+             " after it left; its locks are released");
+      }
+      lock.lock();
+      // The map may have changed meanwhile (recovered, or the node died again).
+      for (const auto& [node, dead] : round) {
+        if (auto it = pending_.find(node); it != pending_.end() && it->second.left_at == dead.left_at) {
+          it->second = dead;
         }
-        break;  // the iterator may be gone; the next round takes the next node
       }
     }
     changed_.wait_for(lock, observer_.poll_interval(), [&] { return stopping_ || woken_; });
