@@ -105,6 +105,9 @@ Result<MountCommand> parse_mount_command(const std::vector<std::string>& args) {
       }
     }
   }
+  if (!c.logfile.empty() && c.foreground) {
+    return error(EINVAL, "logfile= is for background mounts: with -f the messages stay on standard error");
+  }
   if (!c.fence_agent.empty() && c.lockproto != "corosync") {
     return error(EINVAL, "fence_agent= is for cluster mounts (lockproto=corosync)");
   }

@@ -89,10 +89,14 @@ TEST(MountOptions, FenceAgentTakesAnAbsolutePathOnClusterMountsOnly) {
   EXPECT_NE(nolock.status().message().find("for cluster mounts"), std::string::npos) << nolock.status().message();
 }
 
-TEST(MountOptions, LogfileTakesAnAbsolutePath) {
+TEST(MountOptions, LogfileTakesAnAbsolutePathForBackgroundMounts) {
   auto c = parse_mount_command({"a", "b", "-o", "lockproto=corosync,logfile=/var/log/lunfs.log"});
   ASSERT_TRUE(c) << c.status().to_string();
   EXPECT_EQ(c->logfile, "/var/log/lunfs.log");
+  auto foreground = parse_mount_command({"a", "b", "-f", "-o", "logfile=/var/log/lunfs.log"});
+  EXPECT_EQ(foreground.err(), EINVAL);
+  EXPECT_NE(foreground.status().message().find("with -f the messages stay on standard error"), std::string::npos)
+      << foreground.status().message();
   for (const char* bad : {"logfile=", "logfile=relative.log"}) {
     auto r = parse_mount_command({"a", "b", "-o", bad});
     EXPECT_EQ(r.err(), EINVAL) << bad;
