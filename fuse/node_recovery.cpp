@@ -44,8 +44,19 @@ std::optional<uint32_t> NodeRecovery::slot_of(const std::vector<dlm::HeldLock>& 
 
 void NodeRecovery::node_left(dlm::NodeId node, const std::vector<dlm::HeldLock>& held) {
   const std::optional<uint32_t> slot = slot_of(held);
+  std::string names;
+  for (const dlm::HeldLock& h : held) {
+    std::string hex;
+    for (unsigned char c : h.name) {
+      char b[4];
+      std::snprintf(b, sizeof b, "%02x", c);
+      hex += b;
+    }
+    names += " " + hex + ":" + std::string(dlm::mode_name(h.mode));
+  }
   log_("node " + std::to_string(node) + (slot ? " (slot " + std::to_string(*slot) + ")" : std::string()) +
-       " left the lock space holding " + std::to_string(held.size()) + " locks: they stay held until it is recovered");
+       " left the lock space holding " + std::to_string(held.size()) + " locks: they stay held until it is recovered" +
+       (slot ? std::string() : " [" + names + " ]"));
   std::lock_guard lock(mu_);
   if (stopping_) return;
   Dead& dead = pending_[node] = Dead{};
@@ -152,8 +163,21 @@ void NodeRecovery::run() {
 bool NodeRecovery::recover(dlm::NodeId node, Dead& dead) {
   const std::string who = "node " + std::to_string(node);
   if (!dead.slot) {
-    log_(who + " left holding locks but no journal slot: it wrote nothing; releasing its locks");
-    return true;
+    // A node holds glocks only after it has claimed its slot, so its slot lock should be
+    // among them; when this node's copy of the lock table lacks it (a replica that missed
+    // it), the heartbeats still name the node's slot: a mount writes its heartbeat before
+    // its journal. No heartbeat of the node's, live or stale: it never wrote.
+    for (uint32_t s = 0; s < sb_.geometry.journal_count; ++s) {
+      const SlotLiveness l = observer_.liveness(s);
+      if (l.state != SlotLiveness::State::kClean && l.damage.empty() && l.record.node == node) dead.slot = s;
+    }
+    if (!dead.slot) {
+      log_(who + " left holding locks but no journal slot, and no heartbeat names it: it wrote nothing; "
+                 "releasing its locks");
+      return true;
+    }
+    log_(who + " left holding locks but no slot lock in this node's lock table; its heartbeat is in slot " +
+         std::to_string(*dead.slot) + ", which is recovered");
   }
   const uint32_t slot = *dead.slot;
   const std::string where = who + " (slot " + std::to_string(slot) + ")";

@@ -1,7 +1,9 @@
-// Two of five nodes dying at once (issue 13), one of them the lowest member, which is the
-// one that recovers others: the next lowest survivor recovers both, and the three
-// survivors read everything each dead node had fsync'd. Its own five-node cluster
-// (cluster_mount_fixture.h), all five mounted.
+// Two of five nodes dying (issue 13), one of them the lowest member, which is the one that
+// recovers others — at once, or while it is recovering the other: the next lowest survivor
+// recovers both, and the survivors read everything each dead node had fsync'd; fsck is
+// clean at the end. Its own five-node cluster (cluster_mount_fixture.h), all five mounted.
+#include <unistd.h>
+
 #include <chrono>
 #include <thread>
 
@@ -41,7 +43,51 @@ TEST_F(ClusterRecoveryOfTwo, TwoNodesKilledAtOnceIncludingTheLowestAreBothRecove
   EXPECT_EQ(read_all(at(3, "n5/image")), data[5]);
   ASSERT_TRUE(write_all(at(4, "n1/after"), "node 4 writes where node 1 did\n"));
   EXPECT_EQ(read_all(at(5, "n1/after")), "node 4 writes where node 1 did\n");
+}
 
+// The recovering node dies during a recovery: node 2's daemon is killed (node 1, the
+// lowest, waits out its lease), and node 1 dies too before that wait is over. Node 3,
+// now the lowest, recovers both.
+TEST_F(ClusterRecoveryOfTwo, TheRecoveringNodeDyingMidRecoveryLeavesBothToTheNextLowest) {
+  for (int n = 1; n <= 2; ++n) {  // back from the previous test
+    sh(kHarness + " exec " + std::to_string(n) + " umount -l " + mnt_);
+    Output s = sh(kHarness + " start " + std::to_string(n));
+    ASSERT_EQ(s.status, 0) << s.text;
+    Output m = mount_when_joined(n, ",logfile=" + dir_ + "/node" + std::to_string(n) + ".log");
+    ASSERT_EQ(m.status, 0) << "node " << n << ": " << m.text;
+  }
+  std::map<int, std::string> data;
+  for (int n = 1; n <= 2; ++n) {
+    const std::string dir = "m" + std::to_string(n);
+    ASSERT_EQ(mkdir(at(n, dir).c_str(), 0755), 0) << strerror(errno);
+    data[n] = random_bytes((512 << 10) + n, 100 + n);
+    int fd = open(at(n, dir + "/image").c_str(), O_WRONLY | O_CREAT, 0644);
+    ASSERT_GE(fd, 0) << strerror(errno);
+    ASSERT_EQ(write(fd, data[n].data(), data[n].size()), static_cast<ssize_t>(data[n].size()));
+    ASSERT_EQ(fsync(fd), 0);
+    close(fd);
+  }
+  // Node 2's daemon only: its corosync reports it at once, and node 1 starts its 3 s wait.
+  Output k2 = sh("kill -9 $(for p in $(pgrep -x mount.lunfs); do [ \"$(readlink /proc/$p/ns/mnt)\" = \"$(readlink /proc/" +
+                 std::to_string(anchors_[2]) + "/ns/mnt)\" ] && echo $p; done)");
+  ASSERT_EQ(k2.status, 0) << k2.text;
+  usleep(1'000'000);
+  Output k1 = sh(kHarness + " kill 1");
+  ASSERT_EQ(k1.status, 0) << k1.text;
+  // Node 1 was inside the recovery when it died: waiting for node 2's lease, not done.
+  const std::string log1 = read_all(dir_ + "/node1.log");
+  EXPECT_NE(log1.find("recovery of node 2 (slot "), std::string::npos) << log1;
+  EXPECT_NE(log1.find(") waits for its disk lease"), std::string::npos) << log1;
+  EXPECT_EQ(log1.find("node 2 recovered"), std::string::npos) << log1;
+  for (int dead = 1; dead <= 2; ++dead) {
+    const std::string dir = "m" + std::to_string(dead);
+    Output ls = sh("timeout -s KILL 60 ls -l " + at(4, dir) + " > /dev/null");
+    ASSERT_EQ(ls.status, 0) << "node 4 could not list node " << dead << "'s directory: " << ls.text;
+    EXPECT_EQ(read_all(at(5, dir + "/image")), data[dead]) << "node " << dead;
+  }
+}
+
+TEST_F(ClusterRecoveryOfTwo, FsckIsCleanAfterTheSurvivorsUnmount) {
   for (int n = 3; n <= 5; ++n) {
     Output r = sh(kHarness + " exec " + std::to_string(n) + " umount " + mnt_);
     EXPECT_EQ(r.status, 0) << "node " << n << ": " << r.text;
