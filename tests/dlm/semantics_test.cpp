@@ -388,4 +388,45 @@ TEST(Wire, GarbageIsRejectedNotTrusted) {
 }
 
 }  // namespace
+// A node that dies, is recovered, and joins again starts its lock ids from 1 again: every
+// replica must take its new locks as new, whatever its dead incarnation's ids were.
+TEST(Rejoin, ARecoveredNodeThatJoinsAgainHasItsNewLocksInEveryReplica) {
+  InprocCluster c(5);
+  for (NodeId n : {1, 2, 3, 4, 5}) {
+    c.add(n);
+    c.run();
+  }
+  auto req = [&](NodeId n, const char* name, Mode m, uint32_t flags = 0) {
+    LockId id = 0;
+    EXPECT_EQ(c.ls(n).request(name, m, flags, 100 + n, &id), Status::kOk);
+    c.run();
+    return id;
+  };
+  req(1, "slot0", Mode::EX, kNoQueue);
+  req(2, "slot0", Mode::EX, kNoQueue);  // refused: node 1 has it
+  req(2, "slot1", Mode::EX, kNoQueue);
+  req(2, "inode", Mode::EX);
+  for (NodeId n : {1, 2}) {
+    c.bus().crash(n);
+    c.remove(n);
+  }
+  c.run();
+  EXPECT_EQ(c.ls(3).recovery_done(1), Status::kOk);
+  EXPECT_EQ(c.ls(3).recovery_done(2), Status::kOk);
+  c.run();
+  for (NodeId n : {1, 2}) {
+    c.add(n);
+    c.run();
+  }
+  req(1, "slot0", Mode::EX, kNoQueue);
+  req(2, "slot0", Mode::EX, kNoQueue);
+  LockId s = req(2, "slot1", Mode::EX, kNoQueue);
+  ASSERT_EQ(c.rec(2).last(s)->status, Status::kOk);
+  for (NodeId n : {1, 3, 4, 5}) {
+    const std::string dump = c.ls(n).dump();
+    EXPECT_NE(dump.find("granted node 2 id " + std::to_string(s) + " EX"), std::string::npos)
+        << "node " << n << "'s replica:\n" << dump;
+  }
+}
+
 }  // namespace lunfs::dlm::testing
