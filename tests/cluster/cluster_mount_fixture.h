@@ -138,10 +138,22 @@ class ClusterMountSuite : public ::testing::Test {
     return sh(kHarness + " exec " + std::to_string(node) + " " + kBin + "/mount.lunfs " + lun_ + " " + mnt_ +
               " -o lockproto=corosync" + extra_options);
   }
-  // The same for a node whose corosync was just (re)started: retried while it joins.
+  // The same for a node whose corosync was just (re)started: retried while it joins. A
+  // join that times out is tried once more, said on stderr: a node restarted soon after
+  // its recovery sometimes cannot join (docs/dlm.md, "Known issue"), which is not what the
+  // suites that restart nodes test.
   static Output mount_when_joined(int node, const std::string& extra_options) {
     Output m = mount(node, extra_options);
-    for (int i = 0; i < 60 && m.status != 0 && m.text.find("cannot connect to corosync") != std::string::npos; ++i) {
+    bool retried_join = false;
+    for (int i = 0; i < 60 && m.status != 0; ++i) {
+      const bool joining = m.text.find("cannot connect to corosync") != std::string::npos;
+      const bool join_timed_out = m.text.find("cannot join lock space") != std::string::npos && !retried_join;
+      if (!joining && !join_timed_out) break;
+      if (join_timed_out) {
+        retried_join = true;
+        std::fprintf(stderr, "node %d: the lock space join timed out after a restart (known issue); mounting again\n",
+                     node);
+      }
       usleep(500'000);
       m = mount(node, extra_options);
     }

@@ -45,17 +45,35 @@ TEST_F(ClusterRecoveryOfTwo, TwoNodesKilledAtOnceIncludingTheLowestAreBothRecove
   EXPECT_EQ(read_all(at(5, "n1/after")), "node 4 writes where node 1 did\n");
 }
 
+TEST_F(ClusterRecoveryOfTwo, FsckIsCleanAfterTheSurvivorsUnmount) {
+  for (int n = 3; n <= 5; ++n) {
+    Output r = sh(kHarness + " exec " + std::to_string(n) + " umount " + mnt_);
+    EXPECT_EQ(r.status, 0) << "node " << n << ": " << r.text;
+  }
+  for (int n = 1; n <= 2; ++n) sh(kHarness + " exec " + std::to_string(n) + " umount -l " + mnt_);
+  Output r = fsck_after_daemons_finish();
+  EXPECT_EQ(r.status, 0) << r.text;
+}
+
 // The recovering node dies during a recovery: node 2's daemon is killed (node 1, the
 // lowest, waits out its lease), and node 1 dies too before that wait is over. Node 3,
-// now the lowest, recovers both.
-TEST_F(ClusterRecoveryOfTwo, TheRecoveringNodeDyingMidRecoveryLeavesBothToTheNextLowest) {
-  for (int n = 1; n <= 2; ++n) {  // back from the previous test
-    sh(kHarness + " exec " + std::to_string(n) + " umount -l " + mnt_);
-    Output s = sh(kHarness + " start " + std::to_string(n));
-    ASSERT_EQ(s.status, 0) << s.text;
-    Output m = mount_when_joined(n, ",logfile=" + dir_ + "/node" + std::to_string(n) + ".log");
-    ASSERT_EQ(m.status, 0) << "node " << n << ": " << m.text;
+// now the lowest, recovers both. A cluster of its own: nodes that were killed and
+// recovered are not started and mounted again here (docs/dlm.md, "Known issue").
+class ClusterRecoveryWhileRecovering : public ClusterMountSuite {
+ protected:
+  static void SetUpTestSuite() {
+    set_up_cluster("r6", 0, 5);
+    if (!skip_.empty() || !setup_error_.empty()) return;
+    // Node 2 renews every 5 s: the others wait 11 s for its lease, time enough to kill
+    // node 1 inside that wait however loaded the machine is.
+    for (int n = 1; n <= 5; ++n) {
+      Output m = mount(n, ",logfile=" + dir_ + "/node" + std::to_string(n) + ".log" + (n == 2 ? ",heartbeat=5" : ""));
+      if (m.status != 0) setup_error_ = "mount on node " + std::to_string(n) + ": " + m.text;
+    }
   }
+};
+
+TEST_F(ClusterRecoveryWhileRecovering, TheRecoveringNodeDyingMidRecoveryLeavesBothToTheNextLowest) {
   std::map<int, std::string> data;
   for (int n = 1; n <= 2; ++n) {
     const std::string dir = "m" + std::to_string(n);
@@ -71,11 +89,15 @@ TEST_F(ClusterRecoveryOfTwo, TheRecoveringNodeDyingMidRecoveryLeavesBothToTheNex
   Output k2 = sh("kill -9 $(for p in $(pgrep -x mount.lunfs); do [ \"$(readlink /proc/$p/ns/mnt)\" = \"$(readlink /proc/" +
                  std::to_string(anchors_[2]) + "/ns/mnt)\" ] && echo $p; done)");
   ASSERT_EQ(k2.status, 0) << k2.text;
-  usleep(1'000'000);
+  std::string log1;
+  for (int i = 0; i < 100 && log1.find(") waits for its disk lease") == std::string::npos; ++i) {
+    usleep(100'000);
+    log1 = read_all(dir_ + "/node1.log");
+  }
   Output k1 = sh(kHarness + " kill 1");
   ASSERT_EQ(k1.status, 0) << k1.text;
   // Node 1 was inside the recovery when it died: waiting for node 2's lease, not done.
-  const std::string log1 = read_all(dir_ + "/node1.log");
+  log1 = read_all(dir_ + "/node1.log");
   EXPECT_NE(log1.find("recovery of node 2 (slot "), std::string::npos) << log1;
   EXPECT_NE(log1.find(") waits for its disk lease"), std::string::npos) << log1;
   EXPECT_EQ(log1.find("node 2 recovered"), std::string::npos) << log1;
@@ -87,7 +109,7 @@ TEST_F(ClusterRecoveryOfTwo, TheRecoveringNodeDyingMidRecoveryLeavesBothToTheNex
   }
 }
 
-TEST_F(ClusterRecoveryOfTwo, FsckIsCleanAfterTheSurvivorsUnmount) {
+TEST_F(ClusterRecoveryWhileRecovering, FsckIsCleanAfterTheSurvivorsUnmount) {
   for (int n = 3; n <= 5; ++n) {
     Output r = sh(kHarness + " exec " + std::to_string(n) + " umount " + mnt_);
     EXPECT_EQ(r.status, 0) << "node " << n << ": " << r.text;
