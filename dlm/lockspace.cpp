@@ -107,9 +107,14 @@ LockSpaceStats LockSpaceImpl::stats() const {
   return stats_;
 }
 
+bool is_lowest_member(const LockSpace& ls) {
+  const std::vector<NodeId> members = ls.members();
+  return !members.empty() && *std::min_element(members.begin(), members.end()) == ls.node_id();
+}
+
 std::string LockSpaceStats::to_string() const {
   static constexpr const char* kNames[kKinds] = {"other",     "request",  "convert",  "unlock", "cancel",
-                                                  "recovery_done", "hello", "snapshot", "quorum"};
+                                                  "recovery_done", "hello", "snapshot", "quorum", "digest"};
   std::string out;
   uint64_t sent_total = 0, received_total = 0;
   for (size_t k = 1; k < kKinds; ++k) {

@@ -98,6 +98,10 @@ class LockSpace {
   virtual LockSpaceStats stats() const = 0;
 };
 
+// Whether this node has the lowest id among the lock space's members: the one that speaks
+// for all where one must (recovering a dead node, releasing a cleanly gone one's locks).
+bool is_lowest_member(const LockSpace& ls);
+
 std::unique_ptr<LockSpace> make_lockspace(std::unique_ptr<Transport> transport,
                                           LockClient* client);
 

@@ -204,8 +204,7 @@ void ClusterLockManager::recover(dlm::NodeId node, const std::vector<dlm::HeldLo
   // everyone (recovery_done is idempotent and any member may send it).
   const bool clean = std::all_of(held.begin(), held.end(), [](const dlm::HeldLock& h) { return h.mode == dlm::Mode::NL; });
   if (clean) {
-    const std::vector<dlm::NodeId> members = ls_->members();
-    if (!members.empty() && *std::min_element(members.begin(), members.end()) == ls_->node_id()) {
+    if (dlm::is_lowest_member(*ls_)) {
       if (dlm::Status st = ls_->recovery_done(node); st != dlm::Status::kOk) {
         std::fprintf(stderr, "mount.lunfs: cannot release the slot lock node %u left behind: %s\n", node,
                      std::string(dlm::status_name(st)).c_str());

@@ -1,7 +1,6 @@
 // NodeRecovery; see node_recovery.h.
 #include "fuse/node_recovery.h"
 
-#include <algorithm>
 #include <cstdio>
 #include <utility>
 #include <vector>
@@ -102,11 +101,6 @@ std::vector<std::string> NodeRecovery::describe() {
   return out;
 }
 
-bool NodeRecovery::lowest_member() const {
-  const std::vector<dlm::NodeId> members = ls_.members();
-  return !members.empty() && *std::min_element(members.begin(), members.end()) == ls_.node_id();
-}
-
 void NodeRecovery::run() {
   bool poll_failed = false;
   std::unique_lock lock(mu_);
@@ -120,7 +114,7 @@ void NodeRecovery::run() {
     } else {
       poll_failed = false;
     }
-    const bool lowest = lowest_member();
+    const bool lowest = dlm::is_lowest_member(ls_);
     lock.lock();
     if (sweep_ && lowest && after_recovery_) {
       sweep_ = false;

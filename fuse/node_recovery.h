@@ -89,7 +89,6 @@ class NodeRecovery {
     std::string waiting_for;      // what the last try found, in words
   };
   void run();
-  bool lowest_member() const;
   // Replays and marks the heartbeat clean once the lease has run out. Whether the node may
   // be declared recovered; false: not yet (the reason is logged once).
   bool recover(dlm::NodeId node, Dead& dead);

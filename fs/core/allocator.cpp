@@ -379,18 +379,6 @@ Result<bool> Allocator::is_inode(uint64_t block) {
 
 Result<std::vector<uint64_t>> Allocator::unlinked_inodes() {
   std::vector<uint64_t> out;
-  for (Rgrp& r : rgrps_) {
-    if (r.damaged || r.header.unlinked == 0) continue;
-    LUNFS_TRY(load_bitmaps(r));
-    for (uint32_t j = 0; j < r.loc.data_blocks; ++j) {
-      if (r.state(j) == BlockState::kUnlinked) out.push_back(r.loc.first_data + j);
-    }
-  }
-  return out;
-}
-
-Result<std::vector<uint64_t>> Allocator::unlinked_inodes_on_disk() {
-  std::vector<uint64_t> out;
   const uint32_t per = Geometry::blocks_per_bitmap(g_.block_size);
   for (Rgrp& r : rgrps_) {
     if (r.damaged) continue;

@@ -75,12 +75,11 @@ class Allocator final : public TxnParticipant {
   // Whether `block` is an inode (state inode or unlinked): a stale inode number (a freed
   // inode whose old image is still on disk) must not be read as a live inode.
   Result<bool> is_inode(uint64_t block);
-  // Inodes in state "unlinked" (left by a crash or an unclean unmount).
+  // Inodes in state "unlinked" (open when their last link went, and not freed since: a
+  // crash, an unclean unmount, or a node that went). A group this node does not hold is
+  // read past the cache, as its last holder wrote it home: candidates only, which the
+  // caller checks under each inode's glock.
   Result<std::vector<uint64_t>> unlinked_inodes();
-  // The same on a cluster mount, where other nodes change groups this node does not hold:
-  // a stale group is read past the cache, as its last holder wrote it home (candidates
-  // only: the caller checks each under its inode glock).
-  Result<std::vector<uint64_t>> unlinked_inodes_on_disk();
   // This node gave the group's glock back (glops.cpp): forget its decoded state and cached
   // blocks. The log was checkpointed first, so every block this node freed is reusable.
   void invalidate(uint32_t index);

@@ -127,33 +127,13 @@ Result<std::unique_ptr<FileSystem>> FileSystem::mount(BlockDevice& dev, Metadata
     LUNFS_ASSIGN(auto root, fs->vol_->inodes->get(sb.root_inode));
     if (!root->is_dir()) return error(EUCLEAN, "the root inode is not a directory; run fsck.lunfs");
   }
-  if (!options.read_only && options.free_orphans && !fs->vol_->withdrawn) LUNFS_TRY(fs->free_orphans());
+  if (!options.read_only && options.free_orphans && !fs->vol_->withdrawn) {
+    if (auto freed = fs->free_unused_orphans(); !freed) return freed.status();
+  }
   if (!options.read_only && options.statfs_fold_interval.count() > 0) {
     fs->fold_thread_ = std::thread([p = fs.get(), i = options.statfs_fold_interval] { p->fold_loop(i); });
   }
   return fs;
-}
-
-Status FileSystem::free_orphans() {
-  // Single-node mounts own every slot's orphans; with a cluster this becomes part of
-  // journal recovery (only the recovering node may free a dead node's open-unlinked files).
-  std::vector<uint64_t> orphans;
-  {
-    std::lock_guard lock(vol_->meta_mu);
-    LUNFS_ASSIGN(orphans, vol_->alloc.unlinked_inodes());
-  }
-  for (uint64_t ino : orphans) {
-    LUNFS_TRY(retrying([&]() -> Status {
-      LUNFS_ASSIGN(auto gl, vol_->glocks.lock(inode_lock(ino), GlockMode::kExclusive));
-      std::lock_guard lock(vol_->meta_mu);
-      auto txn = vol_->begin();
-      LUNFS_ASSIGN(auto node, vol_->inodes->get(ino));
-      LUNFS_TRY(free_inode(*txn, *node));
-      return txn->commit();
-    }));
-    vol_->log_line("lunfs: freed inode " + std::to_string(ino) + ", unlinked while open before the last unmount");
-  }
-  return Status::ok();
 }
 
 Result<size_t> FileSystem::free_unused_orphans() {
@@ -161,7 +141,7 @@ Result<size_t> FileSystem::free_unused_orphans() {
   std::vector<uint64_t> candidates;
   {
     std::lock_guard lock(vol_->meta_mu);
-    LUNFS_ASSIGN(candidates, vol_->alloc.unlinked_inodes_on_disk());
+    LUNFS_ASSIGN(candidates, vol_->alloc.unlinked_inodes());
   }
   size_t freed = 0;
   for (uint64_t ino : candidates) {
@@ -181,7 +161,10 @@ Result<size_t> FileSystem::free_unused_orphans() {
         return txn->commit();
       }();
       release_iopen(ino, iopen_ex);
-      if (st) ++freed;
+      if (st) {
+        ++freed;
+        vol_->log_line("lunfs: freed inode " + std::to_string(ino) + ", unlinked while open and used by no node any more");
+      }
       return st;
     }));
   }

@@ -39,9 +39,9 @@ struct MountOptions {
   bool read_only = false;
   bool noatime = false;
   uint32_t slot = 0;  // journal slot (statfs delta, preferred rgrps)
-  // Free the inodes left unlinked-while-open by earlier mounts. Only a mount that knows
-  // nobody else has the file system mounted may: in a cluster another node may have such
-  // an inode open right now (freeing a dead node's orphans belongs to journal recovery).
+  // Free the inodes left unlinked-while-open by earlier mounts (free_unused_orphans) as
+  // the mount starts. Cluster mounts leave it to journal recovery, which runs it once a
+  // dead node's locks are gone (fuse/node_recovery.h).
   bool free_orphans = true;
   size_t cache_blocks = 65536;
   // How often a thread folds this node's statfs delta into the master (0: only at
@@ -287,7 +287,6 @@ class FileSystem {
   // names, `dst_ino` what `newname` names (0: nothing).
   Status rename_locked(uint64_t olddir, const std::string& oldname, uint64_t newdir, const std::string& newname,
                        unsigned flags, CoreInode& od, CoreInode& nd, uint64_t src_ino, uint64_t dst_ino);
-  Status free_orphans();
 
   // The largest file: logical blocks must keep byte offsets below 2^63.
   uint64_t max_file_size() const;

@@ -28,6 +28,7 @@
 #include <fstream>
 #include <map>
 #include <random>
+#include <sstream>
 #include <string>
 
 namespace lunfs::testing {
@@ -76,6 +77,7 @@ class ClusterMountSuite : public ::testing::Test {
       skip_ = "needs corosync and /dev/fuse";
       return;
     }
+    reap_clusters_of_dead_runs();
     char tmpl[] = "/var/tmp/lunfs-cluster-mount-XXXXXX";
     if (!mkdtemp(tmpl)) {
       setup_error_ = "mkdtemp failed";
@@ -108,6 +110,18 @@ class ClusterMountSuite : public ::testing::Test {
       }
     }
   }
+  // A run killed from outside (a timeout's SIGKILL) never tears its cluster down: its
+  // namespaces, corosyncs and daemons stay. Clusters of this suite's stem whose test
+  // process (the number in the prefix) is gone are taken down before a new one starts.
+  static void reap_clusters_of_dead_runs() {
+    Output names = sh("ip netns list | awk '{print $1}' | sed -n 's/^\\(" + stem_ + "[0-9][0-9]*\\)-hub$/\\1/p'");
+    std::istringstream lines(names.text);
+    for (std::string prefix; std::getline(lines, prefix);) {
+      const std::string pid = prefix.substr(stem_.size());
+      if (pid.empty() || access(("/proc/" + pid).c_str(), F_OK) == 0) continue;
+      std::system(("LUNFS_CLUSTER_PREFIX=" + prefix + " " + kHarness + " down >/dev/null 2>&1").c_str());
+    }
+  }
   static void TearDownTestSuite() {
     if (!skip_.empty()) return;
     Output r = sh(kHarness + " down");
@@ -120,7 +134,7 @@ class ClusterMountSuite : public ::testing::Test {
     ASSERT_TRUE(setup_error_.empty()) << setup_error_;
   }
 
-  static std::string prefix() { return stem_ + std::to_string(getpid() % 100000); }
+  static std::string prefix() { return stem_ + std::to_string(getpid()); }
   // Runs `cmd` with the cluster's prefix, stdout and stderr together.
   static Output sh(const std::string& cmd) {
     std::string full = "LUNFS_CLUSTER_PREFIX=" + prefix() + " " + cmd + " 2>&1";
@@ -158,6 +172,16 @@ class ClusterMountSuite : public ::testing::Test {
       m = mount(node, extra_options);
     }
     return m;
+  }
+  // Node `node` booted again: its old mount dropped (lazily: its daemon may be dead), every
+  // process of it killed, its corosync started, and the LUN mounted on it.
+  static Output restart_and_mount(int node, const std::string& extra_options) {
+    const std::string n = std::to_string(node);
+    sh(kHarness + " exec " + n + " umount -l " + mnt_);
+    sh(kHarness + " kill " + n);
+    Output start = sh(kHarness + " start " + n);
+    if (start.status != 0) return start;
+    return mount_when_joined(node, extra_options);
   }
   // Waits for every daemon to let go of the LUN (they hold a shared claim until they have
   // finished unmounting) and runs `fsck.lunfs -n`: the output, or why it could not run.

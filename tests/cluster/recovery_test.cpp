@@ -38,6 +38,13 @@ class ClusterRecovery : public ClusterMountSuite {
     return close(fd) == 0 && ok;
   }
 
+  // Node 2 makes DIR and DIR/own holding `data`, fsync'd, and keeps it open for writing:
+  // the descriptor, or -1 (errno says why).
+  static int open_synced_file_of_node_2(const std::string& dir, const std::string& data) {
+    if (mkdir(at(2, dir).c_str(), 0755) != 0 || !write_synced(at(2, dir + "/own"), data)) return -1;
+    return open(at(2, dir + "/own").c_str(), O_WRONLY);
+  }
+
   // Seconds until `cmd` (run on the host against a node's view) succeeds, or -1 when it has
   // not within `limit` seconds. Each try runs under `timeout -s KILL`, so a request stuck
   // behind a lock that nobody releases fails the test instead of hanging it.
@@ -129,10 +136,7 @@ TEST_F(ClusterRecovery, NodeKilledWhileWritingIsRecoveredAndTheOthersGoOnWithEve
 // Only the mount daemon dies (SIGKILL); node 2's corosync lives on and reports it gone at
 // once, so node 1 waits out its lease, which the daemon no longer renews.
 TEST_F(ClusterRecovery, MountDaemonKilledWhileWritingIsRecovered) {
-  sh(kHarness + " exec 2 umount -l " + mnt_);
-  Output start = sh(kHarness + " start 2");
-  ASSERT_EQ(start.status, 0) << start.text;
-  Output m = mount_when_joined(2, ",logfile=" + log_of(2));
+  Output m = restart_and_mount(2, ",logfile=" + log_of(2));
   ASSERT_EQ(m.status, 0) << m.text;
   ASSERT_EQ(mkdir(at(2, "k").c_str(), 0755), 0) << strerror(errno);
   const std::string image = random_bytes((2 << 20) + 77, 11);
@@ -174,23 +178,13 @@ TEST_F(ClusterRecovery, MountDaemonKilledWhileWritingIsRecovered) {
   ASSERT_EQ(ls.status, 0) << "node 1 could not list the killed daemon's directory within 60 s: " << ls.text;
   EXPECT_EQ(read_all(at(1, "k/synced")), image);
   EXPECT_EQ(read_all(at(3, "k/synced")), image);
-  // Node 2 as the next test expects it: down.
-  sh(kHarness + " exec 2 umount -l " + mnt_);
-  sh(kHarness + " kill 2");
 }
 
 TEST_F(ClusterRecovery, NodeWhoseCorosyncDiesStopsWritingAndIsRecovered) {
-  // Node 2 boots again (its old, dead mount is dropped) and mounts.
-  sh(kHarness + " exec 2 umount -l " + mnt_);
-  Output start = sh(kHarness + " start 2");
-  ASSERT_EQ(start.status, 0) << start.text;
-  Output m = mount_when_joined(2, "");
+  Output m = restart_and_mount(2, "");
   ASSERT_EQ(m.status, 0) << m.text;
-
-  ASSERT_EQ(mkdir(at(2, "e").c_str(), 0755), 0) << strerror(errno);
   const std::string before(1 << 20, 'b');
-  ASSERT_TRUE(write_synced(at(2, "e/own"), before));
-  int fd = open(at(2, "e/own").c_str(), O_WRONLY);
+  const int fd = open_synced_file_of_node_2("e", before);
   ASSERT_GE(fd, 0) << strerror(errno);
 
   Output stop = sh(kHarness + " stop-corosync 2");
@@ -214,16 +208,10 @@ TEST_F(ClusterRecovery, NodeWhoseCorosyncDiesStopsWritingAndIsRecovered) {
 }
 
 TEST_F(ClusterRecovery, PartitionedNodeStopsWritingIsRecoveredAndStaysWithdrawnAfterTheHeal) {
-  sh(kHarness + " exec 2 umount -l " + mnt_);
-  sh(kHarness + " kill 2");
-  Output start = sh(kHarness + " start 2");
-  ASSERT_EQ(start.status, 0) << start.text;
-  Output m = mount_when_joined(2, "");
+  Output m = restart_and_mount(2, "");
   ASSERT_EQ(m.status, 0) << m.text;
-  ASSERT_EQ(mkdir(at(2, "p").c_str(), 0755), 0) << strerror(errno);
   const std::string before(256 << 10, 'p');
-  ASSERT_TRUE(write_synced(at(2, "p/own"), before));
-  int fd = open(at(2, "p/own").c_str(), O_WRONLY);
+  const int fd = open_synced_file_of_node_2("p", before);
   ASSERT_GE(fd, 0) << strerror(errno);
 
   Output cut = sh(kHarness + " partition 2");
