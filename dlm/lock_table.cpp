@@ -128,6 +128,7 @@ void LockTable::apply(NodeId from, const Op& op, Effects& fx) {
       break;
     }
     case OpType::kSnapshot:
+      ++checkpoint_;
       for (auto t : op.targets)
         if (auto j = unsynced_.find(t.node); j != unsynced_.end() && j->second.nonce == t.nonce)
           unsynced_.erase(j);
@@ -135,6 +136,8 @@ void LockTable::apply(NodeId from, const Op& op, Effects& fx) {
     case OpType::kQuorum:
       if (!members_.empty() && from == members_.front() && op.seq == epoch_)
         set_quorate(op.flags != 0, fx);
+      break;
+    case OpType::kDigest:  // about the table, not part of it: LockSpaceImpl compares
       break;
   }
 }

@@ -90,6 +90,9 @@ class LockTable {
   bool recovery_pending(NodeId n) const { return pending_recovery_.count(n) != 0; }
   // Membership changes applied so far: a kQuorum states quorum for one epoch only.
   uint64_t epoch() const { return epoch_; }
+  // Membership changes and snapshots applied so far: the points of the stream after which
+  // the members compare their tables (lockspace.cpp, "Divergence").
+  uint64_t checkpoint() const { return checkpoint_; }
 
  private:
   struct Key {
@@ -128,6 +131,7 @@ class LockTable {
   NodeId self_;
   bool quorate_ = false;
   uint64_t epoch_ = 0;
+  uint64_t checkpoint_ = 0;
   uint32_t orphan_gen_ = 0;
   std::vector<NodeId> members_;                   // sorted
   struct Joiner {

@@ -14,6 +14,9 @@
 // stale, so it fails the lock space with kStale rather than merge two histories.
 #include "dlm/lockspace_impl.h"
 
+#include <qb/qblog.h>
+#include <xxhash.h>
+
 #include <algorithm>
 #include <random>
 
@@ -127,6 +130,7 @@ std::string LockSpaceStats::to_string() const {
   }
   out += "sent.total " + std::to_string(sent_total) + "\nreceived.total " + std::to_string(received_total) + "\n";
   out += "completions " + std::to_string(completions) + "\nblocking_callbacks " + std::to_string(blocking_callbacks) + "\n";
+  out += "divergences " + std::to_string(divergences) + "\n";
   return out;
 }
 
@@ -301,9 +305,11 @@ void LockSpaceImpl::on_deliver(NodeId from, std::string_view bytes) {
 }
 
 void LockSpaceImpl::apply(NodeId from, const Op& op, Actions& acts) {
+  if (op.type == OpType::kDigest) return compare_digest(from, op);
   Effects fx;
   table_.apply(from, op, fx);
   process(fx, acts);
+  if (op.type == OpType::kSnapshot) send_digest();
 }
 
 void LockSpaceImpl::restore(const Op& snapshot, uint32_t k, Actions& acts) {
@@ -368,6 +374,40 @@ void LockSpaceImpl::apply_membership(const Membership& m, Actions& acts) {
   table_.membership(m.members, m.left, m.joined, fx);
   process(fx, acts);
   announce_quorum();
+  send_digest();
+}
+
+// Divergence: every replica applies the same stream, so at the same point of it all tables
+// must encode equally. After each checkpoint (a membership change or a snapshot: the
+// latter is where a joiner's table starts, so it is compared at once) each member sends a
+// digest of its table; one that differs from ours is a protocol bug, which would let two
+// nodes be granted conflicting locks. It is logged and counted (`lunfs locks --stats`;
+// the cluster tests fail on it) rather than acted on: this node cannot tell which replica
+// is the wrong one.
+void LockSpaceImpl::send_digest() {
+  const std::string table = table_.encode();
+  const std::vector<NodeId>& members = table_.members();
+  const Digest ours{XXH3_64bits(table.data(), table.size()),
+                    XXH32(members.data(), members.size() * sizeof(NodeId), 0)};
+  digests_[table_.checkpoint()] = ours;
+  while (digests_.size() > kDigestsKept) digests_.erase(digests_.begin());
+  (void)send(Op{.type = OpType::kDigest, .seq = table_.checkpoint(), .flags = ours.members,  // see send()
+                .cookie = ours.table});
+}
+
+void LockSpaceImpl::compare_digest(NodeId from, const Op& op) {
+  auto ours = digests_.find(op.seq);
+  // Nothing to compare: a checkpoint before we had the table (it came in our snapshot), or
+  // one the sender passed in another partition (its message reached us after the merge,
+  // which made it stale), where the same number names another point of another stream.
+  if (from == self_ || ours == digests_.end() || ours->second.members != op.flags ||
+      ours->second.table == op.cookie)
+    return;
+  stats_.divergences += 1;
+  qb_log(LOG_CRIT, "lock space: node %u's lock table differs from node %u's at checkpoint %llu "
+         "(digest %016llx here, %016llx there): a lock-manager bug, please report it with `lunfs locks` from both",
+         self_, from, static_cast<unsigned long long>(op.seq), static_cast<unsigned long long>(ours->second.table),
+         static_cast<unsigned long long>(op.cookie));
 }
 
 // The lowest member speaks for quorum; after every membership change it restates it, so a

@@ -49,14 +49,17 @@ class LockClient {
 // multicast message (requests, conversions, unlocks, cancels); grants and blocking
 // callbacks follow from the agreed stream on every node, so they cost no message.
 struct LockSpaceStats {
-  // Indexed by the wire's operation type (wire.h: request 1 .. quorum 8).
-  static constexpr size_t kKinds = 9;
+  // Indexed by the wire's operation type (wire.h: request 1 .. digest 9).
+  static constexpr size_t kKinds = 10;
   std::array<uint64_t, kKinds> sent{};      // multicast by this node
   std::array<uint64_t, kKinds> received{};  // delivered from other nodes
   uint64_t completions = 0;         // answers (grant, refusal, cancel) to this node's requests
   uint64_t blocking_callbacks = 0;  // "someone waits for your lock", told to this node's client
+  // Checkpoints (membership changes, snapshots) after which another member's replica of
+  // the table differed from ours (each is logged): 0 unless the protocol has a bug.
+  uint64_t divergences = 0;
   // "name value" lines: sent.request, ..., received.quorum, sent.total, received.total,
-  // completions, blocking_callbacks.
+  // completions, blocking_callbacks, divergences.
   std::string to_string() const;
 };
 

@@ -6,6 +6,7 @@
 
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <unordered_map>
 #include <unordered_set>
@@ -93,6 +94,8 @@ class LockSpaceImpl final : public LockSpace, private TransportListener {
   void process(Effects& fx, Actions& acts);
   void on_completion(const Completion& c, Actions& acts);
   void announce_quorum();
+  void send_digest();
+  void compare_digest(NodeId from, const Op& op);
   void fail(Status why, Actions& acts);
   void run(Actions& acts);
 
@@ -124,6 +127,12 @@ class LockSpaceImpl final : public LockSpace, private TransportListener {
   bool lost_member_ = false;
   bool tainted_ = false;
   LockSpaceStats stats_;  // guarded by mu_, like everything that counts into it
+  static constexpr size_t kDigestsKept = 64;
+  struct Digest {  // of our table right after a checkpoint, and of its members
+    uint64_t table;
+    uint32_t members;
+  };
+  std::map<uint64_t, Digest> digests_;  // by checkpoint
 };
 
 }  // namespace lunfs::dlm

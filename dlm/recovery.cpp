@@ -15,6 +15,7 @@ void LockTable::membership(const std::vector<NodeId>& members, const std::vector
   // minority would go on granting from the old flag until that message arrives.
   if (!left.empty()) quorate_ = false;
   ++epoch_;
+  ++checkpoint_;
   std::vector<NodeId> sorted_left = left;
   std::sort(sorted_left.begin(), sorted_left.end());
   for (NodeId n : sorted_left) {

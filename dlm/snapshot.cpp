@@ -24,6 +24,7 @@ std::string LockTable::encode() const {
   Writer w;
   w.u8(quorate_);
   w.u64(epoch_);
+  w.u64(checkpoint_);
   w.u32(orphan_gen_);
   w.u32(uint32_t(members_.size()));
   for (NodeId n : members_) w.u32(n);
@@ -63,7 +64,8 @@ bool LockTable::decode(std::string_view blob) {
   Reader rd(blob);
   uint8_t q;
   uint32_t n;
-  if (!rd.u8(q) || !rd.u64(epoch_) || !rd.u32(orphan_gen_) || !rd.u32(n) || n > blob.size())
+  if (!rd.u8(q) || !rd.u64(epoch_) || !rd.u64(checkpoint_) || !rd.u32(orphan_gen_) || !rd.u32(n) ||
+      n > blob.size())
     return false;
   quorate_ = q;
   for (uint32_t i = 0; i < n; ++i) {

@@ -22,6 +22,9 @@ enum class OpType : uint8_t {
   kHello,         // seq = nonce: a joiner announces this incarnation (see lockspace.cpp)
   kSnapshot,      // blob: the table for joiners `targets` (see SnapshotTarget)
   kQuorum,        // flags = quorate, seq = epoch; only the lowest member's (lock_table.h)
+  kDigest,        // seq = checkpoint, cookie = the sender's table digest right after it,
+                  // flags = its members' digest: replicas compare
+                  // (lockspace.cpp, "Divergence")
 };
 
 // A snapshot is the sender's table right after the joiner's kHello (k = 0) or after the

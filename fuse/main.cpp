@@ -11,6 +11,7 @@
 // outcome once the mount is up (or failed), as mount(8) expects.
 #include <fcntl.h>
 #include <malloc.h>
+#include <qb/qblog.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -139,6 +140,14 @@ int main(int argc, char** argv) {
   // Keep large buffers in the heap: glibc would mmap/munmap each one, and munmap's TLB
   // shootdowns across the session threads are expensive (see fs/device/scratch_buffer.h).
   mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  // The lock manager's warnings (dlm/, through qb_log) go where every other message of
+  // the daemon goes: stderr, which is the terminal with -f and syslog or the logfile
+  // otherwise (DaemonLog).
+  qb_log_init("mount.lunfs", LOG_DAEMON, LOG_INFO);
+  qb_log_ctl(QB_LOG_SYSLOG, QB_LOG_CONF_ENABLED, QB_FALSE);
+  qb_log_filter_ctl(QB_LOG_STDERR, QB_LOG_FILTER_ADD, QB_LOG_FILTER_FILE, "*", LOG_WARNING);
+  qb_log_format_set(QB_LOG_STDERR, "mount.lunfs: %b");
+  qb_log_ctl(QB_LOG_STDERR, QB_LOG_CONF_ENABLED, QB_TRUE);
   std::vector<std::string> args(argv + 1, argv + argc);
   auto cmd = parse_mount_command(args);
   if (!cmd) {

@@ -51,6 +51,9 @@ TEST_F(ClusterAdmin, StatusOnANodeShowsBothMountsAndItsGlocksAndLocksDumpsTheLoc
   Output after = sh(kHarness + " exec 1 " + kBin + "/lunfs locks --stats vmstore");
   EXPECT_GT(counter(after.text, "received.request"), counter(before.text, "received.request")) << after.text;
   EXPECT_GE(counter(after.text, "blocking_callbacks"), 1) << "node 2 created in the root node 1 held:\n" << after.text;
+  // Node 2's join was a membership change after which both compared their tables.
+  EXPECT_GE(counter(after.text, "received.digest"), 1) << after.text;
+  EXPECT_EQ(counter(after.text, "divergences"), 0) << after.text;
 
   Output tune = sh(kBin + "/lunfs tune -L other " + lun_);
   EXPECT_EQ(tune.status, 1) << tune.text;

@@ -124,6 +124,7 @@ class ClusterMountSuite : public ::testing::Test {
   }
   static void TearDownTestSuite() {
     if (!skip_.empty()) return;
+    expect_no_lock_table_divergence();
     Output r = sh(kHarness + " down");
     if (r.status != 0) std::fprintf(stderr, "lunfs-cluster down: %s\n", r.text.c_str());
     while (waitpid(-1, nullptr, WNOHANG) > 0) {}
@@ -148,9 +149,25 @@ class ClusterMountSuite : public ::testing::Test {
     }
     return out;
   }
+  // Every daemon logs to node<N>.log in the suite's directory unless the test names a log.
   static Output mount(int node, const std::string& extra_options) {
+    const std::string log = extra_options.find("logfile=") == std::string::npos ? ",logfile=" + log_of(node) : "";
     return sh(kHarness + " exec " + std::to_string(node) + " " + kBin + "/mount.lunfs " + lun_ + " " + mnt_ +
-              " -o lockproto=corosync" + extra_options);
+              " -o lockproto=corosync" + log + extra_options);
+  }
+  static std::string log_of(int node) { return dir_ + "/node" + std::to_string(node) + ".log"; }
+  // The lock manager compares every member's replica of the lock table after each
+  // membership change and logs any difference (dlm/lockspace.cpp, "Divergence"): in any
+  // suite, on any node, that is a failure. The nodes unmount one by one first, each leave
+  // being a membership change whose digests the others compare.
+  static void expect_no_lock_table_divergence() {
+    for (const auto& [node, anchor] : anchors_) sh(kHarness + " exec " + std::to_string(node) + " umount " + mnt_);
+    sh("timeout 60 flock -x " + lun_ + " true");
+    for (const auto& [node, anchor] : anchors_) {
+      std::ifstream f(log_of(node));
+      for (std::string line; std::getline(f, line);)
+        if (line.find("lock table differs") != std::string::npos) ADD_FAILURE() << "node " << node << ": " << line;
+    }
   }
   // The same for a node whose corosync was just (re)started: retried while it joins. A
   // join that times out is tried once more, said on stderr: a node restarted soon after

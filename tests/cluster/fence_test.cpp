@@ -32,7 +32,7 @@ class ClusterFence : public ClusterMountSuite {
       setup_error_ = "cannot write the agent";
       return;
     }
-    Output r = mount(1, ",logfile=" + dir_ + "/node1.log,fence_agent=" + agent);
+    Output r = mount(1, ",fence_agent=" + agent);
     if (r.status != 0) setup_error_ = "mount: " + r.text;
   }
 

@@ -24,11 +24,10 @@ class ClusterRecovery : public ClusterMountSuite {
     set_up_cluster("rc", 0);
     if (!skip_.empty() || !setup_error_.empty()) return;
     for (int n = 1; n <= 2; ++n) {
-      Output r = mount(n, ",logfile=" + log_of(n));
+      Output r = mount(n, "");
       if (r.status != 0) setup_error_ = "mount on node " + std::to_string(n) + ": " + r.text;
     }
   }
-  static std::string log_of(int node) { return dir_ + "/node" + std::to_string(node) + ".log"; }
 
   // Writes `data` to `path` (created) and fsyncs it; false on any error.
   static bool write_synced(const std::string& path, const std::string& data) {
@@ -127,7 +126,7 @@ TEST_F(ClusterRecovery, NodeKilledWhileWritingIsRecoveredAndTheOthersGoOnWithEve
   ASSERT_EQ(rename(at(1, "d/f0").c_str(), at(1, "d/f0-renamed").c_str()), 0) << strerror(errno);
 
   // Node 3 mounts at once, in the slot the dead node had or another, and sees it all.
-  Output m = mount(3, ",logfile=" + log_of(3));
+  Output m = mount(3, "");
   ASSERT_EQ(m.status, 0) << m.text;
   EXPECT_EQ(read_all(at(3, "d/after")), "written by node 1 after the recovery\n");
   EXPECT_EQ(read_all(at(3, "d/synced")), image);
@@ -136,7 +135,7 @@ TEST_F(ClusterRecovery, NodeKilledWhileWritingIsRecoveredAndTheOthersGoOnWithEve
 // Only the mount daemon dies (SIGKILL); node 2's corosync lives on and reports it gone at
 // once, so node 1 waits out its lease, which the daemon no longer renews.
 TEST_F(ClusterRecovery, MountDaemonKilledWhileWritingIsRecovered) {
-  Output m = restart_and_mount(2, ",logfile=" + log_of(2));
+  Output m = restart_and_mount(2, "");
   ASSERT_EQ(m.status, 0) << m.text;
   ASSERT_EQ(mkdir(at(2, "k").c_str(), 0755), 0) << strerror(errno);
   const std::string image = random_bytes((2 << 20) + 77, 11);

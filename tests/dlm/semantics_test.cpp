@@ -2,6 +2,7 @@
 // conversion rules, conversion deadlock, NOQUEUE, cancel, LVBs, blocking callbacks,
 // quorum, recovery hook, joins.
 #include <gtest/gtest.h>
+#include <xxhash.h>
 
 #include "dlm/wire.h"
 #include "tests/dlm/cluster_fixture.h"
@@ -426,6 +427,42 @@ TEST(Rejoin, ARecoveredNodeThatJoinsAgainHasItsNewLocksInEveryReplica) {
     const std::string dump = c.ls(n).dump();
     EXPECT_NE(dump.find("granted node 2 id " + std::to_string(s) + " EX"), std::string::npos)
         << "node " << n << "'s replica:\n" << dump;
+  }
+}
+
+// A member whose table differs from ours at a checkpoint is reported: here a member that is
+// not a lock space at all claims another table for every recent checkpoint.
+struct Silent : TransportListener {
+  void on_deliver(NodeId, std::string_view) override {}
+  void on_membership(const Membership&) override {}
+  void on_quorum(bool) override {}
+  void on_transport_failed(Status) override {}
+};
+
+TEST(Divergence, AReplicaThatDiffersAtACheckpointIsCounted) {
+  InprocCluster c(3);
+  for (NodeId n : {1, 2, 3}) {
+    c.add(n);
+    c.run();
+  }
+  LockId id = 0;
+  ASSERT_EQ(c.ls(1).request("r", Mode::EX, 0, 1, &id), Status::kOk);
+  c.run();
+  for (NodeId n : {1, 2, 3}) ASSERT_EQ(c.ls(n).stats().divergences, 0u) << "node " << n << ": true replicas agree";
+  Silent silent;
+  std::unique_ptr<Transport> rogue = c.bus().endpoint(9);
+  ASSERT_EQ(rogue->start(&silent, std::chrono::seconds(1)), Status::kOk);
+  c.run();
+  const std::vector<NodeId> members{1, 2, 3, 9};  // the digest names the membership it is of
+  const uint32_t members_digest = XXH32(members.data(), members.size() * sizeof(NodeId), 0);
+  for (uint64_t checkpoint = 0; checkpoint < 16; ++checkpoint)
+    ASSERT_EQ(rogue->send(encode(Op{.type = OpType::kDigest, .seq = checkpoint, .flags = members_digest, .cookie = 0x5eed})),
+              Status::kOk);
+  c.run();
+  for (NodeId n : {1, 2, 3}) {
+    const LockSpaceStats s = c.ls(n).stats();
+    EXPECT_EQ(s.divergences, 1u) << "node " << n << ": one checkpoint (node 9 joining) had node 9 in it";
+    EXPECT_NE(s.to_string().find("divergences " + std::to_string(s.divergences) + "\n"), std::string::npos);
   }
 }
 

@@ -340,6 +340,8 @@ class Simulation {
       std::string s = n.ls->table_state();
       if (first.empty()) first = s;
       ASSERT_EQ(s, first) << "tables differ at rest";
+      // The replicas never differed here, so their own digest check must not have said so.
+      ASSERT_EQ(n.ls->stats().divergences, 0u) << "node " << id;
       for (auto& [lid, l] : n.app->locks)
         ASSERT_EQ(l.state, AppLock::kHeld) << "node " << id << " lock " << lid << " pending";
     }
