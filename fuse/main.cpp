@@ -33,6 +33,7 @@
 #include "fs/device/block_device.h"
 #include "fs/device/device_claim.h"
 #include "fs/device/fenced_device.h"
+#include "fs/device/write_log_device.h"
 #include "fs/metadata_log.h"
 #include "fuse/cluster_lock_manager.h"
 #include "fuse/daemon_log.h"
@@ -49,6 +50,20 @@ namespace {
 
 // How long a cluster mount waits to join the lock space (quorum included).
 constexpr std::chrono::seconds kJoinTimeout{30};
+// How long a write waits for a disk lease that ran out to come back before it fails with
+// EIO (fs/device/disk_lease.h): a LUN path failover within it only stalls the VMs.
+constexpr std::chrono::seconds kLeaseWaitLimit{30};
+
+// Whether this node is still a member of the lock space: a request granted through the
+// agreed stream says so, and the others recover only nodes that left it. Asked when a
+// heartbeat renewal succeeded after the disk lease had run out (disk_lease.h).
+bool still_a_member(dlm::LockSpace& ls) {
+  dlm::LockId id = 0;
+  if (ls.lock("lease-check", dlm::Mode::NL, dlm::kNoQueue, std::chrono::seconds(5), &id) != dlm::Status::kOk)
+    return false;
+  (void)ls.unlock(id);
+  return true;
+}
 
 // The background start: fork() before any thread exists (a thread does not survive a
 // fork, and the lock space and the heartbeat start theirs before the mount is up). The
@@ -177,7 +192,19 @@ int main(int argc, char** argv) {
   if (!(*dev)->fallback_note().empty()) std::fprintf(stderr, "mount.lunfs: %s\n", (*dev)->fallback_note().c_str());
   // Every write of this mount goes through the fence: once the node may no longer write
   // (its lock space failed), nothing more reaches the LUN (fs/device/fenced_device.h).
-  FencedDevice lun(**dev);
+  // With write_log=PATH, what gets past the fence is recorded (fs/device/write_log_device.h).
+  std::unique_ptr<WriteLogDevice> write_log;
+  if (!cmd->write_log.empty()) {
+    auto recorded = WriteLogDevice::open(**dev, cmd->write_log);
+    if (!recorded) {
+      std::fprintf(stderr, "mount.lunfs: %s\n", recorded.status().to_string().c_str());
+      return 32;
+    }
+    write_log = std::move(*recorded);
+  }
+  FencedDevice lun(write_log ? static_cast<BlockDevice&>(*write_log) : **dev);
+  // A cluster mount's right to write the LUN, checked by `lun` before every write.
+  std::optional<DiskLease> lease;
   // Held for the life of the daemon (the descriptor goes with the last process): no other
   // mount.lunfs, fsck.lunfs or mkfs.lunfs of this host can use the device meanwhile.
   auto claim = cluster ? DeviceClaim::take_shared(cmd->device, (*dev)->fd())
@@ -308,7 +335,9 @@ int main(int argc, char** argv) {
   // A read-only mount writes nothing, its heartbeat included: it does not keep another host
   // from mounting the file system (ext4's read-only mounts skip multi-mount protection too).
   if (!cmd->read_only) {
-    auto hb = SlotHeartbeat::claim(lun, *sb, cmd->slot, local_heartbeat_identity(node_id),
+    // The heartbeat writes past the lease (to `**dev`): its renewals are what bring the lease back.
+    const auto claim_started = steady_monotonic_clock().now();
+    auto hb = SlotHeartbeat::claim(**dev, *sb, cmd->slot, local_heartbeat_identity(node_id),
                                    std::chrono::duration_cast<std::chrono::milliseconds>(cmd->heartbeat_interval),
                                    steady_monotonic_clock(),
                                    [](const std::string& m) { std::fprintf(stderr, "mount.lunfs: %s\n", m.c_str()); });
@@ -317,6 +346,14 @@ int main(int argc, char** argv) {
       return give_up(32);
     }
     heartbeat = std::move(*hb);
+    if (cluster) {
+      lease.emplace(steady_monotonic_clock(), heartbeat_lease(heartbeat->interval()), kLeaseWaitLimit, claim_started,
+                    [](const std::string& m) { std::fprintf(stderr, "mount.lunfs: %s\n", m.c_str()); });
+      lun.set_lease(&*lease);
+      heartbeat->set_renewal_hook([&lease, &lockspace](std::chrono::nanoseconds started) {
+        if (!lease->renewed(started) && still_a_member(*lockspace)) lease->restore(started);
+      });
+    }
   }
   std::unique_ptr<MetadataLog> log;
   if (cmd->read_only) {
@@ -458,6 +495,9 @@ int main(int argc, char** argv) {
   Status unmounted = (*fs)->unmount();
   cluster_lm.stop();  // no demote reaches the file system after this
   if (unmounted && cluster) unmounted = cluster_lm.release_slot();
+  // A fenced node's heartbeat writes bypass the fence (they go past the lease to the LUN):
+  // it must not mark its slot clean while the others recover it.
+  if (unmounted && lun.fenced()) unmounted = error(EIO, "this node was fenced (" + lun.why() + ")");
   if (!unmounted) {
     std::fprintf(stderr, "mount.lunfs: unmount of %s: %s\n", cmd->device.c_str(), unmounted.to_string().c_str());
     // The heartbeat stays "live" and goes stale: the next mount waits it out and replays.

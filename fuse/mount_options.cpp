@@ -8,7 +8,7 @@ namespace lunfs {
 std::string mount_usage() {
   return "usage: mount.lunfs DEVICE MOUNTPOINT [-o lockproto=nolock|corosync,ro,noatime,debug,"
          "slot=N,threads=N,commit=SECONDS,"
-         "heartbeat=SECONDS,heartbeat_force,logfile=PATH,fence_agent=PATH] [-f]\n";
+         "heartbeat=SECONDS,heartbeat_force,logfile=PATH,fence_agent=PATH,write_log=PATH] [-f]\n";
 }
 
 namespace {
@@ -94,6 +94,9 @@ Result<MountCommand> parse_mount_command(const std::vector<std::string>& args) {
       } else if (key == "fence_agent") {
         if (val.empty() || val[0] != '/') return error(EINVAL, "fence_agent= needs an absolute path");
         c.fence_agent = val;
+      } else if (key == "write_log") {
+        if (val.empty() || val[0] != '/') return error(EINVAL, "write_log= needs an absolute path (the daemon runs in /)");
+        c.write_log = val;
       } else if (key == "logfile") {
         if (val.empty() || val[0] != '/') return error(EINVAL, "logfile= needs an absolute path (the daemon runs in /)");
         c.logfile = val;

@@ -39,6 +39,9 @@ struct MountCommand {
   // fence_agent=PATH: a fence_* agent (or a wrapper around one) that the node recovering
   // a dead node runs first (fuse/fence_agent.h); cluster mounts only.
   std::string fence_agent;
+  // write_log=PATH: a line per write and flush that reached the LUN, with times
+  // (fs/device/write_log_device.h); for tests and diagnosis, it costs a syscall per write.
+  std::string write_log;
   std::vector<std::string> fuse_options;  // passed to the kernel mount
 };
 

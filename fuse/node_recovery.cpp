@@ -2,6 +2,7 @@
 #include "fuse/node_recovery.h"
 
 #include <cstdio>
+#include <ctime>
 #include <utility>
 #include <vector>
 
@@ -197,6 +198,13 @@ bool NodeRecovery::recover(dlm::NodeId node, Dead& dead) {
     }
     return false;
   }
+  // The wall-clock time, to the nanosecond, lets a test compare it with the dead node's
+  // write log (fs/device/write_log_device.h): none of its writes may complete after it.
+  timespec wall{};
+  clock_gettime(CLOCK_REALTIME, &wall);
+  char since[40];
+  std::snprintf(since, sizeof since, "%lld.%09ld", static_cast<long long>(wall.tv_sec), wall.tv_nsec);
+  log_("recovery of " + where + ": replaying its journal (from realtime " + since + ")");
   const auto replay_start = std::chrono::steady_clock::now();
   auto report = journal::replay(dev_, sb_, slot);
   dead.waiting_for = "this node replays its journal";

@@ -17,12 +17,6 @@ namespace {
 
 using namespace std::chrono;
 
-class SteadyClock final : public MonotonicClock {
- public:
-  nanoseconds now() override { return steady_clock::now().time_since_epoch(); }
-  void sleep_for(nanoseconds d) override { std::this_thread::sleep_for(d); }
-};
-
 std::string seconds_text(nanoseconds d) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1f s", duration<double>(d).count());
@@ -44,11 +38,6 @@ milliseconds interval_of(const ondisk::Heartbeat& r, milliseconds own_interval) 
 }
 
 }  // namespace
-
-MonotonicClock& steady_monotonic_clock() {
-  static SteadyClock clock;
-  return clock;
-}
 
 std::string describe_heartbeat_holder(const ondisk::Heartbeat& r) {
   char id[32];
@@ -314,6 +303,7 @@ Status SlotHeartbeat::renew() {
 }
 
 void SlotHeartbeat::tick() {
+  const nanoseconds started = clock_.now();
   Status st = renew();
   const nanoseconds now = clock_.now();
   std::vector<std::string> messages;
@@ -336,12 +326,15 @@ void SlotHeartbeat::tick() {
                            seconds_text(now - last_renewal_) + " (" + std::to_string(failures_) +
                            " failed renewals; lease " + seconds_text(lease) +
                            "): a mount on another host may now take the file system as abandoned and mount it, "
-                           "and two hosts writing it corrupt it. This mount keeps running (lockproto=nolock); "
-                           "check the LUN's path and unmount if it cannot be restored");
+                           "and two hosts writing it corrupt it. " +
+                           (renewal_hook_ ? std::string("This mount's writes wait for its disk lease to come back")
+                                          : std::string("This mount keeps running (lockproto=nolock); check the "
+                                                        "LUN's path and unmount if it cannot be restored")));
       }
     }
   }
   for (const auto& m : messages) log_(m);
+  if (st && renewal_hook_) renewal_hook_(started);
 }
 
 void SlotHeartbeat::start() {

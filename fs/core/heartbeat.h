@@ -20,20 +20,11 @@
 #include <vector>
 
 #include "fs/device/block_device.h"
+#include "fs/device/monotonic_clock.h"
 #include "fs/format/slot_format.h"
 #include "fs/format/superblock.h"
 
 namespace lunfs {
-
-// Monotonic time, behind an interface so that tests drive it deterministically.
-class MonotonicClock {
- public:
-  virtual ~MonotonicClock() = default;
-  virtual std::chrono::nanoseconds now() = 0;
-  virtual void sleep_for(std::chrono::nanoseconds d) = 0;
-};
-// std::chrono::steady_clock.
-MonotonicClock& steady_monotonic_clock();
 
 inline constexpr std::chrono::milliseconds kDefaultHeartbeatInterval{5000};
 inline constexpr std::chrono::milliseconds kMaxHeartbeatInterval{300'000};
@@ -149,6 +140,10 @@ class SlotHeartbeat {
   // successful renewal is older than the lease (watchers on other hosts may then take the
   // slot as abandoned).
   void tick();
+  // Told the start time of each renewal that succeeded (a cluster mount's disk lease,
+  // fs/device/disk_lease.h, counts from it), on the renewal thread. Set it before start().
+  using RenewalHook = std::function<void(std::chrono::nanoseconds started)>;
+  void set_renewal_hook(RenewalHook hook) { renewal_hook_ = std::move(hook); }
   // The thread: tick() every interval until stop(). Start it in the process that keeps
   // running (after fuse_daemonize forks).
   void start();
@@ -172,6 +167,7 @@ class SlotHeartbeat {
   const std::chrono::milliseconds interval_;
   MonotonicClock& clock_;
   Logger log_;
+  RenewalHook renewal_hook_;
 
   mutable std::mutex mu_;
   ondisk::Heartbeat last_;  // the record this mount wrote last

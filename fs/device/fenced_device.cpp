@@ -7,17 +7,19 @@ namespace lunfs {
 
 namespace {
 
-// The inner device's queue, with the fence checked before each batch goes out. A batch
-// that only reads is let through like a read.
+// The inner device's queue, with the fence and the lease checked before each batch goes
+// out. A batch that only reads is let through like a read.
 class FencedQueue final : public IoQueue {
  public:
   FencedQueue(const FencedDevice& fence, std::unique_ptr<IoQueue> inner) : fence_(fence), inner_(std::move(inner)) {}
   void submit(std::span<const IoTransfer> transfers, IoCompletion& done) override {
     bool writes = false;
     for (const IoTransfer& t : transfers) writes |= t.kind == IoTransfer::Kind::kWrite;
-    if (writes && fence_.fenced()) {
-      done.io_done(error(EIO, "write refused: this node is fenced from the LUN (" + fence_.why() + ")"));
-      return;
+    if (writes) {
+      if (Status st = fence_.may_write(); !st) {
+        done.io_done(std::move(st));
+        return;
+      }
     }
     inner_->submit(transfers, done);
   }
@@ -42,17 +44,23 @@ std::string FencedDevice::why() const {
   return why_;
 }
 
-Status FencedDevice::refusal() const {
-  return error(EIO, "write refused: this node is fenced from the LUN (" + why() + ")");
+Status FencedDevice::may_write() const {
+  if (fenced()) return error(EIO, "write refused: this node is fenced from the LUN (" + why() + ")");
+  if (DiskLease* lease = lease_.load(std::memory_order_acquire)) {
+    LUNFS_TRY(lease->await());
+    // Fenced while it waited: the lease came back, but the node may not write any more.
+    if (fenced()) return error(EIO, "write refused: this node is fenced from the LUN (" + why() + ")");
+  }
+  return {};
 }
 
 Status FencedDevice::write(uint64_t offset, std::span<const std::byte> buf) {
-  if (fenced()) return refusal();
+  LUNFS_TRY(may_write());
   return inner_.write(offset, buf);
 }
 
 Status FencedDevice::flush() {
-  if (fenced()) return refusal();
+  LUNFS_TRY(may_write());
   return inner_.flush();
 }
 

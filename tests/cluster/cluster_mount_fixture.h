@@ -207,6 +207,26 @@ class ClusterMountSuite : public ::testing::Test {
     if (r.status != 0) return {r.status, "the daemons did not finish: " + r.text};
     return sh(kBin + "/fsck.lunfs -n " + lun_);
   }
+  // The mount daemon of node `node` (the mount.lunfs whose mount namespace is the node's),
+  // or 0.
+  static pid_t daemon_of(int node) {
+    char want[64] = {}, ns[64] = {};
+    if (readlink(("/proc/" + std::to_string(anchors_[node]) + "/ns/mnt").c_str(), want, sizeof want - 1) <= 0) return 0;
+    pid_t daemon = 0;
+    if (DIR* d = opendir("/proc")) {
+      while (dirent* e = readdir(d)) {
+        const std::string pid = e->d_name;
+        if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+        std::memset(ns, 0, sizeof ns);
+        if (read_all("/proc/" + pid + "/comm") == "mount.lunfs\n" &&
+            readlink(("/proc/" + pid + "/ns/mnt").c_str(), ns, sizeof ns - 1) > 0 && std::strcmp(ns, want) == 0) {
+          daemon = std::stoi(pid);
+        }
+      }
+      closedir(d);
+    }
+    return daemon;
+  }
   // Node `node`'s view of `rel` under the mount point.
   static std::string at(int node, const std::string& rel) {
     return "/proc/" + std::to_string(anchors_[node]) + "/root" + mnt_ + "/" + rel;

@@ -5,11 +5,14 @@
 
 #include <condition_variable>
 #include <cstring>
+#include <fstream>
+#include <vector>
 #include <mutex>
 
 #include "fs/device/aligned_buffer.h"
 #include "fs/device/block_device.h"
 #include "fs/device/fenced_device.h"
+#include "fs/device/write_log_device.h"
 #include "tests/support/temp_file.h"
 
 namespace lunfs {
@@ -72,6 +75,55 @@ TEST(FencedDevice, AfterTheFenceNoWriteReachesTheLunButReadsGoOn) {
   EXPECT_EQ(std::memcmp(in.data(), a.data(), in.size()), 0);
   ASSERT_TRUE((*dev)->read(0, in.span()));  // past the fence, on the file itself
   EXPECT_EQ(std::memcmp(in.data(), a.data(), in.size()), 0);
+}
+
+// The write log under the fence records what got past it, and nothing else: the writes
+// and flush before the fence (synchronous and queued, with offsets and lengths, completion
+// after submission), no read, none of the refused writes.
+TEST(WriteLogDevice, RecordsEveryWriteAndFlushThatReachedTheDevice) {
+  testing::TempFile file(4 << 20);
+  testing::TempFile log_file(0);
+  auto dev = FileBlockDevice::open(file.path());
+  ASSERT_TRUE(dev) << dev.status().to_string();
+  auto recorded = WriteLogDevice::open(**dev, log_file.path());
+  ASSERT_TRUE(recorded) << recorded.status().to_string();
+  FencedDevice fenced(**recorded);
+  auto queue = fenced.make_io_queue();
+  AlignedBuffer a(4096), in(4096);
+  std::memset(a.data(), 'a', a.size());
+  const uint64_t before = WriteLogDevice::now_ns();
+  ASSERT_TRUE(fenced.write(4096, a.span()));
+  IoTransfer queued{IoTransfer::Kind::kWrite, 3 * 4096, a.span()};
+  Done done;
+  queue->submit({&queued, 1}, done);
+  ASSERT_TRUE(done.wait());
+  ASSERT_TRUE(fenced.flush());
+  ASSERT_TRUE(fenced.read(0, in.span()));
+  IoTransfer read{IoTransfer::Kind::kRead, 0, in.span()};
+  queue->submit({&read, 1}, done);
+  ASSERT_TRUE(done.wait());
+  fenced.fence("the test");
+  EXPECT_FALSE(fenced.write(0, a.span()));
+  const uint64_t after = WriteLogDevice::now_ns();
+
+  std::ifstream f(log_file.path());
+  std::vector<std::string> kinds;
+  std::vector<uint64_t> offsets, lengths;
+  char kind;
+  uint64_t submitted, completed, offset, bytes;
+  int err;
+  while (f >> kind >> submitted >> completed >> offset >> bytes >> err) {
+    EXPECT_LE(before, submitted);
+    EXPECT_LE(submitted, completed);
+    EXPECT_LE(completed, after);
+    EXPECT_EQ(err, 0);
+    kinds.push_back(std::string(1, kind));
+    offsets.push_back(offset);
+    lengths.push_back(bytes);
+  }
+  EXPECT_EQ(kinds, (std::vector<std::string>{"W", "W", "F"}));
+  EXPECT_EQ(offsets, (std::vector<uint64_t>{4096, 3 * 4096, 0}));
+  EXPECT_EQ(lengths, (std::vector<uint64_t>{4096, 4096, 0}));
 }
 
 }  // namespace

@@ -104,5 +104,16 @@ TEST(MountOptions, LogfileTakesAnAbsolutePathForBackgroundMounts) {
   }
 }
 
+TEST(MountOptions, WriteLogTakesAnAbsolutePath) {
+  auto c = parse_mount_command({"a", "b", "-o", "lockproto=corosync,write_log=/var/tmp/writes"});
+  ASSERT_TRUE(c) << c.status().to_string();
+  EXPECT_EQ(c->write_log, "/var/tmp/writes");
+  for (const char* bad : {"write_log=", "write_log=writes"}) {
+    auto r = parse_mount_command({"a", "b", "-o", bad});
+    EXPECT_EQ(r.err(), EINVAL) << bad;
+    EXPECT_NE(r.status().message().find("write_log= needs an absolute path"), std::string::npos) << r.status().message();
+  }
+}
+
 }  // namespace
 }  // namespace lunfs
