@@ -18,6 +18,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -399,6 +400,8 @@ int main(int argc, char** argv) {
     ro.interval = std::chrono::duration_cast<std::chrono::milliseconds>(cmd->heartbeat_interval);
     ro.log = note;
     ro.fence.path = cmd->fence_agent;
+    if (const char* stall = std::getenv("LUNFS_TEST_STALL_MID_REPLAY_SECONDS"))
+      ro.stall_mid_replay = std::chrono::seconds(std::atoi(stall));
     ro.after_recovery = [&fs, note] {
       auto freed = (*fs)->free_unused_orphans();
       if (!freed) {

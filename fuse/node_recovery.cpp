@@ -19,6 +19,33 @@ std::string seconds_since(std::chrono::steady_clock::time_point t) {
   return buf;
 }
 
+// Options::stall_mid_replay: the replay's device, stopping after its first write.
+class StallAfterFirstWrite final : public BlockDevice {
+ public:
+  StallAfterFirstWrite(BlockDevice& inner, std::chrono::seconds stall, std::function<void()> say)
+      : inner_(inner), stall_(stall), say_(std::move(say)) {}
+  uint64_t size_bytes() const override { return inner_.size_bytes(); }
+  uint32_t io_alignment() const override { return inner_.io_alignment(); }
+  Status read(uint64_t offset, std::span<std::byte> buf) override { return inner_.read(offset, buf); }
+  Status write(uint64_t offset, std::span<const std::byte> buf) override {
+    LUNFS_TRY(inner_.write(offset, buf));
+    if (!stalled_) {
+      stalled_ = true;
+      say_();
+      std::this_thread::sleep_for(stall_);
+    }
+    return {};
+  }
+  Status flush() override { return inner_.flush(); }
+  std::string describe() const override { return inner_.describe(); }
+
+ private:
+  BlockDevice& inner_;
+  const std::chrono::seconds stall_;
+  std::function<void()> say_;
+  bool stalled_ = false;
+};
+
 }  // namespace
 
 NodeRecovery::NodeRecovery(BlockDevice& dev, const ondisk::Superblock& sb, dlm::LockSpace& ls, Options options)
@@ -28,6 +55,7 @@ NodeRecovery::NodeRecovery(BlockDevice& dev, const ondisk::Superblock& sb, dlm::
       log_(std::move(options.log)),
       after_recovery_(std::move(options.after_recovery)),
       fence_(options.fence),
+      stall_mid_replay_(options.stall_mid_replay),
       observer_(dev, sb_, steady_monotonic_clock(), options.interval) {
   thread_ = std::thread([this] { run(); });
 }
@@ -206,7 +234,14 @@ bool NodeRecovery::recover(dlm::NodeId node, Dead& dead) {
   std::snprintf(since, sizeof since, "%lld.%09ld", static_cast<long long>(wall.tv_sec), wall.tv_nsec);
   log_("recovery of " + where + ": replaying its journal (from realtime " + since + ")");
   const auto replay_start = std::chrono::steady_clock::now();
-  auto report = journal::replay(dev_, sb_, slot);
+  std::optional<StallAfterFirstWrite> stalling;
+  if (stall_mid_replay_.count() > 0) {
+    stalling.emplace(dev_, stall_mid_replay_, [&] {
+      log_("recovery of " + where + ": stalls mid-replay for " + std::to_string(stall_mid_replay_.count()) +
+           " s after its first write (LUNFS_TEST_STALL_MID_REPLAY_SECONDS)");
+    });
+  }
+  auto report = journal::replay(stalling ? static_cast<BlockDevice&>(*stalling) : dev_, sb_, slot);
   dead.waiting_for = "this node replays its journal";
   if (!report) {
     dead.waiting_for = "its journal replay failed: " + report.status().to_string() + "; run fsck.lunfs";

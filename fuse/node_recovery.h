@@ -58,6 +58,10 @@ class NodeRecovery {
     // Run, once per dead node whose lease has not run out yet; its success replaces the
     // wait for the lease.
     FenceAgent fence;
+    // Fault injection for the cluster tests (mount.lunfs reads it from the environment,
+    // LUNFS_TEST_STALL_MID_REPLAY_SECONDS): each replay stops this long after its first
+    // home-block write, saying so, so that a test can kill the recovering node mid-replay.
+    std::chrono::seconds stall_mid_replay{0};
   };
   NodeRecovery(BlockDevice& dev, const ondisk::Superblock& sb, dlm::LockSpace& ls, Options options);
   ~NodeRecovery() { stop(); }
@@ -99,6 +103,7 @@ class NodeRecovery {
   Logger log_;
   std::function<void()> after_recovery_;
   const FenceAgent fence_;
+  const std::chrono::seconds stall_mid_replay_;
   HeartbeatObserver observer_;  // the thread's own
   std::mutex mu_;
   std::condition_variable changed_;

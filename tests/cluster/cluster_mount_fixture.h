@@ -150,10 +150,11 @@ class ClusterMountSuite : public ::testing::Test {
     return out;
   }
   // Every daemon logs to node<N>.log in the suite's directory unless the test names a log.
-  static Output mount(int node, const std::string& extra_options) {
+  // `env`: VAR=VALUE words the daemon runs with.
+  static Output mount(int node, const std::string& extra_options, const std::string& env = "") {
     const std::string log = extra_options.find("logfile=") == std::string::npos ? ",logfile=" + log_of(node) : "";
-    return sh(kHarness + " exec " + std::to_string(node) + " " + kBin + "/mount.lunfs " + lun_ + " " + mnt_ +
-              " -o lockproto=corosync" + log + extra_options);
+    return sh(kHarness + " exec " + std::to_string(node) + " " + (env.empty() ? "" : "env " + env + " ") + kBin +
+              "/mount.lunfs " + lun_ + " " + mnt_ + " -o lockproto=corosync" + log + extra_options);
   }
   static std::string log_of(int node) { return dir_ + "/node" + std::to_string(node) + ".log"; }
   // The lock manager compares every member's replica of the lock table after each

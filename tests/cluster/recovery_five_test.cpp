@@ -1,6 +1,6 @@
 // Two of five nodes dying (issue 13), one of them the lowest member, which is the one that
-// recovers others — at once, or while it is recovering the other: the next lowest survivor
-// recovers both, and the survivors read everything each dead node had fsync'd; fsck is
+// recovers others — at once, while it waits to recover the other, or in the middle of
+// replaying the other's journal: the next lowest survivor recovers both, and the survivors read everything each dead node had fsync'd; fsck is
 // clean at the end. Its own five-node cluster (cluster_mount_fixture.h), all five mounted.
 #include <unistd.h>
 
@@ -118,6 +118,64 @@ TEST_F(ClusterRecoveryWhileRecovering, TheRecoveringNodeDyingMidRecoveryLeavesBo
 }
 
 TEST_F(ClusterRecoveryWhileRecovering, FsckIsCleanAfterTheSurvivorsUnmount) {
+  expect_clean_after_the_survivors_unmount();
+}
+
+// The recovering node dies in the middle of a replay: node 2 is killed; node 1, the
+// lowest, waits out its lease and begins replaying its journal, and stalls after the first
+// home-block write (fault injection: LUNFS_TEST_STALL_MID_REPLAY_SECONDS); it is killed
+// there. Node 3 recovers both, replaying node 2's half-applied journal again (a replay is
+// idempotent) and node 1's; the survivors read everything both had fsync'd.
+class ClusterRecoveryKilledMidReplay : public FiveNodeSuite {
+ protected:
+  static void SetUpTestSuite() {
+    set_up_cluster("r7", 0, 5);
+    if (!skip_.empty() || !setup_error_.empty()) return;
+    for (int n = 1; n <= 5; ++n) {
+      Output m = mount(n, "", n == 1 ? "LUNFS_TEST_STALL_MID_REPLAY_SECONDS=60" : "");
+      if (m.status != 0) setup_error_ = "mount on node " + std::to_string(n) + ": " + m.text;
+    }
+  }
+};
+
+TEST_F(ClusterRecoveryKilledMidReplay, TheNextLowestReplaysTheHalfReplayedJournalAgain) {
+  std::map<int, std::string> data;
+  for (int n = 1; n <= 2; ++n) {
+    const std::string dir = "r" + std::to_string(n);
+    ASSERT_EQ(mkdir(at(n, dir).c_str(), 0755), 0) << strerror(errno);
+    for (int f = 0; f < 20; ++f) {  // many inodes and directory blocks in node 2's journal
+      const std::string& bytes = data[n * 100 + f] = random_bytes(8192 + f * 100, n * 100 + f);
+      const int fd = open(at(n, dir + "/f" + std::to_string(f)).c_str(), O_WRONLY | O_CREAT, 0644);
+      ASSERT_GE(fd, 0) << strerror(errno);
+      ASSERT_EQ(write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+      ASSERT_EQ(fsync(fd), 0);  // committed to the journal, not yet home
+      close(fd);
+    }
+  }
+  Output k2 = sh(kHarness + " kill 2");
+  ASSERT_EQ(k2.status, 0) << k2.text;
+  std::string log1;
+  for (int i = 0; i < 300 && log1.find("stalls mid-replay") == std::string::npos; ++i) {
+    usleep(100'000);
+    log1 = read_all(log_of(1));
+  }
+  ASSERT_NE(log1.find("recovery of node 2 (slot 1): stalls mid-replay"), std::string::npos) << log1;
+  Output k1 = sh(kHarness + " kill 1");
+  ASSERT_EQ(k1.status, 0) << k1.text;
+  EXPECT_EQ(read_all(log_of(1)).find("node 2 recovered"), std::string::npos) << "node 1 finished after all";
+  for (int dead = 1; dead <= 2; ++dead) {
+    const std::string dir = "r" + std::to_string(dead);
+    Output ls = sh("timeout -s KILL 60 ls -l " + at(4, dir) + " > /dev/null");
+    ASSERT_EQ(ls.status, 0) << "node 4 could not list node " << dead << "'s directory: " << ls.text;
+    for (int f = 0; f < 20; ++f)
+      EXPECT_EQ(read_all(at(5, dir + "/f" + std::to_string(f))), data[dead * 100 + f]) << "node " << dead << " file " << f;
+  }
+  const std::string log3 = read_all(log_of(3));
+  EXPECT_NE(log3.find("node 2 recovered"), std::string::npos) << log3;
+  EXPECT_NE(log3.find("node 1 recovered"), std::string::npos) << log3;
+}
+
+TEST_F(ClusterRecoveryKilledMidReplay, FsckIsCleanAfterTheSurvivorsUnmount) {
   expect_clean_after_the_survivors_unmount();
 }
 
