@@ -2,9 +2,11 @@
 // recovers others — at once, while it waits to recover the other, or in the middle of
 // replaying the other's journal: the next lowest survivor recovers both, and the survivors read everything each dead node had fsync'd; fsck is
 // clean at the end. Its own five-node cluster (cluster_mount_fixture.h), all five mounted.
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <set>
 #include <thread>
 
 #include "tests/cluster/cluster_mount_fixture.h"
@@ -128,6 +130,21 @@ TEST_F(ClusterRecoveryWhileRecovering, FsckIsCleanAfterTheSurvivorsUnmount) {
 // idempotent) and node 1's; the survivors read everything both had fsync'd.
 class ClusterRecoveryKilledMidReplay : public FiveNodeSuite {
  protected:
+  // The free blocks nodes 3 to 5 all report (statvfs; each folds its delta every second),
+  // or 0 when they do not agree within 3 s.
+  static uint64_t free_blocks_agreed_by_survivors() {
+    for (int i = 0; i < 30; ++i) {
+      std::set<uint64_t> seen;
+      for (int n = 3; n <= 5; ++n) {
+        struct statvfs v {};
+        if (statvfs(at(n, "").c_str(), &v) != 0) return 0;
+        seen.insert(v.f_bfree);
+      }
+      if (seen.size() == 1) return *seen.begin();
+      usleep(100'000);
+    }
+    return 0;
+  }
   static void SetUpTestSuite() {
     set_up_cluster("r7", 0, 5);
     if (!skip_.empty() || !setup_error_.empty()) return;
@@ -173,6 +190,21 @@ TEST_F(ClusterRecoveryKilledMidReplay, TheNextLowestReplaysTheHalfReplayedJourna
   const std::string log3 = read_all(log_of(3));
   EXPECT_NE(log3.find("node 2 recovered"), std::string::npos) << log3;
   EXPECT_NE(log3.find("node 1 recovered"), std::string::npos) << log3;
+
+  // statfs after the recovery: the dead nodes' deltas, replayed with their journals, count
+  // on every survivor; removing their files shows on all three, at least the data freed.
+  const uint64_t before = free_blocks_agreed_by_survivors();
+  ASSERT_NE(before, 0u) << "nodes 3 to 5 do not agree on the free blocks";
+  Output rm = sh("rm -r " + at(4, "r1") + " " + at(4, "r2"));
+  ASSERT_EQ(rm.status, 0) << rm.text;
+  uint64_t data_blocks = 0;
+  for (const auto& [key, bytes] : data) data_blocks += bytes.size() / 4096;
+  uint64_t after = 0;
+  for (int i = 0; i < 100 && after < before + data_blocks; ++i) {
+    usleep(100'000);
+    after = free_blocks_agreed_by_survivors();
+  }
+  EXPECT_GE(after, before + data_blocks) << "free blocks on nodes 3 to 5 before " << before << ", after " << after;
 }
 
 TEST_F(ClusterRecoveryKilledMidReplay, FsckIsCleanAfterTheSurvivorsUnmount) {
