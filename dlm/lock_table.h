@@ -88,6 +88,9 @@ class LockTable {
   size_t resource_count() const { return resources_.size(); }
   bool synced(NodeId n) const { return !unsynced_.count(n); }
   bool recovery_pending(NodeId n) const { return pending_recovery_.count(n) != 0; }
+  // A Recovery effect for every node still waiting for recovery_done, with the locks it
+  // left (what a joiner must be told: it may become the member that recovers them).
+  void pending_recoveries(Effects& fx) const;
   // Membership changes applied so far: a kQuorum states quorum for one epoch only.
   uint64_t epoch() const { return epoch_; }
   // Membership changes and snapshots applied so far: the points of the stream after which

@@ -315,6 +315,11 @@ void LockSpaceImpl::apply(NodeId from, const Op& op, Actions& acts) {
 void LockSpaceImpl::restore(const Op& snapshot, uint32_t k, Actions& acts) {
   if (!table_.decode(snapshot.blob)) return fail(Status::kShutdown, acts);
   state_ = State::kReady;
+  // Nodes that left before our snapshot and are not recovered yet: we are told of them as
+  // if we had seen them leave, since we may be (or become) the member that recovers them —
+  // our own earlier incarnation among them, when we restarted before it was recovered.
+  Effects inherited;
+  table_.pending_recoveries(inherited);
   // Replay what followed the snapshot's point: our kHello, then k membership changes.
   auto hello = std::find_if(log_.begin(), log_.end(), [&](Logged& e) {
     auto* op = std::get_if<Op>(&e.event);
@@ -330,6 +335,10 @@ void LockSpaceImpl::restore(const Op& snapshot, uint32_t k, Actions& acts) {
     if (state_ != State::kReady) return;
   }
   log_.clear();
+  Effects still_pending;
+  for (Effect& e : inherited)
+    if (table_.recovery_pending(std::get<Recovery>(e).node)) still_pending.push_back(std::move(e));
+  process(still_pending, acts);
   announce_quorum();
   cv_.notify_all();
 }

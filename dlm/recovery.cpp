@@ -81,6 +81,18 @@ void LockTable::orphan_node(NodeId node, Effects& fx) {
   }
 }
 
+void LockTable::pending_recoveries(Effects& fx) const {
+  for (NodeId node : pending_recovery_) {
+    std::vector<const Lock*> orphans;
+    for (const auto& [key, l] : locks_)
+      if (l.node == node && l.orphan) orphans.push_back(&l);
+    std::sort(orphans.begin(), orphans.end(), [](const Lock* a, const Lock* b) { return a->gen < b->gen; });
+    Recovery rec{node, {}};
+    for (const Lock* l : orphans) rec.held.push_back({*l->res->name, l->grmode});
+    fx.emplace_back(std::move(rec));
+  }
+}
+
 void LockTable::recovery_done(NodeId node, Effects& fx) {
   if (!pending_recovery_.erase(node)) return;
   std::vector<Key> keys;

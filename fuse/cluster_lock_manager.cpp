@@ -76,6 +76,9 @@ void ClusterLockManager::set_recovery_hooks(NodeLeftHook left, NodeRecoveredHook
   std::lock_guard lock(hooks_mu_);
   node_left_ = std::move(left);
   node_recovered_ = std::move(recovered);
+  if (!node_left_) return;
+  for (const auto& [node, held] : left_before_hooks_) node_left_(node, held);
+  left_before_hooks_.clear();
 }
 
 void ClusterLockManager::set_failure_hook(std::function<void(const std::string&)> hook) {
@@ -217,14 +220,12 @@ void ClusterLockManager::recover(dlm::NodeId node, const std::vector<dlm::HeldLo
     node_left_(node, held);
     return;
   }
-  std::fprintf(stderr,
-               "mount.lunfs: node %u left the lock space holding %zu locks; they stay held until its journal "
-               "is recovered, which this process does not do\n",
-               node, held.size());
+  left_before_hooks_[node] = held;
 }
 
 void ClusterLockManager::recovered(dlm::NodeId node) {
   std::lock_guard hooks(hooks_mu_);
+  left_before_hooks_.erase(node);
   if (node_recovered_) node_recovered_(node);
 }
 

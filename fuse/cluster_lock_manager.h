@@ -42,7 +42,9 @@ class ClusterLockManager final : public LockManager, public dlm::LockClient {
   void set_release_hook(ReleaseHook hook);
   // Journal recovery (fuse/node_recovery.h): told when a node leaves holding locks that
   // need it, and when some member has recovered one. Called on the delivery thread: they
-  // must return at once. Without them such a node's locks stay held.
+  // must return at once. Nodes that left before the hooks were set (a joiner learns of
+  // the recoveries still pending when it joins, before its mount is up) are told to
+  // `left` when it is set; until then their locks stay held.
   using NodeLeftHook = std::function<void(dlm::NodeId, const std::vector<dlm::HeldLock>&)>;
   using NodeRecoveredHook = std::function<void(dlm::NodeId)>;
   void set_recovery_hooks(NodeLeftHook left, NodeRecoveredHook recovered);
@@ -117,6 +119,7 @@ class ClusterLockManager final : public LockManager, public dlm::LockClient {
   std::mutex hooks_mu_;
   NodeLeftHook node_left_;
   NodeRecoveredHook node_recovered_;
+  std::map<dlm::NodeId, std::vector<dlm::HeldLock>> left_before_hooks_;  // guarded by hooks_mu_
   std::function<void(const std::string&)> failure_hook_;
   std::map<GlockName, Held> held_;
   std::unordered_map<dlm::LockId, GlockName> names_;

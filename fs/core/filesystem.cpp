@@ -710,11 +710,16 @@ Status FileSystem::write_times(CoreInode& node) {
 }
 
 Status FileSystem::fsync(uint64_t ino, bool datasync) {
-  {
-    std::lock_guard lock(vol_->meta_mu);
-    LUNFS_ASSIGN(auto node, inode(ino));
-    // fdatasync may skip timestamps, but a size change is always in a transaction already.
-    if (!datasync) LUNFS_TRY(write_times(*node));
+  // fdatasync may skip timestamps, but a size change is always in a transaction already.
+  // Lazy timestamps exist only while this node holds the inode's glock (giving it back
+  // writes or drops them); writing them without it could put a stale inode home over
+  // another node's changes.
+  if (!datasync) {
+    if (auto gl = vol_->glocks.hold_cached(inode_lock(ino))) {
+      std::lock_guard lock(vol_->meta_mu);
+      LUNFS_ASSIGN(auto node, inode(ino));
+      LUNFS_TRY(write_times(*node));
+    }
   }
   // Data went to the device before its transactions were submitted (ordered data); one
   // log commit (a flush) makes both durable.
@@ -723,9 +728,17 @@ Status FileSystem::fsync(uint64_t ino, bool datasync) {
 }
 
 Status FileSystem::sync() {
+  std::vector<uint64_t> dirty;
   {
     std::lock_guard lock(vol_->meta_mu);
-    for (auto& node : vol_->inodes->times_dirty()) LUNFS_TRY(write_times(*node));
+    for (auto& node : vol_->inodes->times_dirty()) dirty.push_back(node->ino());
+  }
+  for (uint64_t ino : dirty) {  // each under its glock, as fsync
+    auto gl = vol_->glocks.hold_cached(inode_lock(ino));
+    if (!gl) continue;
+    std::lock_guard lock(vol_->meta_mu);
+    auto node = inode(ino);
+    if (node) LUNFS_TRY(write_times(**node));
   }
   LUNFS_TRY(vol_->log.commit());
   return vol_->dev.flush();
@@ -733,6 +746,11 @@ Status FileSystem::sync() {
 
 void FileSystem::touch_atime(uint64_t ino) {
   if (noatime_ || vol_->read_only) return;
+  // Under the glock, or not at all: loading the inode without it would cache a copy that
+  // no demote invalidates, and its lazy atime would later write that copy home over
+  // another node's changes (found by the cluster checker).
+  auto gl = vol_->glocks.hold_cached(inode_lock(ino));
+  if (!gl) return;
   std::lock_guard lock(vol_->meta_mu);
   auto node = inode(ino);
   if (node) note_access(**node);

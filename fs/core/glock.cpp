@@ -327,6 +327,20 @@ Result<GlockHolder> GlockTable::lock_if_free(const GlockName& name, GlockMode mo
   return GlockHolder(std::move(glp), exclusive);
 }
 
+Result<GlockHolder> GlockTable::hold_cached(const GlockName& name) {
+  std::shared_ptr<Glock> glp = get(name);
+  Glock& gl = *glp;
+  std::unique_lock lock(gl.mu_);
+  gl.changed_.wait(lock, [&] { return !gl.demoting_ && !gl.acquiring_ && gl.locally_compatible(false); });
+  if (gl.cached_ == GlockMode::kUnlocked) {
+    lock.unlock();
+    note_unused(gl);
+    return error(kGlockRetry, name.to_string() + " is not held by this node");
+  }
+  gl.shared_holders_ += 1;
+  return GlockHolder(std::move(glp), false);
+}
+
 void GlockTable::drop_if_unused(const GlockName& name) {
   std::shared_ptr<Glock> glp = get(name);
   Glock& gl = *glp;

@@ -231,6 +231,12 @@ class GlockTable {
   // wait for the cluster's answer; outside the lock order (rule 4), so allowed under
   // meta_mu.
   Result<GlockHolder> lock_if_free(const GlockName& name, GlockMode mode);
+  // A shared local holder of whatever mode this node caches, asking nobody: for work that
+  // only matters while the node holds the lock at all (writing the lazy timestamps of an
+  // inode: once the glock is given back they were written or dropped). kGlockRetry when
+  // the glock is not cached. Waits for a demote or an acquisition in progress and for a
+  // local exclusive holder.
+  Result<GlockHolder> hold_cached(const GlockName& name);
   // Gives the glock back now if nothing on this node holds, pins or is changing it (an
   // iopen glock whose inode fell out of use: another node may be waiting to free the
   // inode). Never waits for holders, so allowed under meta_mu.

@@ -430,6 +430,45 @@ TEST(Rejoin, ARecoveredNodeThatJoinsAgainHasItsNewLocksInEveryReplica) {
   }
 }
 
+// A node that joins while others wait for recovery is told of each, with the locks it
+// left, as if it had seen it leave: it may be, or become, the member that recovers them —
+// even of its own earlier incarnation, when it restarted before that was recovered (found
+// by the cluster checker: the restarted node became the lowest member, knew of nothing to
+// recover, and the dead incarnation's locks stayed held for ever).
+TEST(Rejoin, AJoinerIsToldOfTheRecoveriesStillPendingItsOwnIncluded) {
+  InprocCluster c(3);
+  for (NodeId n : {1, 2, 3}) {
+    c.add(n);
+    c.run();
+  }
+  LockId id = 0;
+  ASSERT_EQ(c.ls(1).request("slot0", Mode::EX, kNoQueue, 1, &id), Status::kOk);
+  ASSERT_EQ(c.ls(1).request("inode", Mode::PR, 0, 2, &id), Status::kOk);
+  c.run();
+  c.bus().crash(1);
+  c.remove(1);
+  c.run();
+  ASSERT_EQ(c.rec(2).recoveries.size(), 1u);
+  c.add(1);  // back before anybody sent recovery_done(1)
+  c.run();
+  ASSERT_EQ(c.ls(1).state(), LockSpaceImpl::State::kReady);
+  ASSERT_EQ(c.rec(1).recoveries.size(), 1u) << "the new incarnation was not told its old one needs recovery";
+  EXPECT_EQ(c.rec(1).recoveries[0].first, 1u);
+  ASSERT_EQ(c.rec(1).recoveries[0].second.size(), 2u);
+  EXPECT_EQ(c.rec(1).recoveries[0].second[0].name, "slot0");
+  EXPECT_EQ(c.rec(1).recoveries[0].second[0].mode, Mode::EX);
+  // Its new locks are its own; recovering the old incarnation releases only the old ones.
+  ASSERT_EQ(c.ls(1).request("slot1", Mode::EX, kNoQueue, 3, &id), Status::kOk);
+  c.run();
+  ASSERT_EQ(c.ls(1).recovery_done(1), Status::kOk);
+  c.run();
+  for (NodeId n : {1, 2, 3}) {
+    const std::string dump = c.ls(n).dump();
+    EXPECT_EQ(dump.find("\"slot0\""), std::string::npos) << "node " << n << ":\n" << dump;
+    EXPECT_NE(dump.find("\"slot1\""), std::string::npos) << "node " << n << ":\n" << dump;
+  }
+}
+
 // A member whose table differs from ours at a checkpoint is reported: here a member that is
 // not a lock space at all claims another table for every recent checkpoint.
 struct Silent : TransportListener {
