@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "fs/device/forwarding_device.h"
 #include "fuse/cluster_lock_manager.h"
 #include "journal/replay.h"
 
@@ -20,13 +21,10 @@ std::string seconds_since(std::chrono::steady_clock::time_point t) {
 }
 
 // Options::stall_mid_replay: the replay's device, stopping after its first write.
-class StallAfterFirstWrite final : public BlockDevice {
+class StallAfterFirstWrite final : public ForwardingDevice {
  public:
   StallAfterFirstWrite(BlockDevice& inner, std::chrono::seconds stall, std::function<void()> say)
-      : inner_(inner), stall_(stall), say_(std::move(say)) {}
-  uint64_t size_bytes() const override { return inner_.size_bytes(); }
-  uint32_t io_alignment() const override { return inner_.io_alignment(); }
-  Status read(uint64_t offset, std::span<std::byte> buf) override { return inner_.read(offset, buf); }
+      : ForwardingDevice(inner), stall_(stall), say_(std::move(say)) {}
   Status write(uint64_t offset, std::span<const std::byte> buf) override {
     LUNFS_TRY(inner_.write(offset, buf));
     if (!stalled_) {
@@ -36,11 +34,8 @@ class StallAfterFirstWrite final : public BlockDevice {
     }
     return {};
   }
-  Status flush() override { return inner_.flush(); }
-  std::string describe() const override { return inner_.describe(); }
 
  private:
-  BlockDevice& inner_;
   const std::chrono::seconds stall_;
   std::function<void()> say_;
   bool stalled_ = false;

@@ -15,14 +15,14 @@
 #include <mutex>
 #include <string>
 
-#include "fs/device/block_device.h"
+#include "fs/device/forwarding_device.h"
 #include "fs/device/disk_lease.h"
 
 namespace lunfs {
 
-class FencedDevice final : public BlockDevice {
+class FencedDevice final : public ForwardingDevice {
  public:
-  explicit FencedDevice(BlockDevice& inner) : inner_(inner) {}
+  explicit FencedDevice(BlockDevice& inner) : ForwardingDevice(inner) {}
 
   // From now on nothing is written. Idempotent; the first reason is kept. Any thread.
   void fence(const std::string& why);
@@ -34,16 +34,11 @@ class FencedDevice final : public BlockDevice {
   // The fence, then the lease: OK when a write may be submitted now.
   Status may_write() const;
 
-  uint64_t size_bytes() const override { return inner_.size_bytes(); }
-  uint32_t io_alignment() const override { return inner_.io_alignment(); }
-  Status read(uint64_t offset, std::span<std::byte> buf) override { return inner_.read(offset, buf); }
   Status write(uint64_t offset, std::span<const std::byte> buf) override;
   Status flush() override;
-  std::string describe() const override { return inner_.describe(); }
   std::unique_ptr<IoQueue> make_io_queue() override;
 
  private:
-  BlockDevice& inner_;
   std::atomic<bool> fenced_{false};
   std::atomic<DiskLease*> lease_{nullptr};
   mutable std::mutex mu_;

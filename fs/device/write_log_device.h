@@ -15,21 +15,17 @@
 #include <memory>
 #include <string>
 
-#include "fs/device/block_device.h"
+#include "fs/device/forwarding_device.h"
 
 namespace lunfs {
 
-class WriteLogDevice final : public BlockDevice {
+class WriteLogDevice final : public ForwardingDevice {
  public:
   static Result<std::unique_ptr<WriteLogDevice>> open(BlockDevice& inner, const std::string& path);
   ~WriteLogDevice() override;
 
-  uint64_t size_bytes() const override { return inner_.size_bytes(); }
-  uint32_t io_alignment() const override { return inner_.io_alignment(); }
-  Status read(uint64_t offset, std::span<std::byte> buf) override { return inner_.read(offset, buf); }
   Status write(uint64_t offset, std::span<const std::byte> buf) override;
   Status flush() override;
-  std::string describe() const override { return inner_.describe(); }
   std::unique_ptr<IoQueue> make_io_queue() override;
 
   // Appends one line (see above). Any thread.
@@ -37,8 +33,7 @@ class WriteLogDevice final : public BlockDevice {
   static uint64_t now_ns();
 
  private:
-  WriteLogDevice(BlockDevice& inner, int fd) : inner_(inner), fd_(fd) {}
-  BlockDevice& inner_;
+  WriteLogDevice(BlockDevice& inner, int fd) : ForwardingDevice(inner), fd_(fd) {}
   const int fd_;
 };
 

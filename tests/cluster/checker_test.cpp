@@ -97,11 +97,6 @@ class ClusterChecker : public ClusterMountSuite {
     std::map<std::string, int> failures;  // "node N: error", guarded by mu
   };
 
-  static void note(State& st, int node, const std::string& line) {
-    std::lock_guard lock(st.mu);
-    st.log += "n" + std::to_string(node) + " " + line + "\n";
-  }
-
   static void count(State& st, int node, bool ok) {
     if (ok) {
       st.done_ops++;
@@ -458,14 +453,7 @@ TEST_F(ClusterChecker, WithNodesKilledAndCutOffEveryAcknowledgedOperationStays) 
 }
 #endif
 
-TEST_F(ClusterChecker, FsckIsCleanAfterTheNodesUnmount) {
-  for (int n = 1; n <= kNodes; ++n) {
-    Output r = sh(kHarness + " exec " + std::to_string(n) + " umount " + mnt_);
-    EXPECT_EQ(r.status, 0) << "node " << n << ": " << r.text;
-  }
-  Output r = fsck_after_daemons_finish();
-  EXPECT_EQ(r.status, 0) << r.text;
-}
+TEST_F(ClusterChecker, FsckIsCleanAfterTheNodesUnmount) { expect_clean_after_every_node_unmounts(kNodes); }
 
 }  // namespace
 }  // namespace lunfs::testing

@@ -228,6 +228,15 @@ class ClusterMountSuite : public ::testing::Test {
     }
     return daemon;
   }
+  // Nodes 1..`nodes` unmount one by one, each cleanly, and fsck finds nothing.
+  static void expect_clean_after_every_node_unmounts(int nodes) {
+    for (int n = 1; n <= nodes; ++n) {
+      Output r = sh(kHarness + " exec " + std::to_string(n) + " umount " + mnt_);
+      EXPECT_EQ(r.status, 0) << "node " << n << ": " << r.text;
+    }
+    Output r = fsck_after_daemons_finish();
+    EXPECT_EQ(r.status, 0) << r.text;
+  }
   // Node `node`'s view of `rel` under the mount point.
   static std::string at(int node, const std::string& rel) {
     return "/proc/" + std::to_string(anchors_[node]) + "/root" + mnt_ + "/" + rel;

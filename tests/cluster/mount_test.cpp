@@ -167,14 +167,7 @@ TEST_F(ClusterMount, TwoNodesWriteOnePreallocatedImageWithODirect) {
 
 // Last: every node unmounts cleanly (its locks go back through the lock space), and the
 // file system they shared is consistent.
-TEST_F(ClusterMount, FsckIsCleanAfterEveryNodeUnmounts) {
-  for (int n = 1; n <= 3; ++n) {
-    Output r = sh(kHarness + " exec " + std::to_string(n) + " umount " + mnt_);
-    EXPECT_EQ(r.status, 0) << "node " << n << ": " << r.text;
-  }
-  Output r = fsck_after_daemons_finish();
-  EXPECT_EQ(r.status, 0) << r.text;
-}
+TEST_F(ClusterMount, FsckIsCleanAfterEveryNodeUnmounts) { expect_clean_after_every_node_unmounts(3); }
 
 }  // namespace
 }  // namespace lunfs::testing

@@ -74,14 +74,7 @@ TEST_F(ClusterStatfs, DfOnEveryNodeShowsAnotherNodesWritesAndRemovalsWithinASeco
   }
 }
 
-TEST_F(ClusterStatfs, FsckIsCleanAfterEveryNodeUnmounts) {
-  for (int n = 1; n <= 3; ++n) {
-    Output r = sh(kHarness + " exec " + std::to_string(n) + " umount " + mnt_);
-    EXPECT_EQ(r.status, 0) << "node " << n << ": " << r.text;
-  }
-  Output r = fsck_after_daemons_finish();
-  EXPECT_EQ(r.status, 0) << r.text;
-}
+TEST_F(ClusterStatfs, FsckIsCleanAfterEveryNodeUnmounts) { expect_clean_after_every_node_unmounts(3); }
 
 }  // namespace
 }  // namespace lunfs::testing
