@@ -30,7 +30,7 @@ class LockCache : public LockClient {
 
   void completion(uint64_t cookie, LockId id, Status status, Mode mode, const Lvb& lvb) override;
   void blocking(uint64_t cookie, LockId id, Mode requested) override;
-  void recover(NodeId, const std::vector<HeldLock>&) override {}
+  void recover(const Departure&, const std::vector<HeldLock>&) override {}
 
  private:
   struct Entry {

@@ -119,7 +119,7 @@ void LockTable::apply(NodeId from, const Op& op, Effects& fx) {
     case OpType::kConvert: on_convert(from, op, fx); break;
     case OpType::kUnlock: on_unlock(from, op, fx); break;
     case OpType::kCancel: on_cancel(from, op, fx); break;
-    case OpType::kRecoveryDone: recovery_done(op.node, fx); break;
+    case OpType::kRecoveryDone: recovery_done(Departure{op.node, op.departure}, fx); break;
     case OpType::kHello: {
       auto j = unsynced_.find(from);
       if (j == unsynced_.end() || j->second.nonce != 0) break;

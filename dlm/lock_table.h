@@ -19,7 +19,7 @@
 #pragma once
 
 #include <cstdint>
-#include <set>
+#include <map>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -45,12 +45,12 @@ struct Blocking {
   uint64_t cookie;
   Mode requested;
 };
-struct Recovery {  // `node` left holding `held`; they stay held until kRecoveryDone
-  NodeId node;
+struct Recovery {  // a node left holding `held`; they stay held until kRecoveryDone
+  Departure departure;
   std::vector<HeldLock> held;
 };
 struct Recovered {
-  NodeId node;
+  Departure departure;
 };
 struct Released {  // our own unlock has been applied
   LockId id;
@@ -87,9 +87,9 @@ class LockTable {
   size_t lock_count() const { return locks_.size(); }
   size_t resource_count() const { return resources_.size(); }
   bool synced(NodeId n) const { return !unsynced_.count(n); }
-  bool recovery_pending(NodeId n) const { return pending_recovery_.count(n) != 0; }
-  // A Recovery effect for every node still waiting for recovery_done, with the locks it
-  // left (what a joiner must be told: it may become the member that recovers them).
+  bool recovery_pending(const Departure& d) const { return pending_recovery_.count(d) != 0; }
+  // A Recovery effect for every departure still waiting for recovery_done, with the locks
+  // it left (what a joiner must be told: it may become the member that recovers them).
   void pending_recoveries(Effects& fx) const;
   // Membership changes applied so far: a kQuorum states quorum for one epoch only.
   uint64_t epoch() const { return epoch_; }
@@ -101,7 +101,7 @@ class LockTable {
   struct Key {
     uint64_t seq;
     NodeId node;
-    uint32_t gen;  // 0 while the owner lives; a table-wide number once orphaned
+    uint32_t gen;  // 0 while the owner lives; a table-wide number once orphaned (Departure)
     bool operator==(const Key&) const = default;
   };
   struct KeyHash {
@@ -128,7 +128,8 @@ class LockTable {
   void on_cancel(NodeId from, const Op& op, Effects& fx);
   // recovery.cpp
   void orphan_node(NodeId node, Effects& fx);
-  void recovery_done(NodeId node, Effects& fx);
+  void recovery_done(const Departure& departure, Effects& fx);
+  std::vector<const Lock*> orphans_of(const Departure& departure, uint32_t first_gen) const;
   void set_quorate(bool quorate, Effects& fx);
 
   NodeId self_;
@@ -143,7 +144,10 @@ class LockTable {
   };
   void snapshot_for(std::vector<SnapshotTarget> targets, Effects& fx);
   std::unordered_map<NodeId, Joiner> unsynced_;  // members without the table yet
-  std::set<NodeId> pending_recovery_;             // left, not yet recovery_done
+  // Departures not yet recovery_done, each with the first orphan generation of its locks:
+  // orphan_node numbers a departure's locks from first_gen on, and its id is one past the last
+  // (so that every departure has an id of its own, also one that held nothing).
+  std::map<Departure, uint32_t> pending_recovery_;
   std::unordered_map<std::string, Resource> resources_;
   std::unordered_map<Key, Lock, KeyHash> locks_;
 };

@@ -233,10 +233,10 @@ Status LockSpaceImpl::convert_wait(LockId id, Mode mode, uint32_t flags,
   return w.status;
 }
 
-Status LockSpaceImpl::recovery_done(NodeId node) {
+Status LockSpaceImpl::recovery_done(const Departure& departure) {
   std::lock_guard g(mu_);
   if (Status s = usable(); s != Status::kOk) return s;
-  return send(Op{.type = OpType::kRecoveryDone, .node = node});
+  return send(Op{.type = OpType::kRecoveryDone, .node = departure.node, .departure = departure.id});
 }
 
 bool LockSpaceImpl::quorate() const {
@@ -273,9 +273,9 @@ size_t LockSpaceImpl::lock_count() const {
   return table_.lock_count();
 }
 
-bool LockSpaceImpl::recovery_pending(NodeId node) const {
+bool LockSpaceImpl::recovery_pending(const Departure& departure) const {
   std::lock_guard g(mu_);
-  return table_.recovery_pending(node);
+  return table_.recovery_pending(departure);
 }
 
 // ---- the delivered stream ----
@@ -337,7 +337,7 @@ void LockSpaceImpl::restore(const Op& snapshot, uint32_t k, Actions& acts) {
   log_.clear();
   Effects still_pending;
   for (Effect& e : inherited)
-    if (table_.recovery_pending(std::get<Recovery>(e).node)) still_pending.push_back(std::move(e));
+    if (table_.recovery_pending(std::get<Recovery>(e).departure)) still_pending.push_back(std::move(e));
   process(still_pending, acts);
   announce_quorum();
   cv_.notify_all();
@@ -484,9 +484,9 @@ void LockSpaceImpl::process(Effects& fx, Actions& acts) {
       stats_.blocking_callbacks += 1;
       if (client_) acts.push_back([c = client_, b = *b] { c->blocking(b.cookie, b.id, b.requested); });
     } else if (auto* r = std::get_if<Recovery>(&e)) {
-      if (client_) acts.push_back([c = client_, r = std::move(*r)] { c->recover(r.node, r.held); });
+      if (client_) acts.push_back([c = client_, r = std::move(*r)] { c->recover(r.departure, r.held); });
     } else if (auto* r = std::get_if<Recovered>(&e)) {
-      if (client_) acts.push_back([c = client_, n = r->node] { c->recovered(n); });
+      if (client_) acts.push_back([c = client_, d = r->departure] { c->recovered(d); });
     } else if (auto* r = std::get_if<Released>(&e)) {
       in_flight_.erase(r->id);
       pending_unlocks_.erase(r->id);

@@ -31,13 +31,13 @@ class LockClient {
   // until acted upon: if a conversion of `id` is in flight and gets refused, no new one
   // comes.
   virtual void blocking(uint64_t cookie, LockId id, Mode requested) = 0;
-  // `node` left the lock space while holding `held`. Those locks stay held (and block
-  // others) until some member calls recovery_done(node), after fencing it and replaying
-  // its journal. Called on every member, at the same point of the message stream. The
-  // locks stay held until the call is applied: if the member doing the recovery dies
-  // first, another must finish it.
-  virtual void recover(NodeId node, const std::vector<HeldLock>& held) = 0;
-  virtual void recovered(NodeId /*node*/) {}
+  // A node left the lock space (`departure`) while holding `held`. Those locks stay held
+  // (and block others) until some member calls recovery_done(departure), after fencing the
+  // node and replaying its journal. Called on every member, at the same point of the
+  // message stream. The locks stay held until the call is applied: if the member doing the
+  // recovery dies first, another must finish it.
+  virtual void recover(const Departure& departure, const std::vector<HeldLock>& held) = 0;
+  virtual void recovered(const Departure& /*departure*/) {}
   virtual void quorum(bool /*quorate*/) {}
   // The lock space failed for good (kShutdown: corosync gone; kStale: we were cut off
   // from the quorate part of the cluster). Every pending request completed with `why`.
@@ -91,7 +91,9 @@ class LockSpace {
   virtual Status convert_wait(LockId id, Mode mode, uint32_t flags,
                               std::chrono::milliseconds timeout, Lvb* lvb = nullptr) = 0;
 
-  virtual Status recovery_done(NodeId node) = 0;
+  // Releases the locks of one departure (and only those: the same node may have departed
+  // again since). Idempotent; any member may send it.
+  virtual Status recovery_done(const Departure& departure) = 0;
 
   virtual NodeId node_id() const = 0;
   virtual bool quorate() const = 0;

@@ -37,7 +37,7 @@ class LockSpaceImpl final : public LockSpace, private TransportListener {
               std::chrono::milliseconds timeout, LockId* id, Lvb* lvb = nullptr) override;
   Status convert_wait(LockId id, Mode mode, uint32_t flags, std::chrono::milliseconds timeout,
                       Lvb* lvb = nullptr) override;
-  Status recovery_done(NodeId node) override;
+  Status recovery_done(const Departure& departure) override;
   NodeId node_id() const override { return self_; }
   bool quorate() const override;
   std::vector<NodeId> members() const override;
@@ -53,7 +53,7 @@ class LockSpaceImpl final : public LockSpace, private TransportListener {
   std::string table_state() const;
   bool check(std::string* why) const;
   size_t lock_count() const;
-  bool recovery_pending(NodeId node) const;
+  bool recovery_pending(const Departure& departure) const;
 
  private:
   using Actions = std::vector<std::function<void()>>;

@@ -48,7 +48,8 @@ void LockTable::orphan_node(NodeId node, Effects& fx) {
     if (l.node == node && !l.orphan) keys.push_back(key);
   // Canonical order: equal tables must stay equal, and hooks list locks identically.
   std::sort(keys.begin(), keys.end(), [](const Key& a, const Key& b) { return a.seq < b.seq; });
-  Recovery rec{node, {}};
+  const uint32_t first_gen = orphan_gen_ + 1;
+  std::vector<HeldLock> held;
   std::vector<std::string> touched;
   for (const Key& key : keys) {
     Lock* l = &locks_.find(key)->second;
@@ -65,14 +66,15 @@ void LockTable::orphan_node(NodeId node, Effects& fx) {
       l->rqmode = l->grmode;
     }
     if (writes_lvb(l->grmode)) r.lvb_valid = false;
-    rec.held.push_back({*r.name, l->grmode});
+    held.push_back({*r.name, l->grmode});
     auto nh = locks_.extract(key);
     nh.key().gen = nh.mapped().gen = ++orphan_gen_;
     nh.mapped().orphan = true;
     locks_.insert(std::move(nh));  // node-based map: `l` and the queue links stay valid
   }
-  pending_recovery_.insert(node);
-  fx.emplace_back(std::move(rec));
+  const Departure departure{node, ++orphan_gen_};
+  pending_recovery_[departure] = first_gen;
+  fx.emplace_back(Recovery{departure, std::move(held)});
   std::sort(touched.begin(), touched.end());
   touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
   for (const auto& name : touched) {
@@ -81,31 +83,34 @@ void LockTable::orphan_node(NodeId node, Effects& fx) {
   }
 }
 
+// The orphans of one departure: its node's, numbered first..id.
+std::vector<const Lock*> LockTable::orphans_of(const Departure& d, uint32_t first_gen) const {
+  std::vector<const Lock*> out;
+  for (const auto& [key, l] : locks_)
+    if (l.node == d.node && l.orphan && l.gen >= first_gen && l.gen < d.id) out.push_back(&l);
+  std::sort(out.begin(), out.end(), [](const Lock* a, const Lock* b) { return a->gen < b->gen; });
+  return out;
+}
+
 void LockTable::pending_recoveries(Effects& fx) const {
-  for (NodeId node : pending_recovery_) {
-    std::vector<const Lock*> orphans;
-    for (const auto& [key, l] : locks_)
-      if (l.node == node && l.orphan) orphans.push_back(&l);
-    std::sort(orphans.begin(), orphans.end(), [](const Lock* a, const Lock* b) { return a->gen < b->gen; });
-    Recovery rec{node, {}};
-    for (const Lock* l : orphans) rec.held.push_back({*l->res->name, l->grmode});
+  for (const auto& [departure, first_gen] : pending_recovery_) {
+    Recovery rec{departure, {}};
+    for (const Lock* l : orphans_of(departure, first_gen)) rec.held.push_back({*l->res->name, l->grmode});
     fx.emplace_back(std::move(rec));
   }
 }
 
-void LockTable::recovery_done(NodeId node, Effects& fx) {
-  if (!pending_recovery_.erase(node)) return;
-  std::vector<Key> keys;
-  for (auto& [key, l] : locks_)
-    if (l.node == node && l.orphan) keys.push_back(key);
-  std::sort(keys.begin(), keys.end(), [](const Key& a, const Key& b) { return a.gen < b.gen; });
+void LockTable::recovery_done(const Departure& departure, Effects& fx) {
+  auto pending = pending_recovery_.find(departure);
+  if (pending == pending_recovery_.end()) return;
+  std::vector<const Lock*> orphans = orphans_of(departure, pending->second);
+  pending_recovery_.erase(pending);
   std::vector<std::string> touched;
-  for (const Key& key : keys) {
-    Lock* l = &locks_.find(key)->second;
+  for (const Lock* l : orphans) {
     touched.push_back(*l->res->name);
-    destroy(l);
+    destroy(&locks_.find(Key{l->seq, l->node, l->gen})->second);
   }
-  fx.emplace_back(Recovered{node});
+  fx.emplace_back(Recovered{departure});
   std::sort(touched.begin(), touched.end());
   touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
   for (const auto& name : touched) {

@@ -33,7 +33,7 @@ std::string LockTable::encode() const {
   w.u32(uint32_t(uns.size()));
   for (auto& [n, j] : uns) w.u32(n), w.u64(j.nonce), w.u32(j.k);
   w.u32(uint32_t(pending_recovery_.size()));
-  for (NodeId n : pending_recovery_) w.u32(n);
+  for (const auto& [d, first_gen] : pending_recovery_) w.u32(d.node), w.u32(d.id), w.u32(first_gen);
   auto rs = sorted(resources_);
   w.u32(uint32_t(rs.size()));
   for (const Resource* r : rs) {
@@ -82,9 +82,10 @@ bool LockTable::decode(std::string_view blob) {
   }
   if (!rd.u32(n) || n > blob.size()) return false;
   for (uint32_t i = 0; i < n; ++i) {
-    NodeId id;
-    if (!rd.u32(id)) return false;
-    pending_recovery_.insert(id);
+    Departure d;
+    uint32_t first_gen;
+    if (!rd.u32(d.node) || !rd.u32(d.id) || !rd.u32(first_gen) || first_gen > d.id) return false;
+    pending_recovery_[d] = first_gen;
   }
   uint32_t nres;
   if (!rd.u32(nres) || nres > blob.size()) return false;
@@ -148,7 +149,8 @@ std::string LockTable::dump() const {
   // GCC 12 at -O3 (GCC bug 105329), which broke Release builds.
   for (NodeId n : members_) out.append(" ").append(std::to_string(n));
   out += "\npending-recovery";
-  for (NodeId n : pending_recovery_) out.append(" ").append(std::to_string(n));
+  for (const auto& [d, first_gen] : pending_recovery_)
+    out.append(" ").append(std::to_string(d.node)).append("/").append(std::to_string(d.id));
   out += "\nresources " + std::to_string(resources_.size()) + " locks " +
          std::to_string(locks_.size()) + "\n";
   for (const Resource* r : sorted(resources_)) {

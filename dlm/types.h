@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <compare>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -89,6 +90,17 @@ struct Lvb {
 struct HeldLock {
   std::string name;
   Mode mode;
+};
+
+// One departure of a node from the lock space, whose locks stay held until it is recovered.
+// A node id can depart again before its first departure is recovered (a node restarted and
+// died again): each departure holds its own locks (and its own journal slot) and is
+// recovered on its own, so `id` (given by the replicated table, the same on every member)
+// names which one.
+struct Departure {
+  NodeId node = 0;
+  uint32_t id = 0;
+  auto operator<=>(const Departure&) const = default;
 };
 
 }  // namespace lunfs::dlm

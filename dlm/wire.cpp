@@ -90,7 +90,7 @@ std::string encode(const Op& op) {
       w.u64(op.seq), w.u32(op.flags);
       break;
     case OpType::kRecoveryDone:
-      w.u32(op.node);
+      w.u32(op.node), w.u32(op.departure);
       break;
     case OpType::kDigest:
       w.u64(op.seq), w.u32(op.flags), w.u64(op.cookie);
@@ -130,7 +130,7 @@ std::optional<Op> decode(std::string_view bytes) {
       ok = r.u64(op.seq) && r.u32(op.flags);
       break;
     case OpType::kRecoveryDone:
-      ok = r.u32(op.node);
+      ok = r.u32(op.node) && r.u32(op.departure);
       break;
     case OpType::kDigest:
       ok = r.u64(op.seq) && r.u32(op.flags) && r.u64(op.cookie);

@@ -18,7 +18,7 @@ enum class OpType : uint8_t {
   kConvert,       // seq, mode, flags, optional LVB (written when leaving PW/EX)
   kUnlock,        // seq, optional LVB
   kCancel,        // seq
-  kRecoveryDone,  // node: the FS has recovered `node`; release the locks it held
+  kRecoveryDone,  // node, departure: the FS has recovered that departure; release its locks
   kHello,         // seq = nonce: a joiner announces this incarnation (see lockspace.cpp)
   kSnapshot,      // blob: the table for joiners `targets` (see SnapshotTarget)
   kQuorum,        // flags = quorate, seq = epoch; only the lowest member's (lock_table.h)
@@ -45,6 +45,7 @@ struct Op {
   std::string name;
   std::optional<LvbBytes> lvb;
   NodeId node = 0;
+  uint32_t departure = 0;  // kRecoveryDone: which departure of `node` (Departure::id)
   std::vector<SnapshotTarget> targets;
   std::string blob;
 };

@@ -77,7 +77,7 @@ void ClusterLockManager::set_recovery_hooks(NodeLeftHook left, NodeRecoveredHook
   node_left_ = std::move(left);
   node_recovered_ = std::move(recovered);
   if (!node_left_) return;
-  for (const auto& [node, held] : left_before_hooks_) node_left_(node, held);
+  for (const auto& [departure, held] : left_before_hooks_) node_left_(departure, held);
   left_before_hooks_.clear();
 }
 
@@ -201,15 +201,15 @@ void ClusterLockManager::worker() {
   }
 }
 
-void ClusterLockManager::recover(dlm::NodeId node, const std::vector<dlm::HeldLock>& held) {
+void ClusterLockManager::recover(const dlm::Departure& departure, const std::vector<dlm::HeldLock>& held) {
   // A node that unmounted cleanly leaves holding only its slot lock in NL (release_slot):
   // nothing to recover, and an orphan that blocks nobody. The lowest member says so for
   // everyone (recovery_done is idempotent and any member may send it).
   const bool clean = std::all_of(held.begin(), held.end(), [](const dlm::HeldLock& h) { return h.mode == dlm::Mode::NL; });
   if (clean) {
     if (dlm::is_lowest_member(*ls_)) {
-      if (dlm::Status st = ls_->recovery_done(node); st != dlm::Status::kOk) {
-        std::fprintf(stderr, "mount.lunfs: cannot release the slot lock node %u left behind: %s\n", node,
+      if (dlm::Status st = ls_->recovery_done(departure); st != dlm::Status::kOk) {
+        std::fprintf(stderr, "mount.lunfs: cannot release the slot lock node %u left behind: %s\n", departure.node,
                      std::string(dlm::status_name(st)).c_str());
       }
     }
@@ -217,16 +217,16 @@ void ClusterLockManager::recover(dlm::NodeId node, const std::vector<dlm::HeldLo
   }
   std::lock_guard hooks(hooks_mu_);
   if (node_left_) {
-    node_left_(node, held);
+    node_left_(departure, held);
     return;
   }
-  left_before_hooks_[node] = held;
+  left_before_hooks_[departure] = held;
 }
 
-void ClusterLockManager::recovered(dlm::NodeId node) {
+void ClusterLockManager::recovered(const dlm::Departure& departure) {
   std::lock_guard hooks(hooks_mu_);
-  left_before_hooks_.erase(node);
-  if (node_recovered_) node_recovered_(node);
+  left_before_hooks_.erase(departure);
+  if (node_recovered_) node_recovered_(departure);
 }
 
 void ClusterLockManager::quorum(bool quorate) {

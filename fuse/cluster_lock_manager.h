@@ -45,8 +45,8 @@ class ClusterLockManager final : public LockManager, public dlm::LockClient {
   // must return at once. Nodes that left before the hooks were set (a joiner learns of
   // the recoveries still pending when it joins, before its mount is up) are told to
   // `left` when it is set; until then their locks stay held.
-  using NodeLeftHook = std::function<void(dlm::NodeId, const std::vector<dlm::HeldLock>&)>;
-  using NodeRecoveredHook = std::function<void(dlm::NodeId)>;
+  using NodeLeftHook = std::function<void(const dlm::Departure&, const std::vector<dlm::HeldLock>&)>;
+  using NodeRecoveredHook = std::function<void(const dlm::Departure&)>;
   void set_recovery_hooks(NodeLeftHook left, NodeRecoveredHook recovered);
   // Told when the lock space fails for good (after every waiting request has failed) or
   // loses quorum: the mount must stop writing before the others recover its journal.
@@ -76,8 +76,8 @@ class ClusterLockManager final : public LockManager, public dlm::LockClient {
   void completion(uint64_t cookie, dlm::LockId id, dlm::Status status, dlm::Mode mode,
                   const dlm::Lvb& lvb) override;
   void blocking(uint64_t cookie, dlm::LockId id, dlm::Mode requested) override;
-  void recover(dlm::NodeId node, const std::vector<dlm::HeldLock>& held) override;
-  void recovered(dlm::NodeId node) override;
+  void recover(const dlm::Departure& departure, const std::vector<dlm::HeldLock>& held) override;
+  void recovered(const dlm::Departure& departure) override;
   // Losing quorum is failing, for writing: the quorate side may recover this node once its
   // heartbeat stops, so it fences itself at once (and stays fenced when quorum returns).
   void quorum(bool quorate) override;
@@ -119,7 +119,7 @@ class ClusterLockManager final : public LockManager, public dlm::LockClient {
   std::mutex hooks_mu_;
   NodeLeftHook node_left_;
   NodeRecoveredHook node_recovered_;
-  std::map<dlm::NodeId, std::vector<dlm::HeldLock>> left_before_hooks_;  // guarded by hooks_mu_
+  std::map<dlm::Departure, std::vector<dlm::HeldLock>> left_before_hooks_;  // guarded by hooks_mu_
   std::function<void(const std::string&)> failure_hook_;
   std::map<GlockName, Held> held_;
   std::unordered_map<dlm::LockId, GlockName> names_;

@@ -413,8 +413,10 @@ int main(int argc, char** argv) {
     };
     recovery.emplace(lun, *sb, *lockspace, std::move(ro));
     cluster_lm.set_recovery_hooks(
-        [&](dlm::NodeId node, const std::vector<dlm::HeldLock>& held) { recovery->node_left(node, held); },
-        [&](dlm::NodeId node) { recovery->node_recovered(node); });
+        [&](const dlm::Departure& departure, const std::vector<dlm::HeldLock>& held) {
+          recovery->node_left(departure, held);
+        },
+        [&](const dlm::Departure& departure) { recovery->node_recovered(departure); });
     cluster_lm.set_failure_hook([&](const std::string& why) {
       lun.fence(why);
       (*fs)->withdraw(why + "; this node no longer writes the LUN, and the other nodes recover its journal");

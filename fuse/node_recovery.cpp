@@ -65,7 +65,8 @@ std::optional<uint32_t> NodeRecovery::slot_of(const std::vector<dlm::HeldLock>& 
   return std::nullopt;
 }
 
-void NodeRecovery::node_left(dlm::NodeId node, const std::vector<dlm::HeldLock>& held) {
+void NodeRecovery::node_left(const dlm::Departure& departure, const std::vector<dlm::HeldLock>& held) {
+  const dlm::NodeId node = departure.node;
   const std::optional<uint32_t> slot = slot_of(held);
   std::string names;
   for (const dlm::HeldLock& h : held) {
@@ -82,16 +83,16 @@ void NodeRecovery::node_left(dlm::NodeId node, const std::vector<dlm::HeldLock>&
        (slot ? std::string() : " [" + names + " ]"));
   std::lock_guard lock(mu_);
   if (stopping_) return;
-  Dead& dead = pending_[node] = Dead{};
+  Dead& dead = pending_[departure] = Dead{};
   dead.slot = slot;
   dead.left_at = std::chrono::steady_clock::now();
   woken_ = true;
   changed_.notify_all();
 }
 
-void NodeRecovery::node_recovered(dlm::NodeId node) {
+void NodeRecovery::node_recovered(const dlm::Departure& departure) {
   std::lock_guard lock(mu_);
-  pending_.erase(node);
+  pending_.erase(departure);
   sweep_ = true;
   woken_ = true;
   changed_.notify_all();
@@ -109,8 +110,8 @@ void NodeRecovery::stop() {
 std::vector<std::string> NodeRecovery::describe() {
   std::lock_guard lock(mu_);
   std::vector<std::string> out;
-  for (const auto& [node, dead] : pending_) {
-    std::string line = "node " + std::to_string(node) +
+  for (const auto& [departure, dead] : pending_) {
+    std::string line = "node " + std::to_string(departure.node) +
                        (dead.slot ? " (slot " + std::to_string(*dead.slot) + ")" : std::string(" (no slot)")) +
                        " left " + seconds_since(dead.left_at) + " ago: ";
     if (dead.replayed) {
@@ -138,7 +139,9 @@ void NodeRecovery::run() {
     } else {
       poll_failed = false;
     }
-    const bool lowest = dlm::is_lowest_member(ls_);
+    // Only the quorate side recovers: a node cut off is the lowest member of a lock space of
+    // its own, and the nodes it sees leave are alive (their leases would never run out).
+    const bool lowest = dlm::is_lowest_member(ls_) && ls_.quorate();
     lock.lock();
     if (sweep_ && lowest && after_recovery_) {
       sweep_ = false;
@@ -149,28 +152,27 @@ void NodeRecovery::run() {
     if (lowest) {
       // Every dead node in this round, each on its own: one still in its lease does not
       // hold back another whose lease has run out.
-      std::vector<std::pair<dlm::NodeId, Dead>> round;
-      for (const auto& [node, dead] : pending_) {
-        if (!dead.replayed) round.emplace_back(node, dead);
+      std::vector<std::pair<dlm::Departure, Dead>> round;
+      for (const auto& [departure, dead] : pending_) {
+        if (!dead.replayed) round.emplace_back(departure, dead);
       }
       lock.unlock();
-      for (auto& [node, dead] : round) {
-        if (!recover(node, dead)) continue;
-        if (dlm::Status st = ls_.recovery_done(node); st != dlm::Status::kOk) {
-          log_("recovery of node " + std::to_string(node) + ": the lock space refused recovery_done: " +
+      for (auto& [departure, dead] : round) {
+        if (!recover(departure, dead)) continue;
+        const std::string who = "node " + std::to_string(departure.node);
+        const std::string slot = dead.slot ? " (slot " + std::to_string(*dead.slot) + ")" : std::string();
+        if (dlm::Status st = ls_.recovery_done(departure); st != dlm::Status::kOk) {
+          log_("recovery of " + who + slot + ": the lock space refused recovery_done: " +
                std::string(dlm::status_name(st)));
           continue;
         }
         dead.replayed = true;
-        log_("node " + std::to_string(node) + " recovered " + seconds_since(dead.left_at) +
-             " after it left; its locks are released");
+        log_(who + " recovered " + seconds_since(dead.left_at) + " after it left" + slot + "; its locks are released");
       }
       lock.lock();
-      // The map may have changed meanwhile (recovered, or the node died again).
-      for (const auto& [node, dead] : round) {
-        if (auto it = pending_.find(node); it != pending_.end() && it->second.left_at == dead.left_at) {
-          it->second = dead;
-        }
+      // The map may have changed meanwhile (recovered by another member).
+      for (const auto& [departure, dead] : round) {
+        if (auto it = pending_.find(departure); it != pending_.end()) it->second = dead;
       }
     }
     changed_.wait_for(lock, observer_.poll_interval(), [&] { return stopping_ || woken_; });
@@ -178,7 +180,8 @@ void NodeRecovery::run() {
   }
 }
 
-bool NodeRecovery::recover(dlm::NodeId node, Dead& dead) {
+bool NodeRecovery::recover(const dlm::Departure& departure, Dead& dead) {
+  const dlm::NodeId node = departure.node;
   const std::string who = "node " + std::to_string(node);
   if (!dead.slot) {
     // A node holds glocks only after it has claimed its slot, so its slot lock should be

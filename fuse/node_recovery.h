@@ -3,7 +3,7 @@
 // the dead node's locks (recovery_done), so that nobody reads what those locks covered
 // before the dead node's committed transactions are home.
 //
-// Which node recovers: the member with the lowest node id, as every member sees the same
+// Which node recovers: the quorate member with the lowest node id, as every member sees the same
 // membership at the same point of the lock space's message stream. Every member remembers
 // each dead node until the lock space reports it recovered, so that when the recovering
 // member dies too, the next lowest finishes both (a replay is idempotent, and nobody can
@@ -68,13 +68,15 @@ class NodeRecovery {
   NodeRecovery(const NodeRecovery&) = delete;
   NodeRecovery& operator=(const NodeRecovery&) = delete;
 
-  // The lock space's recover(): `node` left holding `held`. Returns at once.
-  void node_left(dlm::NodeId node, const std::vector<dlm::HeldLock>& held);
-  // The lock space's recovered(): some member finished `node`.
-  void node_recovered(dlm::NodeId node);
+  // The lock space's recover(): a node left holding `held`. Returns at once. Each
+  // departure is recovered on its own: a node restarted before its last departure was
+  // recovered can leave again, from another slot.
+  void node_left(const dlm::Departure& departure, const std::vector<dlm::HeldLock>& held);
+  // The lock space's recovered(): some member finished `departure`.
+  void node_recovered(const dlm::Departure& departure);
   // Joins the thread (after a watch in progress ends). Later calls do nothing.
   void stop();
-  // One line per dead node not recovered yet: its slot, how long ago it left, and what
+  // One line per departure not recovered yet: its node and slot, how long ago it left, and what
   // its recovery waits for (lunfs status).
   std::vector<std::string> describe();
 
@@ -95,7 +97,7 @@ class NodeRecovery {
   void run();
   // Replays and marks the heartbeat clean once the lease has run out. Whether the node may
   // be declared recovered; false: not yet (the reason is logged once).
-  bool recover(dlm::NodeId node, Dead& dead);
+  bool recover(const dlm::Departure& departure, Dead& dead);
 
   BlockDevice& dev_;
   const ondisk::Superblock sb_;
@@ -107,9 +109,9 @@ class NodeRecovery {
   HeartbeatObserver observer_;  // the thread's own
   std::mutex mu_;
   std::condition_variable changed_;
-  std::map<dlm::NodeId, Dead> pending_;  // guarded by mu_
-  bool woken_ = false;                   // a node left or was recovered: look now
-  bool sweep_ = false;                   // a recovery was applied: run after_recovery_
+  std::map<dlm::Departure, Dead> pending_;  // guarded by mu_
+  bool woken_ = false;                      // a node left or was recovered: look now
+  bool sweep_ = false;                      // a recovery was applied: run after_recovery_
   bool stopping_ = false;
   std::thread thread_;
 };

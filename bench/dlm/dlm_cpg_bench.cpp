@@ -118,13 +118,13 @@ struct Async : LockClient {
     cv.notify_all();
   }
   void blocking(uint64_t, LockId, Mode) override {}
-  void recover(NodeId node, const std::vector<HeldLock>&) override {
+  void recover(const Departure& departure, const std::vector<HeldLock>&) override {
     {
       std::lock_guard g(mu);
       hook_at = Clock::now();
     }
     // A refusal leaves the lock ungranted: the waiting mode times out and fails.
-    if (ls && ls->recovery_done(node) != Status::kOk) std::printf("err recovery_done\n");
+    if (ls && ls->recovery_done(departure) != Status::kOk) std::printf("err recovery_done\n");
   }
 };
 
@@ -201,7 +201,7 @@ int throughput(int secs, int window) {
         refused = true;
     }
     void blocking(uint64_t, LockId, Mode) override {}
-    void recover(NodeId, const std::vector<HeldLock>&) override {}
+    void recover(const Departure&, const std::vector<HeldLock>&) override {}
   } tp;
   auto stats = std::make_shared<CpgStats>();
   auto ls = open(&tp, stats);

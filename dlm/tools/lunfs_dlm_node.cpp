@@ -7,10 +7,12 @@
 //   lock NAME MODE [noqueue] [TIMEOUT_MS]   -> ok ID LVB|invalid
 //   convert ID MODE [TIMEOUT_MS]            -> ok LVB|invalid
 //   unlock ID [LVB_TEXT]                    -> ok
-//   recovery-done NODE                      -> ok
-//   auto-recover on|off   call recovery_done(node) as soon as the hook reports it (a refusal
-//                         prints "event recovery-done-failed NODE STATUS")
-//   wait-recover NODE TIMEOUT_MS            -> ok N_LOCKS_IT_HELD (after its hook ran)
+//   recovery-done NODE                      -> ok (recovery_done of every departure of NODE
+//                                              the hook has reported)
+//   auto-recover on|off   call recovery_done as soon as the hook reports a departure (a
+//                         refusal prints "event recovery-done-failed NODE STATUS")
+//   wait-recover NODE TIMEOUT_MS            -> ok N_LOCKS_IT_HELD (its last departure's,
+//                                              after the hook ran)
 //   stress N SEED    N random lock/hold/unlock rounds on resources s0..s3; prints one line
 //                    "iv RES MODE T_GRANTED T_RELEASED" (CLOCK_MONOTONIC ns, shared by all
 //                    nodes of a one-machine cluster) per round, then "ok"
@@ -66,18 +68,18 @@ class Client : public LockClient {
   void blocking(uint64_t, LockId id, Mode m) override {
     say("event blocking " + std::to_string(id) + " " + std::string(mode_name(m)));
   }
-  void recover(NodeId node, const std::vector<HeldLock>& held) override {
-    say("event recover " + std::to_string(node) + " " + std::to_string(held.size()));
+  void recover(const Departure& d, const std::vector<HeldLock>& held) override {
+    say("event recover " + std::to_string(d.node) + " " + std::to_string(held.size()));
     bool autorec;
     {
       std::lock_guard g(mu);
-      recovered[node] = held.size();
+      departures[d.node][d.id] = held.size();
       autorec = auto_recover;
       cv.notify_all();
     }
     if (!autorec) return;
-    if (Status s = ls->recovery_done(node); s != Status::kOk)
-      say("event recovery-done-failed " + std::to_string(node) + " " + std::string(status_name(s)));
+    if (Status s = ls->recovery_done(d); s != Status::kOk)
+      say("event recovery-done-failed " + std::to_string(d.node) + " " + std::string(status_name(s)));
   }
   void quorum(bool q) override { say("event quorum " + std::to_string(q)); }
   void failed(Status why) override { say("event failed " + std::string(status_name(why))); }
@@ -85,7 +87,7 @@ class Client : public LockClient {
   LockSpace* ls = nullptr;
   std::mutex mu;
   std::condition_variable cv;
-  std::map<NodeId, size_t> recovered;
+  std::map<NodeId, std::map<uint32_t, size_t>> departures;  // node -> departure id -> locks held
   bool auto_recover = false;
 };
 
@@ -152,7 +154,14 @@ int run(const std::string& name, std::chrono::milliseconds join_timeout) {
     } else if (cmd == "recovery-done") {
       NodeId n = 0;
       in >> n;
-      Status s = ls->recovery_done(n);
+      std::vector<Departure> known;
+      {
+        std::lock_guard g(client.mu);
+        for (const auto& [id, held] : client.departures[n]) known.push_back({n, id});
+      }
+      Status s = Status::kOk;
+      for (const Departure& d : known)
+        if (Status r = ls->recovery_done(d); r != Status::kOk) s = r;
       if (s != Status::kOk) err(s);
       else say("ok");
     } else if (cmd == "auto-recover") {
@@ -167,8 +176,8 @@ int run(const std::string& name, std::chrono::milliseconds join_timeout) {
       in >> n >> timeout;
       std::unique_lock lk(client.mu);
       if (client.cv.wait_for(lk, std::chrono::milliseconds(timeout),
-                             [&] { return client.recovered.count(n) > 0; }))
-        say("ok " + std::to_string(client.recovered[n]));
+                             [&] { return !client.departures[n].empty(); }))
+        say("ok " + std::to_string(client.departures[n].rbegin()->second));
       else
         err(Status::kTimedOut);
     } else if (cmd == "stress") {

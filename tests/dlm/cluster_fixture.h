@@ -23,7 +23,7 @@ struct Recorder : LockClient {
   };
   std::vector<Done> done;
   std::vector<std::pair<LockId, Mode>> basts;
-  std::vector<std::pair<NodeId, std::vector<HeldLock>>> recoveries;
+  std::vector<std::pair<Departure, std::vector<HeldLock>>> recoveries;
   std::vector<std::string> events;  // "grant <id>", "recover <node>", ... in callback order
   std::vector<bool> quorum_changes;
   Status failed_with = Status::kOk;
@@ -36,13 +36,20 @@ struct Recorder : LockClient {
     basts.emplace_back(id, requested);
     events.push_back("bast " + std::to_string(id) + " " + std::string(mode_name(requested)));
   }
-  void recover(NodeId node, const std::vector<HeldLock>& held) override {
-    recoveries.emplace_back(node, held);
-    events.push_back("recover " + std::to_string(node));
+  void recover(const Departure& d, const std::vector<HeldLock>& held) override {
+    recoveries.emplace_back(d, held);
+    events.push_back("recover " + std::to_string(d.node));
   }
   void quorum(bool q) override { quorum_changes.push_back(q); }
   void failed(Status why) override { failed_with = why; }
 
+  // The last departure of `node` this client was told of (a test failure if none).
+  Departure departure_of(NodeId node) const {
+    for (auto it = recoveries.rbegin(); it != recoveries.rend(); ++it)
+      if (it->first.node == node) return it->first;
+    ADD_FAILURE() << "no departure of node " << node << " reported";
+    return {node, 0};
+  }
   // The last completion of `id`, if any.
   const Done* last(LockId id) const {
     for (auto it = done.rbegin(); it != done.rend(); ++it)

@@ -249,7 +249,7 @@ TEST_F(Semantics, LvbInvalidAfterExclusiveHolderDies) {
   c.bus().crash(1);
   c.remove(1);
   c.run();
-  EXPECT_EQ(c.ls(2).recovery_done(1), Status::kOk);
+  EXPECT_EQ(c.ls(2).recovery_done(c.rec(2).departure_of(1)), Status::kOk);
   c.run();
   EXPECT_EQ(c.ls(2).convert(nl, Mode::PR, 0), Status::kOk);
   c.run();
@@ -265,7 +265,7 @@ TEST_F(Semantics, DeadNodesLocksStayUntilRecoveryDone) {
   c.run();
   for (NodeId n : {1, 2}) {
     ASSERT_EQ(c.rec(n).recoveries.size(), 1u);
-    EXPECT_EQ(c.rec(n).recoveries[0].first, 3u);
+    EXPECT_EQ(c.rec(n).recoveries[0].first.node, 3u);
     auto& held = c.rec(n).recoveries[0].second;
     ASSERT_EQ(held.size(), 2u);
     EXPECT_EQ(held[0].name, "journal3");
@@ -273,7 +273,7 @@ TEST_F(Semantics, DeadNodesLocksStayUntilRecoveryDone) {
     EXPECT_EQ(held[1].name, "inode");
   }
   EXPECT_EQ(status(1, w), Status::kBusy) << "still held by the dead node";
-  EXPECT_EQ(c.ls(2).recovery_done(3), Status::kOk);
+  EXPECT_EQ(c.ls(2).recovery_done(c.rec(2).departure_of(3)), Status::kOk);
   c.run();
   EXPECT_EQ(status(1, w), Status::kOk);
   // The hook came before the grant it allowed.
@@ -326,7 +326,7 @@ TEST_F(Semantics, PartitionedMinorityGoesStaleMajorityContinues) {
   EXPECT_EQ(status(3, m), Status::kBusy) << "minority: no grants";
   LockId w = req(1, "r", Mode::EX);
   EXPECT_EQ(status(1, w), Status::kBusy);
-  EXPECT_EQ(c.ls(1).recovery_done(3), Status::kOk);  // after fencing node 3, in real life
+  EXPECT_EQ(c.ls(1).recovery_done(c.rec(1).departure_of(3)), Status::kOk);  // after fencing node 3, in real life
   c.run();
   EXPECT_EQ(status(1, w), Status::kOk);
   c.bus().heal();
@@ -412,8 +412,8 @@ TEST(Rejoin, ARecoveredNodeThatJoinsAgainHasItsNewLocksInEveryReplica) {
     c.remove(n);
   }
   c.run();
-  EXPECT_EQ(c.ls(3).recovery_done(1), Status::kOk);
-  EXPECT_EQ(c.ls(3).recovery_done(2), Status::kOk);
+  EXPECT_EQ(c.ls(3).recovery_done(c.rec(3).departure_of(1)), Status::kOk);
+  EXPECT_EQ(c.ls(3).recovery_done(c.rec(3).departure_of(2)), Status::kOk);
   c.run();
   for (NodeId n : {1, 2}) {
     c.add(n);
@@ -427,6 +427,67 @@ TEST(Rejoin, ARecoveredNodeThatJoinsAgainHasItsNewLocksInEveryReplica) {
     const std::string dump = c.ls(n).dump();
     EXPECT_NE(dump.find("granted node 2 id " + std::to_string(s) + " EX"), std::string::npos)
         << "node " << n << "'s replica:\n" << dump;
+  }
+}
+
+// A node restarted before its first departure was recovered can depart again, from
+// another slot. Each departure keeps its own locks until it is recovered itself: the
+// cluster checker found the second departure's recovery_done (a clean one: it held only an
+// NL lock) releasing the first's locks too, whose journal nobody had replayed. A joiner is
+// told of both, each with its own locks.
+TEST(Rejoin, EachDepartureOfANodeIsRecoveredOnItsOwn) {
+  InprocCluster c(3);
+  for (NodeId n : {1, 2, 3}) {
+    c.add(n);
+    c.run();
+  }
+  LockId id = 0;
+  ASSERT_EQ(c.ls(1).request("slot0", Mode::EX, kNoQueue, 1, &id), Status::kOk);
+  ASSERT_EQ(c.ls(1).request("inode", Mode::PR, 0, 2, &id), Status::kOk);
+  c.run();
+  c.bus().crash(1);
+  c.remove(1);
+  c.run();
+  c.add(1);
+  c.run();
+  ASSERT_EQ(c.ls(1).request("slot1", Mode::NL, kNoQueue, 3, &id), Status::kOk);
+  c.run();
+  c.bus().crash(1);
+  c.remove(1);
+  c.run();
+  ASSERT_EQ(c.rec(2).recoveries.size(), 2u);
+  const Departure first = c.rec(2).recoveries[0].first, second = c.rec(2).recoveries[1].first;
+  EXPECT_EQ(first.node, 1u);
+  EXPECT_EQ(second.node, 1u);
+  EXPECT_NE(first, second);
+  ASSERT_EQ(c.rec(2).recoveries[0].second.size(), 2u);
+  ASSERT_EQ(c.rec(2).recoveries[1].second.size(), 1u);
+  EXPECT_EQ(c.rec(2).recoveries[1].second[0].name, "slot1");
+
+  ASSERT_EQ(c.ls(2).recovery_done(second), Status::kOk);
+  c.run();
+  for (NodeId n : {2, 3}) {
+    const std::string dump = c.ls(n).dump();
+    EXPECT_NE(dump.find("\"slot0\""), std::string::npos) << "node " << n << ": the first departure's locks went:\n" << dump;
+    EXPECT_EQ(dump.find("\"slot1\""), std::string::npos) << "node " << n << ":\n" << dump;
+  }
+  ASSERT_EQ(c.ls(3).request("slot0", Mode::EX, kNoQueue, 4, &id), Status::kOk);
+  c.run();
+  ASSERT_NE(c.rec(3).last(id), nullptr);
+  EXPECT_NE(c.rec(3).last(id)->status, Status::kOk) << "slot0 is still held for the first departure";
+
+  c.add(4);  // a joiner is told of the departure still pending, with its own locks only
+  c.run();
+  ASSERT_EQ(c.rec(4).recoveries.size(), 1u);
+  EXPECT_EQ(c.rec(4).recoveries[0].first, first);
+  EXPECT_EQ(c.rec(4).recoveries[0].second.size(), 2u);
+
+  ASSERT_EQ(c.ls(4).recovery_done(first), Status::kOk);
+  c.run();
+  for (NodeId n : {2, 3, 4}) {
+    const std::string dump = c.ls(n).dump();
+    EXPECT_EQ(dump.find("\"slot0\""), std::string::npos) << "node " << n << ":\n" << dump;
+    EXPECT_EQ(dump.find("pending-recovery 1"), std::string::npos) << "node " << n << ":\n" << dump;
   }
 }
 
@@ -453,14 +514,14 @@ TEST(Rejoin, AJoinerIsToldOfTheRecoveriesStillPendingItsOwnIncluded) {
   c.run();
   ASSERT_EQ(c.ls(1).state(), LockSpaceImpl::State::kReady);
   ASSERT_EQ(c.rec(1).recoveries.size(), 1u) << "the new incarnation was not told its old one needs recovery";
-  EXPECT_EQ(c.rec(1).recoveries[0].first, 1u);
+  EXPECT_EQ(c.rec(1).recoveries[0].first.node, 1u);
   ASSERT_EQ(c.rec(1).recoveries[0].second.size(), 2u);
   EXPECT_EQ(c.rec(1).recoveries[0].second[0].name, "slot0");
   EXPECT_EQ(c.rec(1).recoveries[0].second[0].mode, Mode::EX);
   // Its new locks are its own; recovering the old incarnation releases only the old ones.
   ASSERT_EQ(c.ls(1).request("slot1", Mode::EX, kNoQueue, 3, &id), Status::kOk);
   c.run();
-  ASSERT_EQ(c.ls(1).recovery_done(1), Status::kOk);
+  ASSERT_EQ(c.ls(1).recovery_done(c.rec(1).departure_of(1)), Status::kOk);
   c.run();
   for (NodeId n : {1, 2, 3}) {
     const std::string dump = c.ls(n).dump();

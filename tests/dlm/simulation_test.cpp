@@ -50,7 +50,7 @@ struct App : LockClient {
 
   void completion(uint64_t, LockId id, Status st, Mode mode, const Lvb&) override;
   void blocking(uint64_t, LockId id, Mode) override { basted.insert(id); }
-  void recover(NodeId dead, const std::vector<HeldLock>&) override;
+  void recover(const Departure& dead, const std::vector<HeldLock>&) override;
   void failed(Status why) override {
     failed_now = true;
     if (why == Status::kStale) ++coverage.stale;
@@ -69,7 +69,7 @@ class Simulation {
   }
 
   // Called by App.
-  void note_recovery(NodeId dead) { recoveries_.insert({dead, incarnation_[dead]}); }
+  void note_recovery(const Departure& dead) { recoveries_.insert({dead, incarnation_[dead.node]}); }
 
  private:
   // As with votequorum, expected votes cover every node that may ever be up: two
@@ -246,7 +246,8 @@ class Simulation {
   // away), as the real recovery path must, then release its locks.
   void recovery_step() {
     if (recoveries_.empty()) return;
-    auto [dead, inc] = *std::next(recoveries_.begin(), pick(uint32_t(recoveries_.size())));
+    auto [departure, inc] = *std::next(recoveries_.begin(), pick(uint32_t(recoveries_.size())));
+    const NodeId dead = departure.node;
     std::vector<NodeId> quorate;
     for (NodeId n : ready())
       if (n != dead && nodes_[n].ls->quorate()) quorate.push_back(n);
@@ -254,11 +255,11 @@ class Simulation {
     NodeId by = quorate[pick(uint32_t(quorate.size()))];
     // Done once a quorate table says so; until then keep asking (whoever asked before may
     // have died with its request unsent, as a recovering node can).
-    if (!nodes_[by].ls->recovery_pending(dead)) return (void)recoveries_.erase({dead, inc});
+    if (!nodes_[by].ls->recovery_pending(departure)) return (void)recoveries_.erase({departure, inc});
     if (nodes_.count(dead) && nodes_[dead].app->incarnation == inc) stop(dead);
     trace("recovery_done " + std::to_string(dead) + " by " + std::to_string(by));
     ++coverage.recoveries;
-    ASSERT_EQ(nodes_[by].ls->recovery_done(dead), Status::kOk);
+    ASSERT_EQ(nodes_[by].ls->recovery_done(departure), Status::kOk);
   }
 
   void reap_failed() {
@@ -352,7 +353,7 @@ class Simulation {
   Bus bus_;
   std::map<NodeId, Node> nodes_;
   std::map<NodeId, uint64_t> incarnation_;
-  std::set<std::pair<NodeId, uint64_t>> recoveries_;
+  std::set<std::pair<Departure, uint64_t>> recoveries_;  // with the incarnation to fence
   std::map<uint64_t, std::pair<size_t, NodeId>> after_event_;
 };
 
@@ -372,7 +373,7 @@ void App::completion(uint64_t, LockId id, Status st, Mode mode, const Lvb&) {
   }
 }
 
-void App::recover(NodeId dead, const std::vector<HeldLock>&) { sim->note_recovery(dead); }
+void App::recover(const Departure& dead, const std::vector<HeldLock>&) { sim->note_recovery(dead); }
 
 TEST(Simulation, SafetyAndLivenessOverManySeeds) {
   uint64_t seeds = env_or("LUNFS_DLM_SIM_SEEDS", 1000);
