@@ -153,6 +153,12 @@ std::unique_ptr<dlm::ControlServer> serve_control(const std::string& device, int
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The daemon outlives whoever ran it, so it must not keep the descriptors it inherited:
+  // one open on another file system keeps that file system busy ("umount: target is
+  // busy") for as long as this mount lasts. The cluster checker found it: a test thread's
+  // file on one node's mount leaked, through the shell that restarted another node, into
+  // that node's daemon.
+  close_range(3, ~0U, 0);
   // Keep large buffers in the heap: glibc would mmap/munmap each one, and munmap's TLB
   // shootdowns across the session threads are expensive (see fs/device/scratch_buffer.h).
   mallopt(M_MMAP_THRESHOLD, 64 << 20);

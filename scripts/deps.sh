@@ -10,6 +10,8 @@ packages=(
   fio qemu-utils gfs2-utils ocfs2-tools
   # tests/fuse/libvirt_pool_test.sh: virsh and libvirtd (its dir storage pool) on a mount
   libvirt-clients libvirt-daemon
+  # the cluster tests print a hung daemon's thread stacks with it
+  gdb
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -30,6 +30,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace lunfs::testing {
 
@@ -41,14 +42,20 @@ struct Output {
   std::string text;
 };
 
+// Every descriptor the tests open on a mount is O_CLOEXEC: the commands they start (popen)
+// must not inherit it, or a daemon among them keeps that mount busy.
 inline std::string read_all(const std::string& p) {
-  std::ifstream f(p, std::ios::binary);
-  if (!f) return "<cannot open " + p + ": " + std::strerror(errno) + ">";
-  return std::string((std::istreambuf_iterator<char>(f)), {});
+  const int fd = open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "<cannot open " + p + ": " + std::strerror(errno) + ">";
+  std::string out;
+  char buf[65536];
+  for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) out.append(buf, size_t(n));
+  close(fd);
+  return out;
 }
 
 inline bool write_all(const std::string& p, const std::string& data) {
-  int fd = open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  int fd = open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return false;
   bool ok = write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size());
   return close(fd) == 0 && ok;
@@ -162,8 +169,13 @@ class ClusterMountSuite : public ::testing::Test {
   // suite, on any node, that is a failure. The nodes unmount one by one first, each leave
   // being a membership change whose digests the others compare.
   static void expect_no_lock_table_divergence() {
-    for (const auto& [node, anchor] : anchors_) sh(kHarness + " exec " + std::to_string(node) + " umount " + mnt_);
-    sh("timeout 60 flock -x " + lun_ + " true");
+    for (const auto& [node, anchor] : anchors_) {
+      Output u = sh(kHarness + " exec " + std::to_string(node) + " umount " + mnt_);
+      if (u.status != 0 && u.text.find("not mounted") == std::string::npos)
+        ADD_FAILURE() << "node " << node << ": umount: " << u.text << who_uses_the_mount(node);
+    }
+    Output r = wait_for_daemons_to_finish();
+    if (r.status != 0) ADD_FAILURE() << "after every node unmounted: " << r.text;
     for (const auto& [node, anchor] : anchors_) {
       std::ifstream f(log_of(node));
       for (std::string line; std::getline(f, line);)
@@ -204,9 +216,70 @@ class ClusterMountSuite : public ::testing::Test {
   // Waits for every daemon to let go of the LUN (they hold a shared claim until they have
   // finished unmounting) and runs `fsck.lunfs -n`: the output, or why it could not run.
   static Output fsck_after_daemons_finish() {
-    Output r = sh("timeout 60 flock -x " + lun_ + " true");
-    if (r.status != 0) return {r.status, "the daemons did not finish: " + r.text};
+    Output r = wait_for_daemons_to_finish();
+    if (r.status != 0) return r;
     return sh(kBin + "/fsck.lunfs -n " + lun_);
+  }
+  // Waits up to a minute for the daemons to let go of the LUN. If one does not, the reason
+  // is in the daemon: the failure shows every mount.lunfs still running, with its threads'
+  // stacks (gdb) or, without gdb, their kernel wait channels.
+  static Output wait_for_daemons_to_finish() {
+    Output r = sh("timeout 60 flock -x " + lun_ + " true");
+    if (r.status == 0) return r;
+    std::string text = "the daemons did not let go of the LUN within 60 s: " + r.text;
+    Output pids = sh("pgrep -x mount.lunfs");
+    std::istringstream lines(pids.text);
+    for (std::string pid; std::getline(lines, pid);) {
+      const std::string node = node_of_process(std::stoi(pid));
+      if (node.rfind("node ", 0) != 0) continue;  // another suite's, or a zombie
+      text += "\nmount.lunfs pid " + pid + " (" + node + "), still running:\n";
+      Output stacks = sh("true; if command -v gdb >/dev/null; then timeout 30 gdb -batch -p " + pid +
+                         " -ex 'thread apply all bt 12' 2>/dev/null | grep -E '^(Thread|#)'; else grep . /proc/" +
+                         pid + "/task/*/wchan; fi");
+      text += stacks.text;
+    }
+    return {r.status, text};
+  }
+  // Why node `node`'s mount is busy: the mounts at and under the mount point in its
+  // namespace, and every process with its root, working directory or a descriptor there.
+  static std::string who_uses_the_mount(int node) {
+    const std::string root = at(node, "");
+    struct stat mnt {};
+    if (stat(root.c_str(), &mnt) != 0) return "\ncannot stat " + root + ": " + std::strerror(errno);
+    std::string out = "\nmounts: " +
+                      sh("grep -F ' " + mnt_ + "' /proc/" + std::to_string(anchors_[node]) + "/mountinfo").text;
+    if (DIR* d = opendir("/proc")) {
+      while (dirent* e = readdir(d)) {
+        const std::string pid = e->d_name;
+        if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+        std::vector<std::string> refs = {"/proc/" + pid + "/cwd", "/proc/" + pid + "/root"};
+        if (DIR* fds = opendir(("/proc/" + pid + "/fd").c_str())) {
+          while (dirent* f = readdir(fds))
+            if (f->d_name[0] != '.') refs.push_back("/proc/" + pid + "/fd/" + f->d_name);
+          closedir(fds);
+        }
+        for (const std::string& ref : refs) {
+          struct stat sb {};
+          if (stat(ref.c_str(), &sb) == 0 && sb.st_dev == mnt.st_dev) {
+            out += "pid " + pid + " (" + read_all("/proc/" + pid + "/comm").substr(0, 15) + ") " + ref + "\n";
+          }
+        }
+      }
+      closedir(d);
+    }
+    return out;
+  }
+  // "node N" for a process in node N's mount namespace, else "not in any node".
+  static std::string node_of_process(pid_t pid) {
+    char ns[64] = {}, want[64] = {};
+    if (readlink(("/proc/" + std::to_string(pid) + "/ns/mnt").c_str(), ns, sizeof ns - 1) <= 0) return "gone";
+    for (const auto& [node, anchor] : anchors_) {
+      std::memset(want, 0, sizeof want);
+      if (readlink(("/proc/" + std::to_string(anchor) + "/ns/mnt").c_str(), want, sizeof want - 1) > 0 &&
+          std::strcmp(ns, want) == 0)
+        return "node " + std::to_string(node);
+    }
+    return "not in any node";
   }
   // The mount daemon of node `node` (the mount.lunfs whose mount namespace is the node's),
   // or 0.

@@ -43,7 +43,7 @@ class ClusterFence : public ClusterMountSuite {
     ASSERT_EQ(m.status, 0) << m.text;
     ASSERT_EQ(mkdir(at(2, dir).c_str(), 0755), 0) << strerror(errno);
     ASSERT_TRUE(write_all(at(2, dir + "/own"), "node 2\n"));
-    int fd = open(at(2, dir + "/own").c_str(), O_RDONLY);
+    int fd = open(at(2, dir + "/own").c_str(), O_RDONLY | O_CLOEXEC);
     ASSERT_GE(fd, 0);
     ASSERT_EQ(fsync(fd), 0);
     close(fd);

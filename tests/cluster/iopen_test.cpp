@@ -16,7 +16,7 @@ TEST_F(ClusterIopen, AFileUnlinkedOnOneNodeStaysReadableWhereItIsOpenAndIsFreedW
   const size_t size = 24 << 20;
   const std::string data = random_bytes(size, 42);
   ASSERT_TRUE(write_all(at(1, "held.img"), data));
-  int fd = open(at(2, "held.img").c_str(), O_RDONLY);
+  int fd = open(at(2, "held.img").c_str(), O_RDONLY | O_CLOEXEC);
   ASSERT_GE(fd, 0) << std::strerror(errno);
   ASSERT_EQ(unlink(at(1, "held.img").c_str()), 0) << std::strerror(errno);
   struct stat st;

@@ -50,7 +50,7 @@ TEST_F(ClusterMount, FileWrittenOnOneNodeReadsIdenticalOnTheOthers) {
   EXPECT_TRUE(read_all(at(2, "written-on-1")) == data);
   EXPECT_TRUE(read_all(at(3, "written-on-1")) == data);
   // And back: node 3 overwrites part of it, node 1 (which wrote it last) reads the change.
-  int fd = open(at(3, "written-on-1").c_str(), O_WRONLY);
+  int fd = open(at(3, "written-on-1").c_str(), O_WRONLY | O_CLOEXEC);
   ASSERT_GE(fd, 0);
   ASSERT_EQ(pwrite(fd, "node3", 5, 4096), 5);
   ASSERT_EQ(close(fd), 0);
@@ -93,7 +93,7 @@ TEST_F(ClusterMount, ModeTimesAndXattrsChangedOnOneNodeAreSeenOnTheOthers) {
   ASSERT_TRUE(write_all(at(1, "attrs"), "a"));
   // Open descriptors on nodes 2 and 3: fstat answers from the kernel's attribute cache,
   // which the change on node 1 must have invalidated there.
-  int fd2 = open(at(2, "attrs").c_str(), O_RDONLY), fd3 = open(at(3, "attrs").c_str(), O_RDONLY);
+  int fd2 = open(at(2, "attrs").c_str(), O_RDONLY | O_CLOEXEC), fd3 = open(at(3, "attrs").c_str(), O_RDONLY | O_CLOEXEC);
   ASSERT_GE(fd2, 0);
   ASSERT_GE(fd3, 0);
   struct stat st;
@@ -115,7 +115,7 @@ TEST_F(ClusterMount, ModeTimesAndXattrsChangedOnOneNodeAreSeenOnTheOthers) {
     close(fd);
   }
   // A growing file: node 2's cached size follows node 1's appends.
-  int fd = open(at(2, "attrs").c_str(), O_RDONLY);
+  int fd = open(at(2, "attrs").c_str(), O_RDONLY | O_CLOEXEC);
   ASSERT_GE(fd, 0);
   ASSERT_EQ(fstat(fd, &st), 0);
   ASSERT_EQ(st.st_size, 1);
@@ -128,7 +128,7 @@ TEST_F(ClusterMount, ModeTimesAndXattrsChangedOnOneNodeAreSeenOnTheOthers) {
 TEST_F(ClusterMount, TwoNodesWriteOnePreallocatedImageWithODirect) {
   constexpr size_t kImage = 16 << 20, kChunk = 1 << 20;
   {
-    int fd = open(at(1, "vm.img").c_str(), O_RDWR | O_CREAT, 0644);
+    int fd = open(at(1, "vm.img").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     ASSERT_GE(fd, 0);
     ASSERT_EQ(fallocate(fd, 0, 0, kImage), 0);
     ASSERT_EQ(fsync(fd), 0);
@@ -136,7 +136,7 @@ TEST_F(ClusterMount, TwoNodesWriteOnePreallocatedImageWithODirect) {
   }
   // Node 1 writes the even MiBs, node 2 the odd ones, at the same time.
   auto writer = [&](int node, size_t first, bool* ok) {
-    int fd = open(at(node, "vm.img").c_str(), O_RDWR | O_DIRECT);
+    int fd = open(at(node, "vm.img").c_str(), O_RDWR | O_DIRECT | O_CLOEXEC);
     if (fd < 0) return;
     void* buf = nullptr;
     if (posix_memalign(&buf, 4096, kChunk) != 0) return;

@@ -39,7 +39,7 @@ TEST_F(ClusterRecoveryOfTwo, TwoNodesKilledAtOnceIncludingTheLowestAreBothRecove
     const std::string dir = "n" + std::to_string(n);
     ASSERT_EQ(mkdir(at(n, dir).c_str(), 0755), 0) << "node " << n << ": " << strerror(errno);
     data[n] = random_bytes((1 << 20) + n * 1000, n);
-    int fd = open(at(n, dir + "/image").c_str(), O_WRONLY | O_CREAT, 0644);
+    int fd = open(at(n, dir + "/image").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     ASSERT_GE(fd, 0) << strerror(errno);
     ASSERT_EQ(write(fd, data[n].data(), data[n].size()), static_cast<ssize_t>(data[n].size()));
     ASSERT_EQ(fsync(fd), 0);
@@ -89,7 +89,7 @@ TEST_F(ClusterRecoveryWhileRecovering, TheRecoveringNodeDyingMidRecoveryLeavesBo
     const std::string dir = "m" + std::to_string(n);
     ASSERT_EQ(mkdir(at(n, dir).c_str(), 0755), 0) << strerror(errno);
     data[n] = random_bytes((512 << 10) + n, 100 + n);
-    int fd = open(at(n, dir + "/image").c_str(), O_WRONLY | O_CREAT, 0644);
+    int fd = open(at(n, dir + "/image").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     ASSERT_GE(fd, 0) << strerror(errno);
     ASSERT_EQ(write(fd, data[n].data(), data[n].size()), static_cast<ssize_t>(data[n].size()));
     ASSERT_EQ(fsync(fd), 0);
@@ -162,7 +162,7 @@ TEST_F(ClusterRecoveryKilledMidReplay, TheNextLowestReplaysTheHalfReplayedJourna
     ASSERT_EQ(mkdir(at(n, dir).c_str(), 0755), 0) << strerror(errno);
     for (int f = 0; f < 20; ++f) {  // many inodes and directory blocks in node 2's journal
       const std::string& bytes = data[n * 100 + f] = random_bytes(8192 + f * 100, n * 100 + f);
-      const int fd = open(at(n, dir + "/f" + std::to_string(f)).c_str(), O_WRONLY | O_CREAT, 0644);
+      const int fd = open(at(n, dir + "/f" + std::to_string(f)).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
       ASSERT_GE(fd, 0) << strerror(errno);
       ASSERT_EQ(write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
       ASSERT_EQ(fsync(fd), 0);  // committed to the journal, not yet home

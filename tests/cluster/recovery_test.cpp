@@ -32,7 +32,7 @@ class ClusterRecovery : public ClusterMountSuite {
 
   // Writes `data` to `path` (created) and fsyncs it; false on any error.
   static bool write_synced(const std::string& path, const std::string& data) {
-    int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return false;
     bool ok = write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size()) && fsync(fd) == 0;
     return close(fd) == 0 && ok;
@@ -42,7 +42,7 @@ class ClusterRecovery : public ClusterMountSuite {
   // the descriptor, or -1 (errno says why).
   static int open_synced_file_of_node_2(const std::string& dir, const std::string& data) {
     if (mkdir(at(2, dir).c_str(), 0755) != 0 || !write_synced(at(2, dir + "/own"), data)) return -1;
-    return open(at(2, dir + "/own").c_str(), O_WRONLY);
+    return open(at(2, dir + "/own").c_str(), O_WRONLY | O_CLOEXEC);
   }
 
   // Seconds until `cmd` (run on the host against a node's view) succeeds, or -1 when it has
@@ -67,7 +67,7 @@ TEST_F(ClusterRecovery, NodeKilledWhileWritingIsRecoveredAndTheOthersGoOnWithEve
   // A file node 2 has open after its last unlink: its blocks are the dead node's to free,
   // so after the recovery node 1 frees them. The fsync of another file commits the unlink.
   ASSERT_TRUE(write_synced(at(2, "d/orphan"), std::string(1 << 20, 'o')));
-  const int orphan_fd = open(at(2, "d/orphan").c_str(), O_RDONLY);
+  const int orphan_fd = open(at(2, "d/orphan").c_str(), O_RDONLY | O_CLOEXEC);
   ASSERT_GE(orphan_fd, 0) << strerror(errno);
   ASSERT_EQ(unlink(at(2, "d/orphan").c_str()), 0) << strerror(errno);
   ASSERT_TRUE(write_synced(at(2, "d/commit"), "commits the unlink\n"));
@@ -80,7 +80,7 @@ TEST_F(ClusterRecovery, NodeKilledWhileWritingIsRecoveredAndTheOthersGoOnWithEve
     const std::string chunk = random_bytes(64 << 10, 9);
     for (int i = 0; !stop; ++i) {
       const std::string p = at(2, "d/busy" + std::to_string(i % 8));
-      int fd = open(p.c_str(), O_WRONLY | O_CREAT, 0644);
+      int fd = open(p.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
       if (fd < 0) break;
       bool ok = pwrite(fd, chunk.data(), chunk.size(), (i % 16) * chunk.size()) > 0;
       close(fd);
@@ -145,7 +145,7 @@ TEST_F(ClusterRecovery, MountDaemonKilledWhileWritingIsRecovered) {
   std::thread writer([&] {
     const std::string chunk(32 << 10, 'w');
     for (int i = 0; !stop; ++i) {
-      int fd = open(at(2, "k/busy" + std::to_string(i % 4)).c_str(), O_WRONLY | O_CREAT, 0644);
+      int fd = open(at(2, "k/busy" + std::to_string(i % 4)).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
       if (fd < 0) break;
       const bool ok = pwrite(fd, chunk.data(), chunk.size(), (i % 8) * chunk.size()) > 0;
       close(fd);
@@ -280,7 +280,7 @@ TEST_F(ClusterRecovery, ADaemonStoppedPastItsLeaseWritesAgainOnceItsMembershipIs
   Output m = restart_and_mount(2, "");
   ASSERT_EQ(m.status, 0) << m.text;
   ASSERT_EQ(mkdir(at(2, "s").c_str(), 0755), 0) << strerror(errno);
-  const int fd = open(at(2, "s/records").c_str(), O_WRONLY | O_CREAT, 0644);
+  const int fd = open(at(2, "s/records").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
   ASSERT_GE(fd, 0) << strerror(errno);
   auto record = [](int i) { return std::string(4096, static_cast<char>('a' + i % 26)); };
   std::atomic<bool> stop{false};

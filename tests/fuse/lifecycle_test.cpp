@@ -94,6 +94,25 @@ TEST_F(MountHelper, MountTypeLunfsRunsTheHelper) {
   EXPECT_EQ(read_file(path("after")), "via mount -t\n");
 }
 
+// The daemon outlives the shell that mounted, so it must not keep that shell's descriptors:
+// one open on another file system would keep it busy for as long as the lunfs mount lasts
+// (the cluster checker hit it: a node's mount stayed busy through another node's daemon).
+TEST_F(MountHelper, TheDaemonKeepsNoDescriptorItInherited) {
+  int rc = 0;
+  std::string out = in_namespace(
+      "mkdir -p \"$MNT.other\"\n"
+      "mount -t tmpfs lunfs-test-other \"$MNT.other\"\n"
+      "exec 7>\"$MNT.other/held-by-the-shell\"\n"
+      "mount -t lunfs \"$LUN\" \"$MNT\" -o lockproto=nolock\n"
+      "exec 7>&-\n"
+      "if umount \"$MNT.other\"; then echo other-unmounted; else umount -l \"$MNT.other\"; fi\n"
+      "umount \"$MNT\"\n",
+      &rc);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("other-unmounted"), std::string::npos)
+      << "the lunfs daemon kept the mounting shell's file open:\n" << out;
+}
+
 TEST_F(MountHelper, FstabEntryMountsByMountPoint) {
   int rc = 0;
   std::string out = in_namespace(
