@@ -53,6 +53,7 @@ NodeRecovery::NodeRecovery(BlockDevice& dev, const ondisk::Superblock& sb, dlm::
       stall_mid_replay_(options.stall_mid_replay),
       observer_(dev, sb_, steady_monotonic_clock(), options.interval) {
   thread_ = std::thread([this] { run(); });
+  if (after_recovery_) sweeper_ = std::thread([this] { sweep_loop(); });
 }
 
 std::optional<uint32_t> NodeRecovery::slot_of(const std::vector<dlm::HeldLock>& held) {
@@ -99,6 +100,14 @@ void NodeRecovery::node_recovered(const dlm::Departure& departure) {
 }
 
 void NodeRecovery::stop() {
+  // The sweep first: one in progress may wait for a lock that only a recovery still to be
+  // made releases.
+  {
+    std::lock_guard lock(mu_);
+    stop_sweeping_ = true;
+    changed_.notify_all();
+  }
+  if (sweeper_.joinable()) sweeper_.join();
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
@@ -143,12 +152,6 @@ void NodeRecovery::run() {
     // its own, and the nodes it sees leave are alive (their leases would never run out).
     const bool lowest = dlm::is_lowest_member(ls_) && ls_.quorate();
     lock.lock();
-    if (sweep_ && lowest && after_recovery_) {
-      sweep_ = false;
-      lock.unlock();
-      after_recovery_();
-      lock.lock();
-    }
     if (lowest) {
       // Every dead node in this round, each on its own: one still in its lease does not
       // hold back another whose lease has run out.
@@ -177,6 +180,30 @@ void NodeRecovery::run() {
     }
     changed_.wait_for(lock, observer_.poll_interval(), [&] { return stopping_ || woken_; });
     woken_ = false;
+  }
+}
+
+// On its own thread: the sweep takes the glocks of the files it frees, and a node that died
+// holding one of them is recovered by run(), which must not be the thread waiting for it.
+// It waits until no departure is pending, so it does not start by waiting for one.
+void NodeRecovery::sweep_loop() {
+  std::unique_lock lock(mu_);
+  while (!stop_sweeping_) {
+    if (!sweep_) {
+      changed_.wait(lock, [&] { return stop_sweeping_ || sweep_; });
+      continue;
+    }
+    lock.unlock();
+    const bool lowest = dlm::is_lowest_member(ls_) && ls_.quorate();
+    lock.lock();
+    if (!lowest || !pending_.empty()) {
+      changed_.wait_for(lock, std::chrono::milliseconds(500), [&] { return stop_sweeping_; });
+      continue;
+    }
+    sweep_ = false;
+    lock.unlock();
+    after_recovery_();
+    lock.lock();
   }
 }
 

@@ -52,8 +52,10 @@ class NodeRecovery {
     std::chrono::milliseconds interval{1000};
     Logger log;
     // Runs on the lowest member once a recovery has been applied (the dead node's locks
-    // are gone): the mount frees the files the dead node had open after their last
-    // unlink (FileSystem::free_unused_orphans).
+    // are gone) and no other is pending: the mount frees the files the dead node had open
+    // after their last unlink (FileSystem::free_unused_orphans). On a thread of its own: it
+    // takes glocks, and one may be held by a node that dies meanwhile, whose recovery
+    // must not wait for it.
     std::function<void()> after_recovery;
     // Run, once per dead node whose lease has not run out yet; its success replaces the
     // wait for the lease.
@@ -95,6 +97,7 @@ class NodeRecovery {
     std::string waiting_for;      // what the last try found, in words
   };
   void run();
+  void sweep_loop();
   // Replays and marks the heartbeat clean once the lease has run out. Whether the node may
   // be declared recovered; false: not yet (the reason is logged once).
   bool recover(const dlm::Departure& departure, Dead& dead);
@@ -112,8 +115,10 @@ class NodeRecovery {
   std::map<dlm::Departure, Dead> pending_;  // guarded by mu_
   bool woken_ = false;                      // a node left or was recovered: look now
   bool sweep_ = false;                      // a recovery was applied: run after_recovery_
+  bool stop_sweeping_ = false;
   bool stopping_ = false;
   std::thread thread_;
+  std::thread sweeper_;  // runs after_recovery_
 };
 
 }  // namespace lunfs
