@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstring>
@@ -221,7 +222,11 @@ class GatedDevice final : public BlockDevice {
   Status write(uint64_t o, std::span<const std::byte> b) override { return inner_->write(o, b); }
   Status flush() override { return inner_->flush(); }
   std::string describe() const override { return "gated " + inner_->describe(); }
-  std::unique_ptr<IoQueue> make_io_queue() override { return std::make_unique<Queue>(*this); }
+  std::unique_ptr<IoQueue> make_io_queue() override {
+    auto q = std::make_unique<Queue>(*this);
+    queue_ = q.get();
+    return q;
+  }
 
   size_t waiting() {
     std::lock_guard lock(mu_);
@@ -229,7 +234,8 @@ class GatedDevice final : public BlockDevice {
   }
   // Asynchronous writes fail with EIO from now on (the blocking path still works).
   void fail_async_writes() { fail_writes_ = true; }
-  // Runs every held batch, then lets later ones through at once.
+  // Runs every held batch as one reap (as the AIO queue's completion thread does), then
+  // lets later ones through at once.
   void open() {
     std::vector<Held> batches;
     {
@@ -238,6 +244,7 @@ class GatedDevice final : public BlockDevice {
       batches.swap(held_);
     }
     for (auto& h : batches) run(h);
+    if (!batches.empty()) queue_->end_of_reap();
   }
 
  private:
@@ -254,8 +261,10 @@ class GatedDevice final : public BlockDevice {
         if (!dev.open_) return dev.held_.push_back(std::move(h));
       }
       dev.run(h);
+      reaped();
     }
     void drain() override {}
+    void end_of_reap() { reaped(); }
     GatedDevice& dev;
   };
   void run(Held& h) {
@@ -270,6 +279,7 @@ class GatedDevice final : public BlockDevice {
   }
 
   std::unique_ptr<BlockDevice> inner_;
+  Queue* queue_ = nullptr;
   std::atomic<bool> fail_writes_{false};
   std::mutex mu_;
   bool open_ = false;
@@ -384,6 +394,66 @@ TEST(DirectIo, AnAllocatingWriteInFlightShowsZerosAndHoldsTruncate) {
   auto a = fs.getattr(ino);
   ASSERT_TRUE(a);
   EXPECT_EQ(a->size, kBs) << "truncate ran after the write, not before";
+  f.expect_clean();
+}
+
+// The second transactions of the allocating writes one reap completes are one transaction
+// (FileSystem::finish_reaped_writes): writes to several files, into holes, past the end and
+// into the same extent leaf, all completed at once, end as if written one by one, also
+// after a remount.
+TEST(DirectIo, AllocatingWritesCompletedInOneReapEndAsIfWrittenOneByOne) {
+  GatedDevice* gate = nullptr;
+  FsFixture f(gated_layout(gate));
+  ASSERT_TRUE(f.ok());
+  FileSystem& fs = f.fs();
+  constexpr int kFiles = 3, kWritesPerFile = 24;
+  std::vector<uint64_t> inos;
+  std::vector<std::vector<std::byte>> expected(kFiles);
+  for (int i = 0; i < kFiles; ++i) {
+    inos.push_back(f.mkfile(f.root(), "image" + std::to_string(i)));
+    SetAttr thin;
+    thin.size = 16 * kBs;  // the later writes land past the end
+    ASSERT_TRUE(fs.setattr(inos.back(), thin));
+    expected[i].assign(16 * kBs, std::byte{0});
+  }
+  std::vector<std::vector<std::byte>> data;
+  std::vector<std::pair<int, uint64_t>> where;
+  for (int w = 0; w < kWritesPerFile; ++w) {
+    for (int i = 0; i < kFiles; ++i) {
+      const uint64_t block = (w * 7 + i * 3) % 40;  // scattered, some past the end
+      if (std::find(where.begin(), where.end(), std::pair{i, block}) != where.end()) continue;
+      where.emplace_back(i, block);
+      data.push_back(pattern(kBs, static_cast<unsigned>(100 + data.size())));
+    }
+  }
+  std::atomic<int> answered{0}, failed{0};
+  for (size_t k = 0; k < where.size(); ++k) {
+    auto [i, block] = where[k];
+    fs.write_async(inos[i], block * kBs, data[k], [&](Result<size_t> n) {
+      if (!n || *n != kBs) failed++;
+      answered++;
+    });
+    auto& e = expected[i];
+    if (e.size() < (block + 1) * kBs) e.resize((block + 1) * kBs, std::byte{0});
+    std::copy(data[k].begin(), data[k].end(), e.begin() + static_cast<ptrdiff_t>(block * kBs));
+  }
+  ASSERT_EQ(gate->waiting(), where.size());
+  gate->open();  // every transfer completes in one reap
+  EXPECT_EQ(answered, static_cast<int>(where.size()));
+  EXPECT_EQ(failed, 0);
+  auto check = [&](const char* when) {
+    for (int i = 0; i < kFiles; ++i) {
+      auto got = read_sync(f.fs(), inos[i], 0, 64 * kBs);
+      ASSERT_TRUE(got);
+      EXPECT_EQ(got->size(), expected[i].size()) << "size of file " << i << " " << when;
+      EXPECT_TRUE(*got == expected[i]) << "content of file " << i << " " << when;
+    }
+  };
+  check("after the reap");
+  f.expect_clean();  // unmounts
+  f.mount();
+  ASSERT_TRUE(f.ok());
+  check("after a remount");
   f.expect_clean();
 }
 
