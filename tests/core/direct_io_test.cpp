@@ -457,6 +457,51 @@ TEST(DirectIo, AllocatingWritesCompletedInOneReapEndAsIfWrittenOneByOne) {
   f.expect_clean();
 }
 
+// A reap whose joint second transaction the journal refuses (too large: 64 inodes where
+// the journal takes at most 32 blocks a transaction) still ends every write: each then
+// gets a transaction of its own.
+TEST(DirectIo, AReapTooLargeForOneJournalTransactionFinishesEachWriteAlone) {
+  GatedDevice* gate = nullptr;
+  FsLayout layout = gated_layout(gate);
+  layout.journal = true;
+  layout.journal_max_transaction_blocks = 32;
+  FsFixture f(layout);
+  ASSERT_TRUE(f.ok());
+  FileSystem& fs = f.fs();
+  constexpr int kFiles = 64;
+  std::vector<uint64_t> inos;
+  for (int i = 0; i < kFiles; ++i) {
+    inos.push_back(f.mkfile(f.root(), "image" + std::to_string(i)));
+    SetAttr thin;
+    thin.size = 16 * kBs;
+    ASSERT_TRUE(fs.setattr(inos.back(), thin));
+  }
+  std::vector<std::vector<std::byte>> data;
+  for (int i = 0; i < kFiles; ++i) data.push_back(pattern(kBs, 200 + i));
+  std::atomic<int> answered{0};
+  std::mutex errors_mu;
+  std::vector<std::string> errors;
+  for (int i = 0; i < kFiles; ++i) {
+    fs.write_async(inos[i], 3 * kBs, data[i], [&](Result<size_t> n) {
+      if (!n) {
+        std::lock_guard lock(errors_mu);
+        errors.push_back(n.status().to_string());
+      }
+      answered++;
+    });
+  }
+  ASSERT_EQ(gate->waiting(), static_cast<size_t>(kFiles));
+  gate->open();
+  EXPECT_EQ(answered, kFiles);
+  EXPECT_TRUE(errors.empty()) << errors.size() << " writes failed, the first: " << errors.front();
+  for (int i = 0; i < kFiles; ++i) {
+    auto got = read_sync(fs, inos[i], 3 * kBs, kBs);
+    ASSERT_TRUE(got);
+    EXPECT_TRUE(*got == data[i]) << "file " << i;
+  }
+  f.expect_clean();
+}
+
 TEST(DirectIo, AnAllocatingWriteWhoseDataFailsReportsItAndLeavesZeros) {
   GatedDevice* gate = nullptr;
   FsFixture f(gated_layout(gate));
