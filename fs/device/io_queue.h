@@ -49,8 +49,10 @@ class IoQueue {
   // after each round of io_done() calls: after each reap of the completion thread, and
   // after a batch completed inside submit(). FileSystem gives the second transactions of
   // the allocating writes one reap completed one transaction together (direct_io.cpp).
-  // Set before the first submit(); it may run on several threads at once.
-  void set_reap_hook(std::function<void()> hook) { reap_hook_ = std::move(hook); }
+  // Set before the first submit(); it may run on several threads at once. A queue that
+  // hands its batches to another queue must pass the hook on (and run it after any batch
+  // it completes itself): a completion whose deferred work no hook runs never ends.
+  virtual void set_reap_hook(std::function<void()> hook) { reap_hook_ = std::move(hook); }
 
  protected:
   void reaped() {

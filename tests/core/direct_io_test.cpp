@@ -17,6 +17,8 @@
 #include <vector>
 
 #include "fs/device/buffer_pool.h"
+#include "fs/device/fenced_device.h"
+#include "fs/device/write_log_device.h"
 #include "fs_fixture.h"
 
 namespace lunfs {
@@ -530,22 +532,48 @@ std::string lun_path() {
   return sized ? templ : "";
 }
 
+// The devices mount.lunfs stacks on the LUN (fuse/main.cpp): the write log under the
+// fence. Their queues wrap the LUN's AIO queue.
+class MountStack final : public ForwardingDevice {
+ public:
+  static std::unique_ptr<BlockDevice> over(std::unique_ptr<BlockDevice> lun, const std::string& log_path) {
+    auto log = WriteLogDevice::open(*lun, log_path);
+    if (!log) return nullptr;
+    auto fence = std::make_unique<FencedDevice>(**log);
+    return std::unique_ptr<BlockDevice>(new MountStack(std::move(lun), std::move(*log), std::move(fence)));
+  }
+
+ private:
+  MountStack(std::unique_ptr<BlockDevice> lun, std::unique_ptr<WriteLogDevice> log, std::unique_ptr<FencedDevice> fence)
+      : ForwardingDevice(*fence), lun_(std::move(lun)), log_(std::move(log)), fence_(std::move(fence)) {}
+  std::unique_ptr<BlockDevice> lun_;
+  std::unique_ptr<WriteLogDevice> log_;
+  std::unique_ptr<FencedDevice> fence_;
+};
+
+struct Unlink {
+  std::string p;
+  ~Unlink() {
+    if (!p.empty()) unlink(p.c_str());
+  }
+};
+
 // Every thread submits all of its writes before waiting for any: hundreds in flight. To a
 // thin file, each write allocates: first transactions on the submitting threads, second
-// ones on the completion thread, all at once.
-void many_transfers_on_a_lun_file(bool thin) {
+// ones on the completion thread, all at once. `as_mounted`: through the devices
+// mount.lunfs puts over the LUN.
+void many_transfers_on_a_lun_file(bool thin, bool as_mounted = false) {
   const std::string path = lun_path();
   ASSERT_FALSE(path.empty()) << "cannot create a LUN file in /var/tmp";
-  struct Unlink {
-    std::string p;
-    ~Unlink() { unlink(p.c_str()); }
-  } cleanup{path};
+  Unlink cleanup{path};
+  Unlink log_cleanup{as_mounted ? path + ".writes" : ""};
   bool direct = false;
   FsLayout layout;
   layout.make_device = [&]() -> std::unique_ptr<BlockDevice> {
     auto d = FileBlockDevice::open(path);
     if (!d) return nullptr;
     direct = (*d)->direct_io();
+    if (as_mounted) return MountStack::over(std::move(*d), log_cleanup.p);
     return std::move(*d);
   };
   FsFixture f(layout);
@@ -615,6 +643,49 @@ void many_transfers_on_a_lun_file(bool thin) {
 TEST(DirectIo, ManyTransfersFromManyThreadsInFlightOnALunFile) { many_transfers_on_a_lun_file(false); }
 
 TEST(DirectIo, ManyAllocatingWritesFromManyThreadsInFlightOnALunFile) { many_transfers_on_a_lun_file(true); }
+
+// mount.lunfs's fence and write log wrap the LUN's queue: the second transactions the AIO
+// completions leave for the reap hook still run (they once waited forever: the hook was
+// set on the outer queue, which never ran it).
+TEST(DirectIo, ManyAllocatingWritesInFlightThroughTheFenceAndTheWriteLog) {
+  many_transfers_on_a_lun_file(true, /*as_mounted=*/true);
+}
+
+// The same with the synchronous queue under the fence (a memory device): each batch
+// completes inside submit(), so the write has its answer when write_async returns.
+TEST(DirectIo, AnAllocatingWriteThroughTheFenceOverASynchronousQueueIsAnswered) {
+  FsLayout layout;
+  layout.make_device = [] {
+    struct Fenced final : ForwardingDevice {
+      explicit Fenced(std::unique_ptr<BlockDevice> d, std::unique_ptr<FencedDevice> f)
+          : ForwardingDevice(*f), mem(std::move(d)), fence(std::move(f)) {}
+      std::unique_ptr<BlockDevice> mem;
+      std::unique_ptr<FencedDevice> fence;
+    };
+    auto mem = make_memory_device(uint64_t{512} << 20);
+    auto fence = std::make_unique<FencedDevice>(*mem);
+    return std::unique_ptr<BlockDevice>(new Fenced(std::move(mem), std::move(fence)));
+  };
+  FsFixture f(layout);
+  ASSERT_TRUE(f.ok());
+  const uint64_t ino = f.mkfile(f.root(), "image");
+  SetAttr thin;
+  thin.size = 64 * kBs;
+  ASSERT_TRUE(f.fs().setattr(ino, thin));
+  const auto data = pattern(kBs, 7);
+  bool answered = false;
+  Status result;
+  f.fs().write_async(ino, 5 * kBs, data, [&](Result<size_t> n) {
+    answered = true;
+    result = n.status();
+  });
+  ASSERT_TRUE(answered) << "the allocating write was never answered";
+  EXPECT_TRUE(result) << result.to_string();
+  auto got = read_sync(f.fs(), ino, 5 * kBs, kBs);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(*got, data);
+  f.expect_clean();
+}
 
 }  // namespace
 }  // namespace lunfs
