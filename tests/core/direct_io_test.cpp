@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <cstring>
 #include <future>
 #include <mutex>
@@ -18,6 +19,7 @@
 
 #include "fs/device/buffer_pool.h"
 #include "fs/device/fenced_device.h"
+#include "fs/device/testing/fault_device.h"
 #include "fs/device/write_log_device.h"
 #include "fs_fixture.h"
 
@@ -502,6 +504,173 @@ TEST(DirectIo, AReapTooLargeForOneJournalTransactionFinishesEachWriteAlone) {
     EXPECT_TRUE(*got == data[i]) << "file " << i;
   }
   f.expect_clean();
+}
+
+// Power fails at the `nth` write or flush from cut_at() on: that one and every later write
+// and flush never reach the device below (a FaultInjectingDevice, whose crash() then decides
+// which of the unflushed writes before survived).
+class PowerCut final : public ForwardingDevice {
+ public:
+  using ForwardingDevice::ForwardingDevice;
+  void cut_at(uint64_t nth) {
+    std::lock_guard lock(mu_);
+    countdown_ = nth;
+    writes_ = 0;
+  }
+  void restore() {
+    std::lock_guard lock(mu_);
+    countdown_ = 0;
+    cut_ = false;
+  }
+  // Writes and flushes.
+  uint64_t writes_since_cut_at() {
+    std::lock_guard lock(mu_);
+    return writes_;
+  }
+  Status write(uint64_t o, std::span<const std::byte> b) override {
+    {
+      std::lock_guard lock(mu_);
+      if (cut_ || (countdown_ != 0 && --countdown_ == 0)) {
+        cut_ = true;
+        return error(EIO, "power cut");
+      }
+      ++writes_;
+    }
+    return inner_.write(o, b);
+  }
+  Status flush() override {
+    {
+      std::lock_guard lock(mu_);
+      if (cut_ || (countdown_ != 0 && --countdown_ == 0)) {
+        cut_ = true;
+        return error(EIO, "power cut");
+      }
+      ++writes_;
+    }
+    return inner_.flush();
+  }
+
+ private:
+  std::mutex mu_;
+  uint64_t countdown_ = 0, writes_ = 0;
+  bool cut_ = false;
+};
+
+// A crash at every device write and flush from the reap that completes several allocating writes
+// (one joint second transaction, FileSystem::finish_reaped_writes) to the fsyncs that
+// commit it, keeping none, half (the next one torn) or all of the unflushed writes. After
+// recovery every write is whole or absent: its block reads as its data or as zeros, never
+// as what free space held before (a written extent over data that never arrived); a size
+// grown past the old end covers data; fsck is clean.
+TEST(DirectIo, ACrashAtEveryWriteOfAReapsJointTransactionLeavesEachWriteWholeOrAbsent) {
+  const std::string marker = "STALE-DISK-DATA!";
+  constexpr uint64_t kOldBlocks = 8;
+  struct Write {
+    int file;
+    uint64_t block;
+  };
+  // Two files, into holes, into the same leaf, and past the end.
+  const std::vector<Write> writes = {{0, 1}, {0, 2}, {0, 5}, {1, 0}, {1, 3}, {1, 9}, {0, 11}};
+  struct Outcome {
+    uint64_t device_writes = 0;
+    size_t whole = 0;
+  };
+  // One run; `cut` 0: no crash. `keep`: of the unflushed writes, 0 none, 1 half (+ a torn
+  // one), 2 all.
+  auto run = [&](uint64_t cut, int keep, Outcome& out) {
+    auto mem = make_memory_device(uint64_t{128} << 20);
+    {
+      std::vector<std::byte> fill(1 << 20);
+      for (size_t i = 0; i < fill.size(); ++i) fill[i] = static_cast<std::byte>(marker[i % marker.size()]);
+      for (uint64_t o = 0; o < mem->size_bytes(); o += fill.size()) ASSERT_TRUE(mem->write(o, fill));
+    }
+    FaultInjectingDevice cache(*mem);
+    PowerCut power(cache);
+    GatedDevice* gate = nullptr;
+    FsLayout layout;
+    layout.journal = true;
+    layout.make_device = [&] {
+      auto d = std::make_unique<GatedDevice>(std::make_unique<ForwardingDevice>(static_cast<BlockDevice&>(power)));
+      gate = d.get();
+      return d;
+    };
+    FsFixture f(layout);
+    ASSERT_TRUE(f.ok());
+    FileSystem& fs = f.fs();
+    const uint64_t inos[2] = {f.mkfile(f.root(), "a.img"), f.mkfile(f.root(), "b.img")};
+    for (uint64_t ino : inos) {
+      SetAttr thin;
+      thin.size = kOldBlocks * kBs;
+      ASSERT_TRUE(fs.setattr(ino, thin));
+      ASSERT_TRUE(fs.fsync(ino, false));
+    }
+    std::vector<std::vector<std::byte>> data;
+    std::atomic<int> answered{0};
+    for (size_t k = 0; k < writes.size(); ++k) {
+      data.push_back(pattern(kBs, static_cast<unsigned>(40 + k)));
+      fs.write_async(inos[writes[k].file], writes[k].block * kBs, data[k], [&, cut](Result<size_t> n) {
+        if (cut == 0) {
+          EXPECT_TRUE(n) << n.status().to_string();
+        }
+        answered++;
+      });
+    }
+    ASSERT_EQ(gate->waiting(), writes.size());
+    power.cut_at(cut);
+    gate->open();  // the data writes, then one reap: the joint second transaction
+    EXPECT_EQ(answered, static_cast<int>(writes.size()));
+    const bool synced = fs.fsync(inos[0], false) && fs.fsync(inos[1], false);
+    out.device_writes = power.writes_since_cut_at();
+    if (cut == 0) {
+      ASSERT_TRUE(synced);
+    } else {
+      f.drop();
+      const size_t pending = cache.pending_writes();
+      ASSERT_TRUE(keep == 0 ? cache.crash(0) : keep == 1 ? cache.crash(pending / 2, 3) : cache.crash(pending));
+      power.restore();
+      f.mount();
+      ASSERT_TRUE(f.ok());
+    }
+    for (size_t k = 0; k < writes.size(); ++k) {
+      const uint64_t ino = inos[writes[k].file];
+      auto got = read_sync(f.fs(), ino, writes[k].block * kBs, kBs);
+      ASSERT_TRUE(got) << got.status().to_string();
+      auto a = f.fs().getattr(ino);
+      ASSERT_TRUE(a);
+      const bool covered = a->size > writes[k].block * kBs;
+      const bool whole = covered && *got == data[k];
+      const bool absent = !covered || std::all_of(got->begin(), got->end(), [](std::byte b) { return b == std::byte{0}; });
+      EXPECT_TRUE(whole || absent) << "write " << k << " after a cut at write " << cut << " keeping " << keep
+                                   << ": its block reads neither as its data nor as zeros";
+      if (writes[k].block >= kOldBlocks && covered) {
+        EXPECT_TRUE(whole) << "write " << k << " past the old end: the size covers it, its data is missing";
+      }
+      out.whole += whole;
+    }
+    if (cut == 0) {
+      EXPECT_EQ(out.whole, writes.size());
+    }
+    f.expect_clean();
+  };
+  Outcome clean;
+  run(0, 0, clean);
+  ASSERT_FALSE(HasFatalFailure());
+  ASSERT_GT(clean.device_writes, writes.size() + 1) << "the data writes and the journal commit";
+  size_t points = 0, all_whole = 0, none_whole = 0;
+  for (uint64_t cut = 1; cut <= clean.device_writes; ++cut) {
+    for (int keep = 0; keep < 3; ++keep) {
+      Outcome o;
+      run(cut, keep, o);
+      ASSERT_FALSE(HasFatalFailure()) << "cut at write " << cut << ", keep " << keep;
+      ++points;
+      all_whole += o.whole == writes.size();
+      none_whole += o.whole == 0;
+    }
+  }
+  std::printf("%zu crash points over %llu device writes and flushes: %zu with every write whole, %zu with none\n", points,
+              static_cast<unsigned long long>(clean.device_writes), all_whole, none_whole);
+  EXPECT_GT(all_whole, 0u);
+  EXPECT_GT(none_whole, 0u);
 }
 
 TEST(DirectIo, AnAllocatingWriteWhoseDataFailsReportsItAndLeavesZeros) {

@@ -109,6 +109,13 @@ class FsFixture {
     mount(mo);
   }
 
+  // The mounted instance goes away as the machine would: whatever it still writes is up to
+  // the device the test gave (a power cut makes it nothing). mount() comes back.
+  void drop() {
+    fs_.reset();
+    journal_.reset();
+  }
+
   // Unmounts and runs fsck; every error finding fails the test.
   void expect_clean() {
     ASSERT_TRUE(fs_->unmount());
