@@ -556,12 +556,12 @@ class PowerCut final : public ForwardingDevice {
   bool cut_ = false;
 };
 
-// A crash at every device write and flush from the reap that completes several allocating writes
-// (one joint second transaction, FileSystem::finish_reaped_writes) to the fsyncs that
-// commit it, keeping none, half (the next one torn) or all of the unflushed writes. After
-// recovery every write is whole or absent: its block reads as its data or as zeros, never
-// as what free space held before (a written extent over data that never arrived); a size
-// grown past the old end covers data; fsck is clean.
+// A crash at every device write and flush from the reap that completes several allocating
+// writes (one joint second transaction, FileSystem::finish_reaped_writes) to the fsyncs
+// that commit it, keeping none, half (the next one torn), all or every other one of the
+// unflushed writes. After recovery every write is whole or absent: its block reads as its
+// data or as zeros, never as what free space held before (a written extent over data that
+// never arrived); a size grown past the old end covers data; fsck is clean.
 TEST(DirectIo, ACrashAtEveryWriteOfAReapsJointTransactionLeavesEachWriteWholeOrAbsent) {
   const std::string marker = "STALE-DISK-DATA!";
   constexpr uint64_t kOldBlocks = 8;
@@ -576,7 +576,7 @@ TEST(DirectIo, ACrashAtEveryWriteOfAReapsJointTransactionLeavesEachWriteWholeOrA
     size_t whole = 0;
   };
   // One run; `cut` 0: no crash. `keep`: of the unflushed writes, 0 none, 1 half (+ a torn
-  // one), 2 all.
+  // one), 2 all, 3 every other one (a cache that reorders: only flushes order writes).
   auto run = [&](uint64_t cut, int keep, Outcome& out) {
     auto mem = make_memory_device(uint64_t{128} << 20);
     {
@@ -626,7 +626,12 @@ TEST(DirectIo, ACrashAtEveryWriteOfAReapsJointTransactionLeavesEachWriteWholeOrA
     } else {
       f.drop();
       const size_t pending = cache.pending_writes();
-      ASSERT_TRUE(keep == 0 ? cache.crash(0) : keep == 1 ? cache.crash(pending / 2, 3) : cache.crash(pending));
+      std::vector<bool> every_other(pending);
+      for (size_t i = 0; i < pending; ++i) every_other[i] = i % 2 == 1;
+      ASSERT_TRUE(keep == 0   ? cache.crash(0)
+                  : keep == 1 ? cache.crash(pending / 2, 3)
+                  : keep == 2 ? cache.crash(pending)
+                              : cache.crash_with_subset(every_other));
       power.restore();
       f.mount();
       ASSERT_TRUE(f.ok());
@@ -658,7 +663,7 @@ TEST(DirectIo, ACrashAtEveryWriteOfAReapsJointTransactionLeavesEachWriteWholeOrA
   ASSERT_GT(clean.device_writes, writes.size() + 1) << "the data writes and the journal commit";
   size_t points = 0, all_whole = 0, none_whole = 0;
   for (uint64_t cut = 1; cut <= clean.device_writes; ++cut) {
-    for (int keep = 0; keep < 3; ++keep) {
+    for (int keep = 0; keep < 4; ++keep) {
       Outcome o;
       run(cut, keep, o);
       ASSERT_FALSE(HasFatalFailure()) << "cut at write " << cut << ", keep " << keep;
