@@ -25,6 +25,7 @@ class FencedQueue final : public IoQueue {
     inner_->submit(transfers, done);
   }
   void drain() override { inner_->drain(); }
+  // The inner queue runs it after the batches it completes, this one after those it refuses.
   void set_reap_hook(std::function<void()> hook) override {
     IoQueue::set_reap_hook(hook);
     inner_->set_reap_hook(std::move(hook));
