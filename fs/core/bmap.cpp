@@ -21,30 +21,38 @@ bool mergeable(const Extent& a, const Extent& b) {
 }
 }  // namespace
 
-Result<ExtentNode> ExtentTree::read_node(uint64_t blocknr) {
+Result<std::shared_ptr<const ExtentNode>> ExtentTree::read_node(uint64_t blocknr) {
   auto img = txn_ ? txn_->read(blocknr) : vol_.cache.get(blocknr);
   if (!img) return img.status();
   if (auto known = vol_.extent_nodes.find(blocknr, *img, ino_.ino())) return std::move(*known);
   auto node = decode_extent_node((*img)->span(), blocknr, vol_.sb.csum_seed, ino_.ino(), vol_.g);
   if (!node) {
     vol_.log_line("lunfs: inode " + std::to_string(ino_.ino()) + ": " + node.status().message());
-    return node;
+    return node.status();
   }
-  vol_.extent_nodes.remember(blocknr, *img, ino_.ino(), *node);
-  return node;
+  auto decoded = std::make_shared<const ExtentNode>(std::move(*node));
+  vol_.extent_nodes.remember(blocknr, *img, ino_.ino(), decoded);
+  return decoded;
+}
+
+Result<const ExtentNode*> ExtentTree::root_node() {
+  static const ExtentNode kEmpty{};
+  if (!(ino_.d.flags & kInodeExtents)) return &kEmpty;
+  if (!ino_.decoded_root || ino_.decoded_root_source != ino_.d.content) {
+    auto node = decode_extent_root(ino_.d.content, ino_.ino(), vol_.g);
+    if (!node) {
+      vol_.log_line("lunfs: " + node.status().message());
+      return node.status();
+    }
+    ino_.decoded_root_source = ino_.d.content;
+    ino_.decoded_root = std::move(*node);
+  }
+  return &*ino_.decoded_root;
 }
 
 Result<ExtentNode> ExtentTree::root() {
-  if (!(ino_.d.flags & kInodeExtents)) return ExtentNode{};
-  if (ino_.decoded_root && ino_.decoded_root_source == ino_.d.content) return *ino_.decoded_root;
-  auto node = decode_extent_root(ino_.d.content, ino_.ino(), vol_.g);
-  if (!node) {
-    vol_.log_line("lunfs: " + node.status().message());
-    return node;
-  }
-  ino_.decoded_root_source = ino_.d.content;
-  ino_.decoded_root = *node;
-  return node;
+  LUNFS_ASSIGN(const ExtentNode* node, root_node());
+  return *node;
 }
 
 Status ExtentTree::descend(uint64_t lb, Path& path, uint64_t* hi) {
@@ -62,25 +70,50 @@ Status ExtentTree::descend(uint64_t lb, Path& path, uint64_t* hi) {
     if (idx + 1 < ch.size()) *hi = std::min(*hi, ch[idx + 1].logical);
     uint64_t child = ch[idx].child;
     uint16_t want_depth = l.node.depth - 1;
-    LUNFS_ASSIGN(ExtentNode next, read_node(child));
-    if (next.depth != want_depth) {
+    LUNFS_ASSIGN(auto next, read_node(child));
+    if (next->depth != want_depth) {
       vol_.log_line("lunfs: inode " + std::to_string(ino_.ino()) + ": extent node " + std::to_string(child) +
                     " at the wrong depth");
       return error(EIO, "extent node " + std::to_string(child) + " at the wrong depth");
     }
-    path.push_back({std::move(next), child, 0});
+    path.push_back({*next, child, 0});
     if (path.size() > kMaxExtentDepth + 1) return error(EIO, "extent tree too deep");
   }
   return Status::ok();
 }
 
+Result<const ExtentNode*> ExtentTree::peek_leaf(uint64_t lb, uint64_t* hi, std::shared_ptr<const ExtentNode>& hold) {
+  // descend()'s walk and checks, without the copies.
+  *hi = kNoLimit;
+  LUNFS_ASSIGN(const ExtentNode* node, root_node());
+  for (size_t level = 0; node->depth > 0; ++level) {
+    auto& ch = node->children;
+    if (ch.empty()) return error(EIO, "inode " + std::to_string(ino_.ino()) + ": empty extent index node");
+    auto it = std::upper_bound(ch.begin(), ch.end(), lb, [](uint64_t v, const ExtentIndex& c) { return v < c.logical; });
+    size_t idx = it == ch.begin() ? 0 : static_cast<size_t>(it - ch.begin()) - 1;
+    if (idx + 1 < ch.size()) *hi = std::min(*hi, ch[idx + 1].logical);
+    uint64_t child = ch[idx].child;
+    uint16_t want_depth = node->depth - 1;
+    LUNFS_ASSIGN(auto next, read_node(child));
+    if (next->depth != want_depth) {
+      vol_.log_line("lunfs: inode " + std::to_string(ino_.ino()) + ": extent node " + std::to_string(child) +
+                    " at the wrong depth");
+      return error(EIO, "extent node " + std::to_string(child) + " at the wrong depth");
+    }
+    if (level + 2 > kMaxExtentDepth + 1) return error(EIO, "extent tree too deep");
+    hold = std::move(next);
+    node = hold.get();
+  }
+  return node;
+}
+
 Result<std::optional<Extent>> ExtentTree::find(uint64_t lb) {
-  Path path;
   uint64_t cur = lb;
+  std::shared_ptr<const ExtentNode> hold;
   for (;;) {
     uint64_t hi;
-    LUNFS_TRY(descend(cur, path, &hi));
-    for (const Extent& e : path.back().node.extents) {
+    LUNFS_ASSIGN(const ExtentNode* leaf, peek_leaf(cur, &hi, hold));
+    for (const Extent& e : leaf->extents) {
       if (e.logical_end() > lb) return std::optional<Extent>(e);
     }
     if (hi == kNoLimit) return std::optional<Extent>();
@@ -90,11 +123,12 @@ Result<std::optional<Extent>> ExtentTree::find(uint64_t lb) {
 
 uint64_t ExtentTree::goal_for(uint64_t lb) {
   if (lb == 0) return 0;
-  Path path;
   uint64_t hi;
-  if (!descend(lb - 1, path, &hi)) return 0;
+  std::shared_ptr<const ExtentNode> hold;
+  auto leaf = peek_leaf(lb - 1, &hi, hold);
+  if (!leaf) return 0;
   const Extent* best = nullptr;
-  for (const Extent& e : path.back().node.extents) {
+  for (const Extent& e : (*leaf)->extents) {
     if (e.logical <= lb - 1) best = &e;
   }
   if (!best) return 0;
@@ -120,7 +154,7 @@ Status ExtentTree::write_level(const Level& l) {
   txn_->put(l.blocknr, img);
   // The node just encoded is what decoding the new image would give: the next walk (the
   // same write's second transaction, the next write) finds it without decoding.
-  vol_.extent_nodes.remember(l.blocknr, img, ino_.ino(), l.node);
+  vol_.extent_nodes.remember(l.blocknr, img, ino_.ino(), std::make_shared<const ExtentNode>(l.node));
   return Status::ok();
 }
 
@@ -258,8 +292,8 @@ Status ExtentTree::collect_nodes(const ExtentNode& node, std::vector<uint64_t>& 
   if (node.depth == 0) return Status::ok();
   for (const ExtentIndex& c : node.children) {
     out.push_back(c.child);
-    LUNFS_ASSIGN(ExtentNode child, read_node(c.child));
-    LUNFS_TRY(collect_nodes(child, out));
+    LUNFS_ASSIGN(auto child, read_node(c.child));
+    LUNFS_TRY(collect_nodes(*child, out));
   }
   return Status::ok();
 }

@@ -64,10 +64,17 @@ class ExtentTree {
   };
   using Path = std::vector<Level>;
 
-  Result<ondisk::ExtentNode> read_node(uint64_t blocknr);
+  Result<std::shared_ptr<const ondisk::ExtentNode>> read_node(uint64_t blocknr);
   Result<ondisk::ExtentNode> root();
+  // The decoded root itself (the inode keeps it), valid until the tree changes.
+  Result<const ondisk::ExtentNode*> root_node();
   // Descends to the leaf for `lb`; `hi` receives the leaf's exclusive upper bound.
   Status descend(uint64_t lb, Path& path, uint64_t* hi);
+  // The same for reading only: the leaf itself, not a copy (a copy of a full leaf and its
+  // allocation were the largest CPU item of a thin image's first pass). Valid until the
+  // tree changes; `hold` keeps a non-root leaf alive.
+  Result<const ondisk::ExtentNode*> peek_leaf(uint64_t lb, uint64_t* hi,
+                                              std::shared_ptr<const ondisk::ExtentNode>& hold);
   Status write_level(const Level& l);
   size_t capacity(const Level& l) const;
   // Splits overfull nodes from `level` up to the root, writing what changes.

@@ -22,14 +22,16 @@ using namespace ondisk;
 
 namespace {
 
-// A transfer in flight: the glock pin, the buffer, what must happen once the data is on the
-// device (an allocating write's second transaction), and whom to tell. Deletes itself when
-// done.
+// What an allocating write must have done once its data is on the device (its second
+// transaction), given whom to tell when that is done.
+using AfterData = std::function<void(std::function<void(Status)> then)>;
+
+// A transfer in flight: the glock pin, the buffer, the after-data step, and whom to tell.
+// Deletes itself when done.
 template <typename Completion>
 class DirectTransfer final : public IoCompletion {
  public:
-  DirectTransfer(GlockPin pin, BufferPool::Lease buffer, size_t length, Completion done,
-                 std::function<Status()> after_data = {})
+  DirectTransfer(GlockPin pin, BufferPool::Lease buffer, size_t length, Completion done, AfterData after_data = {})
       : pin_(std::move(pin)),
         buffer_(std::move(buffer)),
         length_(length),
@@ -39,8 +41,13 @@ class DirectTransfer final : public IoCompletion {
   std::span<std::byte> buffer() { return buffer_.span(); }
 
   void io_done(Status status) override {
-    // Still pinned: truncate and punch wait until the mapping is final.
-    if (status && after_data_) status = after_data_();
+    // Still pinned until the step is done: truncate and punch wait until the mapping is final.
+    if (status && after_data_) return after_data_([this](Status st) { finish(std::move(st)); });
+    finish(std::move(status));
+  }
+
+ private:
+  void finish(Status status) {
     pin_.release();  // the blocks are no longer in use: truncate may go on
     if (!status) {
       done_(status);
@@ -52,12 +59,11 @@ class DirectTransfer final : public IoCompletion {
     delete this;
   }
 
- private:
   GlockPin pin_;
   BufferPool::Lease buffer_;
   const size_t length_;
   Completion done_;
-  std::function<Status()> after_data_;
+  AfterData after_data_;
 };
 
 using DirectRead = DirectTransfer<FileSystem::ReadCompletion>;
@@ -69,11 +75,50 @@ using DirectWrite = DirectTransfer<FileSystem::WriteCompletion>;
 // copy in parallel. Small reads are latency-bound: for them the queue depth matters.
 constexpr size_t kLargestAsyncRead = 128 << 10;
 
+// The most second transactions made one: as many as the AIO queue reaps at once. A larger
+// set than the journal takes (EFBIG) falls back to one transaction each.
+constexpr size_t kMostWritesFinishedTogether = 64;
+
 }  // namespace
 
 IoQueue& FileSystem::io_queue() {
-  std::call_once(vol_->io_once, [this] { vol_->io = vol_->dev.make_io_queue(); });
+  std::call_once(vol_->io_once, [this] {
+    vol_->io = vol_->dev.make_io_queue();
+    vol_->io->set_reap_hook([this] { finish_reaped_writes(); });
+  });
   return *vol_->io;
+}
+
+void FileSystem::finish_reaped_writes() {
+  // Each second transaction alone took meta_mu from the session threads' first
+  // transactions once per write, and the hand-overs, not the work, dominated a thin
+  // image's first pass (docs/performance.md). Together they cost one acquisition, one
+  // commit, and one encode of each extent leaf and inode they share. The data of all of
+  // them is on the device, so the ordered-data rule holds for the joint transaction.
+  for (;;) {
+    std::vector<FinishingWrite> batch;
+    {
+      std::lock_guard lock(finishing_mu_);
+      if (finishing_.empty()) return;
+      const auto n = static_cast<ptrdiff_t>(std::min(finishing_.size(), kMostWritesFinishedTogether));
+      batch.assign(std::make_move_iterator(finishing_.begin()), std::make_move_iterator(finishing_.begin() + n));
+      finishing_.erase(finishing_.begin(), finishing_.begin() + n);
+    }
+    auto finish = [this](std::span<const FinishingWrite> writes) {
+      return retrying([&]() -> Status {
+        std::lock_guard lock(vol_->meta_mu);
+        auto txn = vol_->begin();
+        for (const FinishingWrite& w : writes) LUNFS_TRY(finish_write(*txn, *w.node, w.first, w.count, w.end));
+        return txn->commit();
+      });
+    };
+    Status together = finish(batch);
+    for (FinishingWrite& w : batch) {
+      // A failure (a damaged leaf, no room for a split, a set too large for the journal)
+      // rolled the joint transaction back: each alone then, so each write reports its own.
+      w.then(together || batch.size() == 1 ? together : finish(std::span(&w, 1)));
+    }
+  }
 }
 
 void FileSystem::drain_io() {
@@ -166,16 +211,15 @@ void FileSystem::write_async(uint64_t ino, uint64_t offset, std::span<const std:
     gl.unlock();
     return done(write(ino, offset, data, direct));
   }
-  std::function<Status()> after_data;
+  AfterData after_data;
   if (allocating) {
-    // On the completion thread, with the glock pinned: an rgrp glock the second transaction
-    // needs is waited for there (the pin holds no meta_mu and no holder).
+    // Left for the reap hook (finish_reaped_writes) on the completing thread, with the glock
+    // pinned: an rgrp glock the second transaction needs is waited for there (the pin holds
+    // no meta_mu and no holder).
     after_data = [this, node = std::move(allocating), first = offset / bs, count = data.size() / bs,
-                  end = offset + data.size()] {
-      return retrying([&]() -> Status {
-        std::lock_guard lock(vol_->meta_mu);
-        return finish_write(*node, first, count, end);
-      });
+                  end = offset + data.size()](std::function<void(Status)> then) {
+      std::lock_guard lock(finishing_mu_);
+      finishing_.push_back({node, first, count, end, std::move(then)});
     };
   }
   auto* op = new DirectWrite(gl.pin(), vol_->buffers.get(data.size()), data.size(), std::move(done),

@@ -282,7 +282,9 @@ Result<size_t> FileSystem::write_whole_blocks(std::unique_lock<MetaMutex>& lock,
   std::memcpy(bounce.data(), buf.data(), buf.size());
   for (const IoTransfer& t : device_writes(segs, first, bs, bounce)) LUNFS_TRY(vol_->dev.write(t.offset, t.buf));
   lock.lock();
-  LUNFS_TRY(finish_write(node, first, count, offset + buf.size()));
+  auto txn = vol_->begin();
+  LUNFS_TRY(finish_write(*txn, node, first, count, offset + buf.size()));
+  LUNFS_TRY(txn->commit());
   return buf.size();
 }
 
@@ -308,16 +310,15 @@ Result<std::vector<Segment>> FileSystem::map_for_write(CoreInode& node, uint64_t
   return segs;
 }
 
-Status FileSystem::finish_write(CoreInode& node, uint64_t first, uint64_t count, uint64_t end) {
+Status FileSystem::finish_write(Transaction& txn, CoreInode& node, uint64_t first, uint64_t count, uint64_t end) {
   // Transaction 2, submitted after the data writes completed (ordered data): the range
-  // now holds data, and the size covers it.
-  auto txn = vol_->begin();
-  ExtentTree tree(*vol_, node, txn.get());
+  // now holds data, and the size covers it. write_async's writes share one per reap.
+  ExtentTree tree(*vol_, node, &txn);
   LUNFS_TRY(mark_written(tree, first, count));
   node.d.size = std::max(node.d.size, end);
   node.d.mtime = node.d.ctime = now_timespec();
-  node.dirty(*txn);
-  return txn->commit();
+  node.dirty(txn);
+  return Status::ok();
 }
 
 Result<size_t> FileSystem::copy_range(uint64_t ino_in, uint64_t off_in, uint64_t ino_out, uint64_t off_out, size_t len) {

@@ -274,7 +274,17 @@ class FileSystem {
   // mapping; the second, once the data is on the device, marks them written and grows the
   // size to `end`.
   Result<std::vector<Segment>> map_for_write(CoreInode& node, uint64_t first, uint64_t count);
-  Status finish_write(CoreInode& node, uint64_t first, uint64_t count, uint64_t end);
+  Status finish_write(Transaction& txn, CoreInode& node, uint64_t first, uint64_t count, uint64_t end);
+  // An allocating write of write_async whose data is on the device, waiting for its second
+  // transaction, and what to do once that is committed (or failed).
+  struct FinishingWrite {
+    std::shared_ptr<CoreInode> node;
+    uint64_t first, count, end;
+    std::function<void(Status)> then;
+  };
+  // The IoQueue's reap hook: the second transactions of the writes that one reap completed,
+  // as one transaction under one meta_mu acquisition (direct_io.cpp).
+  void finish_reaped_writes();
   // Inline or layout-less files get an extent tree.
   Status ensure_extent_layout(Transaction& txn, CoreInode& node);
   // Unwritten extents in logical blocks [first, first+count) become written.
@@ -293,6 +303,10 @@ class FileSystem {
 
   void fold_loop(std::chrono::milliseconds interval);
 
+  // Declared before vol_: the IoQueue inside it runs finish_reaped_writes() until it is
+  // destroyed.
+  std::mutex finishing_mu_;
+  std::vector<FinishingWrite> finishing_;  // guarded by finishing_mu_
   std::unique_ptr<Volume> vol_;
   bool mounted_ = true;
   std::mutex fold_mu_;

@@ -39,7 +39,8 @@ struct Volume {
   const bool read_only;
   BlockCache cache;
   // Extent nodes as decoded from the cache's images, keyed by the image (bmap.cpp).
-  DecodedMemo<ondisk::ExtentNode> extent_nodes{4096};
+  // Shared and immutable: a read-only walk looks at them without copying (bmap.cpp: peek_leaf).
+  DecodedMemo<std::shared_ptr<const ondisk::ExtentNode>> extent_nodes{4096};
   // Directory leaves and hash-table blocks, the same way (dir.cpp).
   DecodedMemo<std::shared_ptr<const ondisk::DirLeaf>> dir_leaves{4096};
   DecodedMemo<std::shared_ptr<const ondisk::DirHashBlock>> dir_hash_blocks{1024};

@@ -18,12 +18,18 @@ class FencedQueue final : public IoQueue {
     if (writes) {
       if (Status st = fence_.may_write(); !st) {
         done.io_done(std::move(st));
+        reaped();
         return;
       }
     }
     inner_->submit(transfers, done);
   }
   void drain() override { inner_->drain(); }
+  // The inner queue runs it after the batches it completes, this one after those it refuses.
+  void set_reap_hook(std::function<void()> hook) override {
+    IoQueue::set_reap_hook(hook);
+    inner_->set_reap_hook(std::move(hook));
+  }
 
  private:
   const FencedDevice& fence_;

@@ -13,6 +13,7 @@ class SynchronousIoQueue final : public IoQueue {
 
   void submit(std::span<const IoTransfer> transfers, IoCompletion& done) override {
     done.io_done(run_transfers(dev_, transfers));
+    reaped();
   }
 
   void drain() override {}

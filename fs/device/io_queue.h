@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 
@@ -43,6 +44,23 @@ class IoQueue {
   virtual void submit(std::span<const IoTransfer> transfers, IoCompletion& done) = 0;
   // Returns when every submitted batch has completed.
   virtual void drain() = 0;
+
+  // Completions may leave work for `hook`, which the queue runs on the completing thread
+  // after each round of io_done() calls: after each reap of the completion thread, and
+  // after a batch completed inside submit(). FileSystem gives the second transactions of
+  // the allocating writes one reap completed one transaction together (direct_io.cpp).
+  // Set before the first submit(); it may run on several threads at once. A queue that
+  // hands its batches to another queue must pass the hook on (and run it after any batch
+  // it completes itself): a completion whose deferred work no hook runs never ends.
+  virtual void set_reap_hook(std::function<void()> hook) { reap_hook_ = std::move(hook); }
+
+ protected:
+  void reaped() {
+    if (reap_hook_) reap_hook_();
+  }
+
+ private:
+  std::function<void()> reap_hook_;
 };
 
 // Completes each batch inside submit() with the device's blocking read/write.

@@ -105,6 +105,7 @@ void LinuxAioQueue::submit(std::span<const IoTransfer> transfers, IoCompletion& 
     // than handing the transfer to the completion thread (docs/performance.md), and
     // requests that arrive meanwhile see this one in flight and go asynchronous.
     done.io_done(run_transfers(dev_, transfers));
+    reaped();
     std::lock_guard lock(mu_);
     if (--batches_in_flight_ == 0) idle_.notify_all();
     return;
@@ -137,7 +138,17 @@ void LinuxAioQueue::submit(std::span<const IoTransfer> transfers, IoCompletion& 
       break;  // ring full (EAGAIN) or refused: the rest runs here, synchronously
     }
   }
+  if (submitted == transfers.size()) return;
+  // The batch may complete here, on this thread, so its deferred work must run here too.
+  // Counted in flight until then, so that drain() waits for it.
+  {
+    std::lock_guard lock(mu_);
+    ++batches_in_flight_;
+  }
   for (size_t i = submitted; i < transfers.size(); ++i) finish_transfer(batch, run_transfers(dev_, transfers.subspan(i, 1)));
+  reaped();
+  std::lock_guard lock(mu_);
+  if (--batches_in_flight_ == 0) idle_.notify_all();
 }
 
 void LinuxAioQueue::finish_transfer(Batch* batch, const Status& status) {
@@ -162,6 +173,12 @@ void LinuxAioQueue::complete_loop() {
       std::fprintf(stderr, "lunfs: io_getevents: %s; asynchronous I/O stops\n", std::strerror(errno));
       return;
     }
+    if (n > 0) {
+      // The reap counts as a batch in flight until its deferred work has run: drain()
+      // must not return in between.
+      std::lock_guard lock(mu_);
+      ++batches_in_flight_;
+    }
     for (int i = 0; i < n; ++i) {
       auto* batch = reinterpret_cast<Batch*>(static_cast<uintptr_t>(events[i].data));
       LUNFS_KERNEL_HANDED_OVER(batch);
@@ -171,6 +188,11 @@ void LinuxAioQueue::complete_loop() {
       if (res < 0) st = transfer_error(cb, static_cast<int>(-res), "");
       else if (static_cast<uint64_t>(res) != cb.aio_nbytes) st = transfer_error(cb, EIO, ": short transfer");
       finish_transfer(batch, st);
+    }
+    if (n > 0) {
+      reaped();
+      std::lock_guard lock(mu_);
+      if (--batches_in_flight_ == 0) idle_.notify_all();
     }
     if (n == 0 && stop_.load()) {
       std::lock_guard lock(mu_);

@@ -48,6 +48,8 @@ class RecordedQueue final : public IoQueue {
     inner_->submit(transfers, *new RecordedBatch(log_, done, transfers));
   }
   void drain() override { inner_->drain(); }
+  // The inner queue completes every batch, so it runs the hook.
+  void set_reap_hook(std::function<void()> hook) override { inner_->set_reap_hook(std::move(hook)); }
 
  private:
   const WriteLogDevice& log_;

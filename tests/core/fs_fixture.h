@@ -27,6 +27,7 @@ struct FsLayout {
   uint32_t journal_mib = 8;
   uint32_t rgrp_mib = 32;
   bool journal = false;  // the slot's journal (timer off: commits are explicit) or WriteThroughLog
+  uint32_t journal_max_transaction_blocks = 0;  // 0: the journal's own limit
   bool faults = false;   // a FaultInjectingDevice over the memory device (crash())
   // The device to format instead of a memory device of device_bytes (a LUN file, a wrapper).
   std::function<std::unique_ptr<BlockDevice>()> make_device = {};
@@ -74,7 +75,8 @@ class FsFixture {
     fs_.reset();
     journal_.reset();
     if (layout_.journal) {
-      auto j = journal::Journal::open(*dev_, sb_, 0, {.commit_interval = std::chrono::milliseconds(0)});
+      auto j = journal::Journal::open(*dev_, sb_, 0, {.commit_interval = std::chrono::milliseconds(0),
+                                               .max_transaction_blocks = layout_.journal_max_transaction_blocks});
       if (!j) {
         ADD_FAILURE() << j.status().to_string();
         return;
@@ -105,6 +107,13 @@ class FsFixture {
     journal_.reset();
     fault_->clear_faults();
     mount(mo);
+  }
+
+  // The mounted instance goes away as the machine would: whatever it still writes is up to
+  // the device the test gave (a power cut makes it nothing). mount() comes back.
+  void drop() {
+    fs_.reset();
+    journal_.reset();
   }
 
   // Unmounts and runs fsck; every error finding fails the test.

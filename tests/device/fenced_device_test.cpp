@@ -126,5 +126,30 @@ TEST(WriteLogDevice, RecordsEveryWriteAndFlushThatReachedTheDevice) {
   EXPECT_EQ(lengths, (std::vector<uint64_t>{4096, 4096, 0}));
 }
 
+// The reap hook set on the queue of the stack mount.lunfs builds (the fence over the write
+// log over the LUN) runs after every batch, the ones that went through and the ones the
+// fence refused: the core finishes its allocating writes in it.
+TEST(FencedDevice, TheQueuesReapHookRunsAfterPassedAndRefusedBatches) {
+  testing::TempFile log_file(0);
+  auto lun = make_memory_device(1 << 20);
+  auto recorded = WriteLogDevice::open(*lun, log_file.path());
+  ASSERT_TRUE(recorded) << recorded.status().to_string();
+  FencedDevice fenced(**recorded);
+  auto queue = fenced.make_io_queue();
+  int hooks = 0;
+  queue->set_reap_hook([&] { ++hooks; });
+  AlignedBuffer a(4096);
+  std::memset(a.data(), 'a', a.size());
+  IoTransfer queued{IoTransfer::Kind::kWrite, 8192, a.span()};
+  Done done;
+  queue->submit({&queued, 1}, done);
+  ASSERT_TRUE(done.wait());
+  EXPECT_EQ(hooks, 1);
+  fenced.fence("the test");
+  queue->submit({&queued, 1}, done);
+  EXPECT_EQ(done.wait().err(), EIO);
+  EXPECT_EQ(hooks, 2);
+}
+
 }  // namespace
 }  // namespace lunfs
