@@ -7,11 +7,13 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "dlm/plock_table.h"
 #include "dlm/transport.h"
 #include "dlm/types.h"
 
@@ -49,8 +51,8 @@ class LockClient {
 // multicast message (requests, conversions, unlocks, cancels); grants and blocking
 // callbacks follow from the agreed stream on every node, so they cost no message.
 struct LockSpaceStats {
-  // Indexed by the wire's operation type (wire.h: request 1 .. digest 9).
-  static constexpr size_t kKinds = 10;
+  // Indexed by the wire's operation type (wire.h: request 1 .. plock 10).
+  static constexpr size_t kKinds = 11;
   std::array<uint64_t, kKinds> sent{};      // multicast by this node
   std::array<uint64_t, kKinds> received{};  // delivered from other nodes
   uint64_t completions = 0;         // answers (grant, refusal, cancel) to this node's requests
@@ -92,6 +94,16 @@ class LockSpace {
                               std::chrono::milliseconds timeout, Lvb* lvb = nullptr) = 0;
 
   virtual Status recovery_done(NodeId node) = 0;
+
+  // A byte-range/flock lock operation (plock_table.h), applied by every member at its
+  // point of the agreed stream. `done` runs once, on the delivery thread (with no
+  // lock-space lock held), when this node applies the decision: at once for most, later
+  // for a request that waits. `*req` names it for plock_cancel(). If the lock space fails
+  // first, `done` gets ENOLCK.
+  using PlockCallback = std::function<void(const PlockResult&)>;
+  virtual Status plock(PlockOp op, PlockCallback done, uint64_t* req) = 0;
+  // Stops waiting request `req` (its callback gets EINTR, or its grant if that came first).
+  virtual Status plock_cancel(uint64_t req) = 0;
 
   virtual NodeId node_id() const = 0;
   virtual bool quorate() const = 0;
