@@ -257,6 +257,11 @@ Status LockSpaceImpl::plock_cancel(uint64_t req) {
   return send(Op{.type = OpType::kPlock, .blob = encode(PlockOp{.cmd = PlockCmd::kCancel, .req = req})});
 }
 
+bool LockSpaceImpl::plock_held(uint64_t ino, PlockClass cls, uint64_t owner) const {
+  std::lock_guard g(mu_);
+  return table_.plocks().has(ino, cls, {self_, owner});
+}
+
 bool LockSpaceImpl::quorate() const {
   std::lock_guard g(mu_);
   return state_ == State::kReady && table_.quorate();

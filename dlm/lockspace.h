@@ -104,6 +104,9 @@ class LockSpace {
   virtual Status plock(PlockOp op, PlockCallback done, uint64_t* req) = 0;
   // Stops waiting request `req` (its callback gets EINTR, or its grant if that came first).
   virtual Status plock_cancel(uint64_t req) = 0;
+  // Whether this node's `owner` has a lock or a waiting request on `ino` in `cls`, in the
+  // local replica as of now (a close with none needs no message).
+  virtual bool plock_held(uint64_t ino, PlockClass cls, uint64_t owner) const = 0;
 
   virtual NodeId node_id() const = 0;
   virtual bool quorate() const = 0;

@@ -40,6 +40,7 @@ class LockSpaceImpl final : public LockSpace, private TransportListener {
   Status recovery_done(NodeId node) override;
   Status plock(PlockOp op, PlockCallback done, uint64_t* req) override;
   Status plock_cancel(uint64_t req) override;
+  bool plock_held(uint64_t ino, PlockClass cls, uint64_t owner) const override;
   NodeId node_id() const override { return self_; }
   bool quorate() const override;
   std::vector<NodeId> members() const override;
