@@ -145,6 +145,17 @@ def interrupted():
 out("interrupt", in_child(interrupted))
 fcntl.lockf(fd, fcntl.LOCK_UN, 0, 0)
 out("after-interrupt", in_child(lambda: res(lambda: fcntl.lockf(opened(p), fcntl.LOCK_EX | fcntl.LOCK_NB, 0, 0))))
+# SIGKILL of a process that waits ends its wait (and so the process).
+fcntl.lockf(fd, fcntl.LOCK_EX, 0, 0)
+pid = os.fork()
+if pid == 0:
+    fcntl.lockf(opened(p), fcntl.LOCK_EX, 0, 0)
+    os._exit(0)
+time.sleep(0.3)
+os.kill(pid, signal.SIGKILL)
+out("killed-waiter", "exited" if os.waitpid(pid, 0)[1] == signal.SIGKILL else "granted")
+fcntl.lockf(fd, fcntl.LOCK_UN, 0, 0)
+out("after-killed-waiter", in_child(lambda: res(lambda: fcntl.lockf(opened(p), fcntl.LOCK_EX | fcntl.LOCK_NB, 0, 0))))
 os.close(fd)
 
 # 7. Deadlock between two processes: the second wait that closes the cycle gets EDEADLK.
