@@ -263,14 +263,20 @@ TEST_F(ClusterLocks, QemuOnNode2IsRefusedAnImageQemuIoHoldsOnNode1) {
     execlp("qemu-io", "qemu-io", "-f", "qcow2", "-c", "sleep 60000", path.c_str(), nullptr);
   });
   ASSERT_EQ(q.next(5000), 0);
-  // Until qemu-io has its locks, node 2's tools may still get in: wait for them to be held.
-  bool held = false;
-  for (int i = 0; i < 100 && !held; ++i) {
-    held = sh("qemu-img info -U " + at(1, "vm.qcow2") + " >/dev/null 2>&1 && ! qemu-img info " + at(2, "vm.qcow2") +
-              " >/dev/null 2>&1").status == 0;
-    if (!held) usleep(100'000);
+  // Until qemu-io has its locks, node 2's tools may still get in (and make qemu-io fail):
+  // wait until node 2 sees them with F_OFD_GETLK, which takes none. QEMU's locks are on
+  // bytes 100.. and 200.. of the image.
+  const std::string held =
+      "python3 -c 'import fcntl, os, struct, sys; f = \"=hh4xqqi4x\"; "
+      "fd = os.open(sys.argv[1], os.O_RDONLY); "
+      "sys.exit(struct.unpack(f, fcntl.fcntl(fd, 36, struct.pack(f, fcntl.F_WRLCK, 0, 100, 200, 0)))[0] == "
+      "fcntl.F_UNLCK)' " + at(2, "vm.qcow2");
+  bool locked = false;
+  for (int i = 0; i < 100 && !locked; ++i) {
+    locked = sh(held).status == 0;
+    if (!locked) usleep(100'000);
   }
-  ASSERT_TRUE(held) << "qemu-img info on node 2 was never refused";
+  ASSERT_TRUE(locked) << "node 2 never saw qemu-io's locks";
   Output info = sh("qemu-img info " + at(2, "vm.qcow2") + " 2>&1");
   EXPECT_NE(info.status, 0);
   EXPECT_NE(info.text.find("lock"), std::string::npos) << info.text;
