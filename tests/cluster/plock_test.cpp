@@ -300,8 +300,8 @@ TEST_F(ClusterLocks, QemuOnNode2IsRefusedAnImageQemuIoHoldsOnNode1) {
   EXPECT_NE(io.text.find("lock"), std::string::npos) << io.text;
   q.stop();
   // Its descriptions' RELEASE reaches node 1's daemon in the background (see after_release).
-  Output after = sh("for i in $(seq 50); do qemu-io -f qcow2 -c 'write 0 4k' " + at(2, "vm.qcow2") +
-                    " 2>&1 && exit 0; sleep 0.1; done; exit 1");
+  Output after = sh("sh -c 'for i in $(seq 50); do qemu-io -f qcow2 -c \"write 0 4k\" " + at(2, "vm.qcow2") +
+                    " && exit 0; sleep 0.1; done; exit 1'");
   EXPECT_EQ(after.status, 0) << "after qemu-io on node 1 died: " << after.text;
 }
 
