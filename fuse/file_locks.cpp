@@ -118,7 +118,7 @@ void FileLocks::interrupt(const void* key) {
   cancel(req);
 }
 
-void FileLocks::taken_through(uint64_t fh, uint64_t, dlm::PlockClass cls, uint64_t owner) {
+void FileLocks::taken_through(uint64_t fh, dlm::PlockClass cls, uint64_t owner) {
   std::lock_guard lock(mu_);
   Handle& h = handles_[fh];
   (cls == dlm::PlockClass::kFlock ? h.flock_owners : h.posix_owners).insert(owner);

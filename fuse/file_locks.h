@@ -18,6 +18,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <tuple>
 #include <unordered_map>
@@ -50,7 +51,7 @@ class FileLocks {
   void interrupt(const void* key);
 
   // Handle bookkeeping (see the header comment). A lock or flock taken through `fh`:
-  void taken_through(uint64_t fh, uint64_t ino, dlm::PlockClass cls, uint64_t owner);
+  void taken_through(uint64_t fh, dlm::PlockClass cls, uint64_t owner);
   // FLUSH of `owner` through `fh`: POSIX owner, its locks on `ino` go. Returns whether
   // there is anything to release (else the flush needs no message).
   bool flushed(uint64_t fh, uint64_t ino, uint64_t owner);

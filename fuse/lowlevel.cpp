@@ -475,7 +475,7 @@ void op_setlk(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, struct flock* 
   op.owner = fi->lock_owner;
   op.pid = static_cast<uint32_t>(lock->l_pid);
   op.wait = sleep != 0 && op.type != dlm::PlockType::kUnlock;
-  if (op.type != dlm::PlockType::kUnlock) ctx(req).locks->taken_through(fi->fh, op.ino, dlm::PlockClass::kPosix, op.owner);
+  if (op.type != dlm::PlockType::kUnlock) ctx(req).locks->taken_through(fi->fh, dlm::PlockClass::kPosix, op.owner);
   submit_lock(req, op);
 }
 
@@ -492,7 +492,7 @@ void op_flock(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, int how) {
     default: return (void)fuse_reply_err(req, EINVAL);
   }
   op.wait = !(how & LOCK_NB) && op.type != dlm::PlockType::kUnlock;
-  if (op.type != dlm::PlockType::kUnlock) ctx(req).locks->taken_through(fi->fh, op.ino, dlm::PlockClass::kFlock, op.owner);
+  if (op.type != dlm::PlockType::kUnlock) ctx(req).locks->taken_through(fi->fh, dlm::PlockClass::kFlock, op.owner);
   submit_lock(req, op);
 }
 
