@@ -5,7 +5,7 @@
 // 1, and a holder's death — its process, its node's mount daemon, its whole node — frees
 // the lock for the other nodes. The test process reaches each node's mount through
 // /proc/<node>/root (cluster_mount_fixture.h), so a descriptor opened through at(N, ...)
-// locks through node N's daemon. Nodes 1 and 2 mount; node 3 keeps quorum when one dies.
+// locks through node N's daemon. All three nodes mount.
 #include <poll.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -20,6 +20,9 @@ namespace lunfs::testing {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// Descriptors are opened O_CLOEXEC: a node started again from this process (corosync)
+// would otherwise inherit them and keep the file, its locks and the mount busy.
 
 // A child process that runs `fn(report, go)` and then waits to be killed: `report` is the
 // write end of a pipe the test reads results from (one int per report), `go` the read end
@@ -104,7 +107,7 @@ int after_release(const std::function<int()>& attempt) {
 }
 
 int lock_once(const std::string& path, int cmd, struct flock l) {
-  int fd = open(path.c_str(), O_RDWR);
+  int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) return errno;
   int r = fcntl(fd, cmd, &l) == 0 ? 0 : errno;
   close(fd);
@@ -120,7 +123,7 @@ int lock_elsewhere(const std::string& path, int cmd, struct flock l) {
 // A process that takes `l` through `path` (F_SETLKW) and keeps it: reports 0 once it holds it.
 Child holder(const std::string& path, struct flock l) {
   return Child([path, l](int out) {
-    int fd = open(path.c_str(), O_RDWR);
+    int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
     struct flock w = l;
     report(out, fd >= 0 && fcntl(fd, F_SETLKW, &w) == 0 ? 0 : errno);
   });
@@ -128,7 +131,22 @@ Child holder(const std::string& path, struct flock l) {
 
 class ClusterLocks : public ClusterMountSuite {
  protected:
-  static void SetUpTestSuite() { set_up_cluster("pl", 2); }
+  static void SetUpTestSuite() { set_up_cluster("pl", 3); }
+
+  // Waits until node 2 (the lowest member once node 1 is gone) has recovered node 1 for the
+  // `nth` time in this suite, as its log says: node 1 is started again only then (a node
+  // restarted while its earlier incarnation still waits for recovery is the case of
+  // docs/dlm.md's known issue, not what this suite tests).
+  static bool node_1_recovered(int nth) {
+    for (int i = 0; i < 600; ++i) {
+      const std::string log = read_all(log_of(2));
+      int n = 0;
+      for (size_t at = log.find("node 1 recovered"); at != std::string::npos; at = log.find("node 1 recovered", at + 1)) ++n;
+      if (n >= nth) return true;
+      usleep(100'000);
+    }
+    return false;
+  }
 
   static std::string new_file(const std::string& name) {
     EXPECT_TRUE(write_all(at(1, name), std::string(4096, 'x')));
@@ -155,9 +173,10 @@ TEST_F(ClusterLocks, ALockOnNode1ConflictsOnNode2AndGetlkReportsIt) {
   EXPECT_EQ(lock_elsewhere(at(2, f), F_SETLK, range(F_WRLCK, 5, 1)), EAGAIN);
   EXPECT_EQ(lock_elsewhere(at(2, f), F_SETLK, range(F_RDLCK, 9, 1)), EAGAIN);
   EXPECT_EQ(lock_elsewhere(at(2, f), F_SETLK, range(F_WRLCK, 10, 0)), 0) << "past the held range";
+  EXPECT_EQ(lock_elsewhere(at(3, f), F_SETLK, range(F_RDLCK, 0, 1)), EAGAIN) << "node 3 sees it too";
 
   // F_GETLK through node 2: the range and type; no pid (the holder is on another node).
-  int fd = open(at(2, f).c_str(), O_RDWR);
+  int fd = open(at(2, f).c_str(), O_RDWR | O_CLOEXEC);
   ASSERT_GE(fd, 0);
   struct flock q = range(F_RDLCK, 3, 100);
   ASSERT_EQ(fcntl(fd, F_GETLK, &q), 0) << strerror(errno);
@@ -167,7 +186,7 @@ TEST_F(ClusterLocks, ALockOnNode1ConflictsOnNode2AndGetlkReportsIt) {
   EXPECT_EQ(q.l_pid, 0);
   close(fd);
   // Through node 1 the holder is a local process: its pid.
-  fd = open(at(1, f).c_str(), O_RDWR);
+  fd = open(at(1, f).c_str(), O_RDWR | O_CLOEXEC);
   ASSERT_GE(fd, 0);
   q = range(F_WRLCK, 0, 0);
   ASSERT_EQ(fcntl(fd, F_GETLK, &q), 0) << strerror(errno);
@@ -215,7 +234,7 @@ TEST_F(ClusterLocks, DeadlockAcrossNodesIsRefused) {
   // Process `first` locks byte `mine` through `node`, then, when told, waits for `theirs`.
   auto process = [&](int node, off_t mine, off_t theirs) {
     return Child([path = at(node, f), mine, theirs](int out, int go) {
-      int fd = open(path.c_str(), O_RDWR);
+      int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
       struct flock l = range(F_WRLCK, mine, 1);
       report(out, fcntl(fd, F_SETLK, &l) == 0 ? 0 : errno);
       wait_for_go(go);
@@ -238,11 +257,11 @@ TEST_F(ClusterLocks, DeadlockAcrossNodesIsRefused) {
 TEST_F(ClusterLocks, OfdAndFlockLocksGoWithTheirDescription) {
   const std::string f = new_file("ofd");
   constexpr int kOfdSetlk = 37;  // F_OFD_SETLK
-  int a = open(at(1, f).c_str(), O_RDWR);
+  int a = open(at(1, f).c_str(), O_RDWR | O_CLOEXEC);
   ASSERT_GE(a, 0);
   struct flock l = range(F_WRLCK, 100, 1);  // QEMU's "write" permission byte
   ASSERT_EQ(fcntl(a, kOfdSetlk, &l), 0) << strerror(errno);
-  int b = open(at(2, f).c_str(), O_RDWR);
+  int b = open(at(2, f).c_str(), O_RDWR | O_CLOEXEC);
   ASSERT_GE(b, 0);
   struct flock r = range(F_RDLCK, 100, 1);
   EXPECT_EQ(fcntl(b, kOfdSetlk, &r), -1);
@@ -256,10 +275,10 @@ TEST_F(ClusterLocks, OfdAndFlockLocksGoWithTheirDescription) {
       << "node 1's description is gone, and its lock with it";
   close(b);
 
-  a = open(at(1, f).c_str(), O_RDWR);
+  a = open(at(1, f).c_str(), O_RDWR | O_CLOEXEC);
   ASSERT_GE(a, 0);
   ASSERT_EQ(flock(a, LOCK_EX), 0);
-  b = open(at(2, f).c_str(), O_RDWR);
+  b = open(at(2, f).c_str(), O_RDWR | O_CLOEXEC);
   ASSERT_GE(b, 0);
   EXPECT_EQ(flock(b, LOCK_SH | LOCK_NB), -1);
   EXPECT_EQ(errno, EWOULDBLOCK);
@@ -315,7 +334,7 @@ TEST_F(ClusterLocks, EveryLockChangeIsOneMessageAndItsCostIsMeasured) {
   };
   const long before = sent();
   ASSERT_GE(before, 0) << "no sent.plock counter";
-  int fd = open(at(1, f).c_str(), O_RDWR);
+  int fd = open(at(1, f).c_str(), O_RDWR | O_CLOEXEC);
   ASSERT_GE(fd, 0);
   constexpr int kPairs = 200;
   const auto start = Clock::now();
@@ -347,6 +366,7 @@ TEST_F(ClusterLocks, KilledMountDaemonsLocksAreFreedForTheOtherNodes) {
   std::printf("node 2's F_SETLKW granted %.3f s after node 1's daemon was killed\n",
               std::chrono::duration<double>(Clock::now() - killed).count());
   h.stop();
+  ASSERT_TRUE(node_1_recovered(1)) << read_all(log_of(2));
   Output m = restart_and_mount(1, "");
   ASSERT_EQ(m.status, 0) << m.text;
 }
@@ -355,7 +375,7 @@ TEST_F(ClusterLocks, KilledNodesLocksAreFreedWhenItLeaves) {
   const std::string f = new_file("node");
   Child h = holder(at(1, f), range(F_WRLCK, 0, 0));
   ASSERT_EQ(h.next(30'000), 0);
-  int a = open(at(1, f).c_str(), O_RDWR);
+  int a = open(at(1, f).c_str(), O_RDWR | O_CLOEXEC);
   ASSERT_GE(a, 0);
   ASSERT_EQ(flock(a, LOCK_EX), 0);
   Child waiter = holder(at(2, f), range(F_WRLCK, 0, 0));
@@ -366,15 +386,26 @@ TEST_F(ClusterLocks, KilledNodesLocksAreFreedWhenItLeaves) {
   EXPECT_EQ(waiter.next(60'000), 0) << "node 2 never got the dead node's lock";
   std::printf("node 2's F_SETLKW granted %.3f s after node 1 was killed\n",
               std::chrono::duration<double>(Clock::now() - killed).count());
-  int b = open(at(2, f).c_str(), O_RDWR);
+  int b = open(at(2, f).c_str(), O_RDWR | O_CLOEXEC);
   ASSERT_GE(b, 0);
   EXPECT_EQ(flock(b, LOCK_EX | LOCK_NB), 0) << "the dead node's flock: " << strerror(errno);
-  close(b);
   close(a);
   h.stop();
-  waiter.stop();
+  ASSERT_TRUE(node_1_recovered(2)) << read_all(log_of(2));
+  // Node 1 comes back: the table it joins with (a snapshot) has node 2's locks.
   Output m = restart_and_mount(1, "");
   ASSERT_EQ(m.status, 0) << m.text;
+  EXPECT_EQ(lock_elsewhere(at(1, f), F_SETLK, range(F_RDLCK, 0, 1)), EAGAIN) << "node 1 rejoined without node 2's lock";
+  int c = open(at(1, f).c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(c, 0);
+  EXPECT_EQ(flock(c, LOCK_SH | LOCK_NB), -1) << "node 1 rejoined without node 2's flock";
+  close(c);
+  close(b);
+  waiter.stop();
+  for (int n : {2, 3, 1}) {
+    Output u = sh(kHarness + " exec " + std::to_string(n) + " umount " + mnt_);
+    EXPECT_EQ(u.status, 0) << "node " << n << ": " << u.text;
+  }
   expect_no_lock_table_divergence();
 }
 
