@@ -139,7 +139,20 @@ void LockTable::apply(NodeId from, const Op& op, Effects& fx) {
       break;
     case OpType::kDigest:  // about the table, not part of it: LockSpaceImpl compares
       break;
+    case OpType::kPlock:
+      // A member sends only what it encoded itself; one that does not decode is ignored
+      // on every node alike.
+      if (auto p = decode_plock(op.blob)) {
+        std::vector<PlockResult> done;
+        plocks_.apply(from, *p, quorate_, done);
+        apply_plocks(done, fx);
+      }
+      break;
   }
+}
+
+void LockTable::apply_plocks(std::vector<PlockResult>& done, Effects& fx) {
+  for (PlockResult& r : done) fx.emplace_back(PlockDone{std::move(r)});
 }
 
 void LockTable::on_request(NodeId from, const Op& op, Effects& fx) {
@@ -228,6 +241,9 @@ void LockTable::set_quorate(bool quorate, Effects& fx) {
   if (quorate == quorate_) return;
   quorate_ = quorate;
   if (!quorate) return;
+  std::vector<PlockResult> done;
+  plocks_.regain_quorum(done);
+  apply_plocks(done, fx);
   std::vector<Resource*> rs;
   for (auto& [name, r] : resources_) rs.push_back(&r);
   // Canonical order keeps the completion order identical on every node.
@@ -252,7 +268,7 @@ bool LockTable::check(std::string* why) const {
     n += count;
   }
   if (n != locks_.size()) return *why = "lock map and queues disagree", false;
-  return true;
+  return plocks_.check(why);
 }
 
 }  // namespace lunfs::dlm

@@ -26,6 +26,7 @@
 #include <variant>
 #include <vector>
 
+#include "dlm/plock_table.h"
 #include "dlm/resource.h"
 #include "dlm/types.h"
 #include "dlm/wire.h"
@@ -58,7 +59,10 @@ struct Released {  // our own unlock has been applied
 struct SendSnapshot {  // we are the lowest synced member: send our table to these joiners
   std::vector<SnapshotTarget> targets;
 };
-using Effect = std::variant<Completion, Blocking, Recovery, Recovered, Released, SendSnapshot>;
+struct PlockDone {  // a byte-range lock operation of ours was decided
+  PlockResult result;
+};
+using Effect = std::variant<Completion, Blocking, Recovery, Recovered, Released, SendSnapshot, PlockDone>;
 using Effects = std::vector<Effect>;
 
 class LockTable {
@@ -82,6 +86,7 @@ class LockTable {
   bool check(std::string* why) const;
 
   bool quorate() const { return quorate_; }
+  const PlockTable& plocks() const { return plocks_; }
   const std::vector<NodeId>& members() const { return members_; }
   const Lock* find(NodeId node, LockId seq) const;
   size_t lock_count() const { return locks_.size(); }
@@ -150,6 +155,8 @@ class LockTable {
   std::map<Departure, uint32_t> pending_recovery_;
   std::unordered_map<std::string, Resource> resources_;
   std::unordered_map<Key, Lock, KeyHash> locks_;
+  PlockTable plocks_{self_};  // fcntl/flock locks ride the same stream (decision 12)
+  void apply_plocks(std::vector<PlockResult>& done, Effects& fx);
 };
 
 }  // namespace lunfs::dlm

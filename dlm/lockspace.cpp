@@ -18,6 +18,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <random>
 
 namespace lunfs::dlm {
@@ -117,7 +118,7 @@ bool is_lowest_member(const LockSpace& ls) {
 
 std::string LockSpaceStats::to_string() const {
   static constexpr const char* kNames[kKinds] = {"other",     "request",  "convert",  "unlock", "cancel",
-                                                  "recovery_done", "hello", "snapshot", "quorum", "digest"};
+                                                  "recovery_done", "hello", "snapshot", "quorum", "digest", "plock"};
   std::string out;
   uint64_t sent_total = 0, received_total = 0;
   for (size_t k = 1; k < kKinds; ++k) {
@@ -237,6 +238,28 @@ Status LockSpaceImpl::recovery_done(const Departure& departure) {
   std::lock_guard g(mu_);
   if (Status s = usable(); s != Status::kOk) return s;
   return send(Op{.type = OpType::kRecoveryDone, .node = departure.node, .departure = departure.id});
+}
+
+Status LockSpaceImpl::plock(PlockOp op, PlockCallback done, uint64_t* req) {
+  std::lock_guard g(mu_);
+  if (Status s = usable(); s != Status::kOk) return s;
+  op.req = next_id_;
+  if (Status s = send(Op{.type = OpType::kPlock, .blob = encode(op)}); s != Status::kOk) return s;
+  plocks_in_flight_[next_id_] = std::move(done);
+  *req = next_id_++;
+  return Status::kOk;
+}
+
+Status LockSpaceImpl::plock_cancel(uint64_t req) {
+  std::lock_guard g(mu_);
+  if (Status s = usable(); s != Status::kOk) return s;
+  if (!plocks_in_flight_.count(req)) return Status::kNotFound;
+  return send(Op{.type = OpType::kPlock, .blob = encode(PlockOp{.cmd = PlockCmd::kCancel, .req = req})});
+}
+
+bool LockSpaceImpl::plock_held(uint64_t ino, PlockClass cls, uint64_t owner) const {
+  std::lock_guard g(mu_);
+  return table_.plocks().has(ino, cls, {self_, owner});
 }
 
 bool LockSpaceImpl::quorate() const {
@@ -467,6 +490,9 @@ void LockSpaceImpl::fail(Status why, Actions& acts) {
     }
   }
   in_flight_.clear();
+  for (auto& [req, done] : plocks_in_flight_)
+    acts.push_back([done = std::move(done), req = req] { done(PlockResult{req, ENOLCK, std::nullopt}); });
+  plocks_in_flight_.clear();
   pending_unlocks_.clear();
   abandoned_.clear();
   log_.clear();
@@ -490,6 +516,11 @@ void LockSpaceImpl::process(Effects& fx, Actions& acts) {
     } else if (auto* r = std::get_if<Released>(&e)) {
       in_flight_.erase(r->id);
       pending_unlocks_.erase(r->id);
+    } else if (auto* p = std::get_if<PlockDone>(&e)) {
+      auto it = plocks_in_flight_.find(p->result.req);
+      if (it == plocks_in_flight_.end()) continue;  // not ours to answer: an earlier incarnation's
+      acts.push_back([done = std::move(it->second), r = std::move(p->result)] { done(r); });
+      plocks_in_flight_.erase(it);
     } else if (auto* s = std::get_if<SendSnapshot>(&e)) {
       // see send()
       (void)send(Op{.type = OpType::kSnapshot, .targets = s->targets, .blob = table_.encode()});

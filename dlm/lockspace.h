@@ -7,11 +7,13 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "dlm/plock_table.h"
 #include "dlm/transport.h"
 #include "dlm/types.h"
 
@@ -49,8 +51,8 @@ class LockClient {
 // multicast message (requests, conversions, unlocks, cancels); grants and blocking
 // callbacks follow from the agreed stream on every node, so they cost no message.
 struct LockSpaceStats {
-  // Indexed by the wire's operation type (wire.h: request 1 .. digest 9).
-  static constexpr size_t kKinds = 10;
+  // Indexed by the wire's operation type (wire.h: request 1 .. plock 10).
+  static constexpr size_t kKinds = 11;
   std::array<uint64_t, kKinds> sent{};      // multicast by this node
   std::array<uint64_t, kKinds> received{};  // delivered from other nodes
   uint64_t completions = 0;         // answers (grant, refusal, cancel) to this node's requests
@@ -94,6 +96,19 @@ class LockSpace {
   // Releases the locks of one departure (and only those: the same node may have departed
   // again since). Idempotent; any member may send it.
   virtual Status recovery_done(const Departure& departure) = 0;
+
+  // A byte-range/flock lock operation (plock_table.h), applied by every member at its
+  // point of the agreed stream. `done` runs once, on the delivery thread (with no
+  // lock-space lock held), when this node applies the decision: at once for most, later
+  // for a request that waits. `*req` names it for plock_cancel(). If the lock space fails
+  // first, `done` gets ENOLCK.
+  using PlockCallback = std::function<void(const PlockResult&)>;
+  virtual Status plock(PlockOp op, PlockCallback done, uint64_t* req) = 0;
+  // Stops waiting request `req` (its callback gets EINTR, or its grant if that came first).
+  virtual Status plock_cancel(uint64_t req) = 0;
+  // Whether this node's `owner` has a lock or a waiting request on `ino` in `cls`, in the
+  // local replica as of now (a close with none needs no message).
+  virtual bool plock_held(uint64_t ino, PlockClass cls, uint64_t owner) const = 0;
 
   virtual NodeId node_id() const = 0;
   virtual bool quorate() const = 0;

@@ -38,6 +38,9 @@ class LockSpaceImpl final : public LockSpace, private TransportListener {
   Status convert_wait(LockId id, Mode mode, uint32_t flags, std::chrono::milliseconds timeout,
                       Lvb* lvb = nullptr) override;
   Status recovery_done(const Departure& departure) override;
+  Status plock(PlockOp op, PlockCallback done, uint64_t* req) override;
+  Status plock_cancel(uint64_t req) override;
+  bool plock_held(uint64_t ino, PlockClass cls, uint64_t owner) const override;
   NodeId node_id() const override { return self_; }
   bool quorate() const override;
   std::vector<NodeId> members() const override;
@@ -113,6 +116,7 @@ class LockSpaceImpl final : public LockSpace, private TransportListener {
   std::unordered_map<LockId, Waiter*> waiters_;
   std::unordered_map<LockId, Abandoned> abandoned_;
   std::unordered_set<LockId> pending_unlocks_;  // unlocked while a request was in flight
+  std::unordered_map<uint64_t, PlockCallback> plocks_in_flight_;
 
   // Joining: members that had the table when we joined, and what we saw since.
   bool join_seen_ = false;

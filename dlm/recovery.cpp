@@ -21,6 +21,9 @@ void LockTable::membership(const std::vector<NodeId>& members, const std::vector
   for (NodeId n : sorted_left) {
     unsynced_.erase(n);
     orphan_node(n, fx);
+    // Byte-range locks need no recovery: the file data they guard stays behind the
+    // node's orphaned glocks until its journal is replayed (docs/cluster.md, "File locks").
+    plocks_.drop_node(n);
   }
   std::vector<SnapshotTarget> targets;
   for (auto& [node, j] : unsynced_)

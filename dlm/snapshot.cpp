@@ -52,6 +52,7 @@ std::string LockTable::encode() const {
       }
     }
   }
+  w.bytes(plocks_.encode());
   return w.take();
 }
 
@@ -122,7 +123,8 @@ bool LockTable::decode(std::string_view blob) {
     }
     if (r.unused()) return false;
   }
-  return rd.done();
+  std::string plocks;
+  return rd.bytes(plocks) && plocks_.decode(plocks) && rd.done();
 }
 
 namespace {
@@ -176,7 +178,7 @@ std::string LockTable::dump() const {
         out += "\n";
       }
   }
-  return out;
+  return out + plocks_.dump();
 }
 
 }  // namespace lunfs::dlm

@@ -95,6 +95,9 @@ std::string encode(const Op& op) {
     case OpType::kDigest:
       w.u64(op.seq), w.u32(op.flags), w.u64(op.cookie);
       break;
+    case OpType::kPlock:
+      w.bytes(op.blob);
+      break;
     case OpType::kSnapshot:
       w.u32(static_cast<uint32_t>(op.targets.size()));
       for (auto t : op.targets) w.u32(t.node), w.u64(t.nonce), w.u32(t.k);
@@ -134,6 +137,9 @@ std::optional<Op> decode(std::string_view bytes) {
       break;
     case OpType::kDigest:
       ok = r.u64(op.seq) && r.u32(op.flags) && r.u64(op.cookie);
+      break;
+    case OpType::kPlock:
+      ok = r.bytes(op.blob);
       break;
     case OpType::kSnapshot: {
       uint32_t n;

@@ -25,6 +25,7 @@ enum class OpType : uint8_t {
   kDigest,        // seq = checkpoint, cookie = the sender's table digest right after it,
                   // flags = its members' digest: replicas compare
                   // (lockspace.cpp, "Divergence")
+  kPlock,         // blob: a PlockOp (plock_table.h) for the byte-range lock table
 };
 
 // A snapshot is the sender's table right after the joiner's kHello (k = 0) or after the

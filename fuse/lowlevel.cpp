@@ -2,12 +2,15 @@
 #include "fuse/lowlevel.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
 #include <cstdio>
 #include <algorithm>
 #include <cstring>
+#include <memory>
+#include <optional>
 #include <vector>
 
 #include "fuse/open_reply.h"
@@ -92,6 +95,8 @@ void op_init(void*, fuse_conn_info* conn) {
   // The kernel clears setuid/setgid on write and truncate through setattr itself.
   conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  // fcntl (POSIX, OFD) and flock locks are ours, cluster-wide (file_locks.h).
+  conn->want |= conn->capable & (FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
   conn->max_write = 1 << 20;
   conn->max_readahead = 1 << 20;
   // Asynchronous direct I/O travels as background requests, of which the kernel keeps at
@@ -208,6 +213,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if (!a) return reply_error(req, a.status());
   if (auto opened = open_existing(req, *a, fi->flags); !opened) return reply_error(req, opened.status());
   set_open_flags(req, fi);
+  fi->fh = ctx(req).next_fh++;
   reply_open(req, *fi);  // direct opens: parallel direct writes (fuse/open_reply.h)
 }
 
@@ -226,6 +232,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   if (!a) return reply_error(req, a.status());
   fuse_entry_param e = entry_param(req, *a);
   set_open_flags(req, fi);
+  fi->fh = ctx(req).next_fh++;
   if (fuse_reply_create(req, &e, fi) != 0) (void)fs(req).forget(a->ino, 1);
 }
 
@@ -407,6 +414,116 @@ void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_fi
   fuse_reply_write(req, *n);
 }
 
+// ---- fcntl and flock locks (fuse/file_locks.h; docs/cluster.md, "File locks") ----
+
+// libfuse hands ranges over as struct flock with l_whence SEEK_SET and l_len 0 for "to
+// the end" (the kernel's OFFSET_MAX); the table's ranges are inclusive.
+dlm::PlockOp range_op(const struct flock* l) {
+  dlm::PlockOp op;
+  op.start = static_cast<uint64_t>(l->l_start);
+  op.end = l->l_len == 0 ? dlm::kPlockEof : op.start + static_cast<uint64_t>(l->l_len) - 1;
+  op.type = l->l_type == F_UNLCK ? dlm::PlockType::kUnlock
+            : l->l_type == F_WRLCK ? dlm::PlockType::kWrite
+                                   : dlm::PlockType::kRead;
+  return op;
+}
+
+void interrupt_lock_wait(fuse_req_t req, void* data) { static_cast<FileLocks*>(data)->interrupt(req); }
+
+// Submits a lock request and answers `req` with its outcome. A request that may wait can
+// be interrupted (a signal to the waiting process): FUSE_INTERRUPT cancels it and the
+// answer is then EINTR, unless the grant came first.
+void submit_lock(fuse_req_t req, dlm::PlockOp op) {
+  FileLocks& locks = *ctx(req).locks;
+  const void* key = nullptr;
+  if (op.wait) {
+    fuse_req_interrupt_func(req, interrupt_lock_wait, &locks);
+    key = req;
+  }
+  locks.submit(op, [req](const dlm::PlockResult& r) { fuse_reply_err(req, r.err); }, key);
+}
+
+void op_getlk(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, struct flock* lock) {
+  dlm::PlockOp op = range_op(lock);
+  op.cmd = dlm::PlockCmd::kGet;
+  op.ino = to_ino(req, ino);
+  op.owner = fi->lock_owner;
+  FileLocks& locks = *ctx(req).locks;
+  const dlm::NodeId self = locks.self();
+  locks.submit(op, [req, self, asked = *lock](const dlm::PlockResult& r) {
+    if (r.err) return (void)fuse_reply_err(req, r.err);
+    struct flock out = asked;
+    if (r.conflict) {
+      out.l_type = r.conflict->type == dlm::PlockType::kWrite ? F_WRLCK : F_RDLCK;
+      out.l_whence = SEEK_SET;
+      out.l_start = static_cast<off_t>(r.conflict->start);
+      out.l_len = r.conflict->end == dlm::kPlockEof ? 0 : static_cast<off_t>(r.conflict->end - r.conflict->start + 1);
+      // A holder on another node has no pid here: the kernel would map any number to a
+      // local process (or to 0). `lunfs locks` names its node and pid.
+      out.l_pid = r.conflict->owner.node == self ? static_cast<pid_t>(r.conflict->pid) : 0;
+    } else {
+      out.l_type = F_UNLCK;
+    }
+    fuse_reply_lock(req, &out);
+  });
+}
+
+void op_setlk(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, struct flock* lock, int sleep) {
+  dlm::PlockOp op = range_op(lock);
+  op.cmd = dlm::PlockCmd::kLock;
+  op.ino = to_ino(req, ino);
+  op.owner = fi->lock_owner;
+  op.pid = static_cast<uint32_t>(lock->l_pid);
+  op.wait = sleep != 0 && op.type != dlm::PlockType::kUnlock;
+  if (op.type != dlm::PlockType::kUnlock) ctx(req).locks->taken_through(fi->fh, dlm::PlockClass::kPosix, op.owner);
+  submit_lock(req, op);
+}
+
+void op_flock(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, int how) {
+  dlm::PlockOp op;
+  op.cls = dlm::PlockClass::kFlock;
+  op.ino = to_ino(req, ino);
+  op.owner = fi->lock_owner;
+  op.pid = static_cast<uint32_t>(fuse_req_ctx(req)->pid);
+  switch (how & ~LOCK_NB) {
+    case LOCK_SH: op.type = dlm::PlockType::kRead; break;
+    case LOCK_EX: op.type = dlm::PlockType::kWrite; break;
+    case LOCK_UN: op.type = dlm::PlockType::kUnlock; break;
+    default: return (void)fuse_reply_err(req, EINVAL);
+  }
+  op.wait = !(how & LOCK_NB) && op.type != dlm::PlockType::kUnlock;
+  if (op.type != dlm::PlockType::kUnlock) ctx(req).locks->taken_through(fi->fh, dlm::PlockClass::kFlock, op.owner);
+  submit_lock(req, op);
+}
+
+// Every close of a descriptor: POSIX says the process's locks on the file go with it.
+// Costs a round trip per close that lunfs did without before locks (a missing flush
+// handler stops the kernel sending FLUSH at all); it sends a message only when the owner
+// has locks on the file.
+void op_flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  const uint64_t inode = to_ino(req, ino);
+  FileLocks& locks = *ctx(req).locks;
+  if (!locks.flushed(fi->fh, inode, fi->lock_owner)) return (void)fuse_reply_err(req, 0);
+  locks.submit({.cmd = dlm::PlockCmd::kRelease, .cls = dlm::PlockClass::kPosix, .ino = inode, .owner = fi->lock_owner},
+               [req](const dlm::PlockResult&) { fuse_reply_err(req, 0); });
+}
+
+// The last reference to an open file description is gone: its OFD and flock locks go.
+// Answered once every release is applied, so that a process that reopens and locks at
+// once (QEMU's migration destination) finds them gone.
+void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  const uint64_t inode = to_ino(req, ino);
+  FileLocks& locks = *ctx(req).locks;
+  auto owners = locks.released(fi->fh, inode, fi->flock_release ? std::optional<uint64_t>(fi->lock_owner) : std::nullopt);
+  if (owners.empty()) return (void)fuse_reply_err(req, 0);
+  auto left = std::make_shared<std::atomic<size_t>>(owners.size());
+  for (auto [cls, owner] : owners)
+    locks.submit({.cmd = dlm::PlockCmd::kRelease, .cls = cls, .ino = inode, .owner = owner},
+                 [req, left](const dlm::PlockResult&) {
+                   if (--*left == 0) fuse_reply_err(req, 0);
+                 });
+}
+
 fuse_lowlevel_ops make_ops() {
   fuse_lowlevel_ops o{};
   o.init = op_init;
@@ -427,10 +544,13 @@ fuse_lowlevel_ops make_ops() {
   o.create = op_create;
   o.read = op_read;
   o.write = op_write;
-  // No flush: lunfs keeps nothing per open file to write back at close, and a missing
-  // handler answers ENOSYS, after which the kernel stops sending FLUSH at all — one round
-  // trip less for every close (a file create is lookup, create, flush, release).
-  // No release/releasedir either: libfuse answers them itself.
+  // Flush and release only for the locks (op_flush): lunfs keeps nothing else per open
+  // file. No releasedir: libfuse answers it itself.
+  o.flush = op_flush;
+  o.release = op_release;
+  o.getlk = op_getlk;
+  o.setlk = op_setlk;
+  o.flock = op_flock;
   o.fsync = op_fsync;
   o.opendir = op_opendir;
   o.readdir = op_readdir;

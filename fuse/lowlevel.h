@@ -7,7 +7,10 @@
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
 
+#include <atomic>
+
 #include "fs/core/filesystem.h"
+#include "fuse/file_locks.h"
 
 namespace lunfs {
 
@@ -22,6 +25,10 @@ struct FuseContext {
   // are dropped when the inode's glock goes.
   bool cluster = false;
   bool debug = false;
+  // fcntl and flock locks (file_locks.h); open handles are numbered so that a lock can be
+  // tied to the handle it was taken through.
+  FileLocks* locks = nullptr;
+  std::atomic<uint64_t> next_fh{1};
 };
 
 const fuse_lowlevel_ops& lunfs_fuse_ops();

@@ -243,6 +243,7 @@ int main(int argc, char** argv) {
   }
   // The cluster: declared before the lock space, which delivers to it until it is gone.
   ClusterLockManager cluster_lm;
+  FileLocks file_locks;
   std::unique_ptr<dlm::LockSpace> lockspace;
   uint32_t node_id = 0;
   if (cluster) {
@@ -445,6 +446,8 @@ int main(int argc, char** argv) {
   FuseContext ctx;
   ctx.fs = fs->get();
   ctx.debug = cmd->debug;
+  if (cluster) file_locks.attach(lockspace.get());
+  ctx.locks = &file_locks;
   if (cluster) {
     ctx.cluster = true;
     ctx.entry_timeout = 0;

@@ -1,5 +1,6 @@
 // Randomized simulation of a lock space on the in-process bus: for each seed, nodes
-// request, convert, unlock and cancel locks while the scheduler reorders and delays
+// request, convert, unlock and cancel locks (and byte-range/flock locks: lock, unlock, wait,
+// get, cancel, release, whose table is part of the compared state) while the scheduler reorders and delays
 // messages, nodes crash, join, get partitioned and healed. Checked after every step:
 //  - safety on every node's table (no incompatible granted modes), after every delivery;
 //  - agreement: every node that applied a given event has the same table afterwards;
@@ -9,6 +10,7 @@
 // LUNFS_DLM_SIM_SEEDS (default 1000) and LUNFS_DLM_SIM_STEPS (default 400) make a soak.
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <functional>
 #include <map>
@@ -29,6 +31,7 @@ class Simulation;
 // What the seeds exercised, summed: the test insists every path was taken.
 struct Coverage {
   std::map<Status, uint64_t> completions;
+  std::map<int, uint64_t> plocks;  // byte-range lock results by errno
   uint64_t crashes = 0, starts = 0, partitions = 0, recoveries = 0, stale = 0;
 };
 Coverage coverage;
@@ -46,6 +49,7 @@ struct App : LockClient {
   uint64_t incarnation;
   std::map<LockId, AppLock> locks;
   std::set<LockId> basted;  // holders told that someone waits
+  std::set<uint64_t> plock_waits;  // byte-range lock requests sent and not decided
   bool failed_now = false;
 
   void completion(uint64_t, LockId id, Status st, Mode mode, const Lvb&) override;
@@ -199,6 +203,7 @@ class Simulation {
       }
       return;
     }
+    if (chance(0.3)) return plock_step(app, ls);
     uint32_t what = pick(10);
     if (what < 5 || app.locks.empty()) {
       LockId id;
@@ -227,6 +232,42 @@ class Simulation {
       ASSERT_EQ(ls.unlock(id), Status::kOk);
       app.locks.erase(it);  // its completion (kCancelled or a late grant) is ignored
     }
+  }
+
+  // A byte-range or flock lock operation of a few owners on two inodes.
+  void plock_step(App& app, LockSpaceImpl& ls) {
+    const uint32_t what = pick(10);
+    if (what < 2 && !app.plock_waits.empty()) {
+      const uint64_t req = *std::next(app.plock_waits.begin(), pick(uint32_t(app.plock_waits.size())));
+      const Status st = ls.plock_cancel(req);
+      ASSERT_TRUE(st == Status::kOk || st == Status::kNotFound) << status_name(st);
+      return;
+    }
+    PlockOp op;
+    op.ino = 1 + pick(2);
+    op.owner = 1 + pick(3);
+    op.cls = chance(0.2) ? PlockClass::kFlock : PlockClass::kPosix;
+    // Few, small ranges: owners that hold one and wait for another make deadlocks.
+    op.start = op.cls == PlockClass::kFlock ? 0 : pick(4);
+    op.end = op.cls == PlockClass::kFlock || chance(0.1) ? kPlockEof : op.start + pick(2);
+    if (what == 2) {
+      op.cmd = PlockCmd::kRelease;
+    } else if (what == 3) {
+      op.cmd = PlockCmd::kGet;
+      op.type = chance(0.5) ? PlockType::kWrite : PlockType::kRead;
+    } else {
+      op.type = PlockType(pick(3));
+      op.wait = op.type != PlockType::kUnlock && chance(0.7);
+    }
+    uint64_t req = 0;
+    ASSERT_EQ(ls.plock(op,
+                       [&app](const PlockResult& r) {
+                         ++coverage.plocks[r.err];
+                         app.plock_waits.erase(r.req);
+                       },
+                       &req),
+              Status::kOk);
+    if (op.wait) app.plock_waits.insert(req);
   }
 
   void release(App& app, LockSpaceImpl& ls, LockId id, bool downconvert) {
@@ -400,6 +441,10 @@ TEST(Simulation, SafetyAndLivenessOverManySeeds) {
   EXPECT_GT(coverage.partitions, 0u);
   EXPECT_GT(coverage.recoveries, 0u);
   EXPECT_GT(coverage.stale, 0u);
+  auto& p = coverage.plocks;
+  std::printf("[ coverage ] plocks granted %lu, again %lu, deadlock %lu, interrupted %lu, no-quorum/failed %lu\n", p[0],
+              p[EAGAIN], p[EDEADLK], p[EINTR], p[ENOLCK]);
+  for (int e : {0, EAGAIN, EDEADLK, EINTR, ENOLCK}) EXPECT_GT(p[e], 0u) << "no byte-range lock result " << e;
 }
 
 }  // namespace
