@@ -430,13 +430,8 @@ TEST(Rejoin, ARecoveredNodeThatJoinsAgainHasItsNewLocksInEveryReplica) {
   }
 }
 
-// A node restarted before its first departure was recovered can depart again, from
-// another slot. Each departure keeps its own locks until it is recovered itself: the
-// cluster checker found the second departure's recovery_done (a clean one: it held only an
-// NL lock) releasing the first's locks too, whose journal nobody had replayed. A joiner is
-// told of both, each with its own locks.
-TEST(Rejoin, EachDepartureOfANodeIsRecoveredOnItsOwn) {
-  InprocCluster c(3);
+// Nodes 1-3 join; node 1 takes slot0 EX and inode PR and dies holding them.
+static void node_1_dies_holding_slot0_and_an_inode(InprocCluster& c) {
   for (NodeId n : {1, 2, 3}) {
     c.add(n);
     c.run();
@@ -448,6 +443,17 @@ TEST(Rejoin, EachDepartureOfANodeIsRecoveredOnItsOwn) {
   c.bus().crash(1);
   c.remove(1);
   c.run();
+}
+
+// A node restarted before its first departure was recovered can depart again, from
+// another slot. Each departure keeps its own locks until it is recovered itself: the
+// cluster checker found the second departure's recovery_done (a clean one: it held only an
+// NL lock) releasing the first's locks too, whose journal nobody had replayed. A joiner is
+// told of both, each with its own locks.
+TEST(Rejoin, EachDepartureOfANodeIsRecoveredOnItsOwn) {
+  InprocCluster c(3);
+  ASSERT_NO_FATAL_FAILURE(node_1_dies_holding_slot0_and_an_inode(c));
+  LockId id = 0;
   c.add(1);
   c.run();
   ASSERT_EQ(c.ls(1).request("slot1", Mode::NL, kNoQueue, 3, &id), Status::kOk);
@@ -498,17 +504,8 @@ TEST(Rejoin, EachDepartureOfANodeIsRecoveredOnItsOwn) {
 // recover, and the dead incarnation's locks stayed held for ever).
 TEST(Rejoin, AJoinerIsToldOfTheRecoveriesStillPendingItsOwnIncluded) {
   InprocCluster c(3);
-  for (NodeId n : {1, 2, 3}) {
-    c.add(n);
-    c.run();
-  }
+  ASSERT_NO_FATAL_FAILURE(node_1_dies_holding_slot0_and_an_inode(c));
   LockId id = 0;
-  ASSERT_EQ(c.ls(1).request("slot0", Mode::EX, kNoQueue, 1, &id), Status::kOk);
-  ASSERT_EQ(c.ls(1).request("inode", Mode::PR, 0, 2, &id), Status::kOk);
-  c.run();
-  c.bus().crash(1);
-  c.remove(1);
-  c.run();
   ASSERT_EQ(c.rec(2).recoveries.size(), 1u);
   c.add(1);  // back before anybody sent recovery_done(1)
   c.run();
